@@ -1,13 +1,13 @@
 """The code location: gathers every stage's assets, checks, resources, sensors and schedules."""
 
-from __future__ import annotations
-
 import dagster as dg
 
+from assets.cleaning import clean_assets, clean_checks
 from assets.collection import raw_assets
 from assets.resources import WarehouseResource
 
 defs = dg.Definitions(
-    assets=[*raw_assets],
+    assets=[*raw_assets, *clean_assets],
+    asset_checks=[*clean_checks],
     resources={"warehouse": WarehouseResource()},
 )

@@ -1,0 +1,102 @@
+"""Cleaning stage: one clean asset per source, `raw.<source>` → `clean.<source>` (+ quarantine, audit),
+with the blocking conservation check beside it."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import polars as pl
+
+from assets.metadata import counts_table, markdown_table, table_schema, top_reasons
+from assets.partitions import daily
+from assets.resources import WarehouseResource
+from governance.cleaning import REFERENCES, RULES, clean_partition
+from governance.cleaning.conservation import cleaning_conservation
+from governance.contracts import CONTRACTS, SourceContract
+
+GROUP = "cleaning"
+CONSERVATION_CHECK = "rows_conserved"
+
+
+def _rules_markdown(source: str) -> str:
+    lines = ["| # | rule | action | what it does |", "|---|---|---|---|"]
+    lines += [f"| {i} | `{r.name}` | {r.action} | {r.description} |" for i, r in enumerate(RULES[source], 1)]
+    return "\n".join(lines)
+
+
+def clean_asset(contract: SourceContract) -> tuple[dg.AssetsDefinition, dg.AssetChecksDefinition]:
+    source = contract.name
+    deps = [dg.AssetKey(["clean", ref]) for ref in REFERENCES[source] if ref in CONTRACTS]
+
+    @dg.asset(
+        key=["clean", source],
+        group_name=GROUP,
+        partitions_def=daily if contract.partitioned else None,
+        deps=[dg.AssetDep(dg.AssetKey(["raw", source])), *deps],
+        kinds={"polars", "parquet", "duckdb"},
+        owners=list(contract.owners),
+        description=(
+            f"{contract.description} Cleaned by the ordered rules in governance/cleaning/rules.py; every removed "
+            f"row is in `quarantine.{source}` (stage 'cleaning') with its rule and reason, every fixed value's "
+            f"original in `audit.{source}`.\n\n" + _rules_markdown(source)
+        ),
+        tags={"layer": "clean", "stage": "cleaning"},
+    )
+    def _clean(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        partition = context.partition_key if contract.partitioned else None
+        result = clean_partition(warehouse.lake, source, partition, run_id=context.run.run_id, now=datetime.now(UTC))
+        catalog = warehouse.catalog
+        for layer in ("clean", "quarantine", "audit"):
+            catalog.register(layer, source)
+        if source == "products":
+            catalog.register("clean", "product_id_map")
+        skipped = {o.rule: o.skipped for o in result.outcomes if o.skipped}
+        for rule, why in skipped.items():
+            context.log.warning(f"rule {rule} skipped on {source} {partition or 'snapshot'}: {why}")
+        by_rule = {o.rule: o.rows for o in result.outcomes if o.rows and o.skipped is None}
+        actions = {o.rule: o.action for o in result.outcomes}
+        breakdown = pl.DataFrame(
+            {"rule": list(by_rule), "action": [actions[r] for r in by_rule], "rows": list(by_rule.values())},
+            schema={"rule": pl.String, "action": pl.String, "rows": pl.Int64},
+        )
+        context.log.info(f"{source} {partition or 'snapshot'}: {result.rows_in:,} in, {result.clean.height:,} clean, "
+                         f"{result.quarantine.height:,} quarantined, {result.audit.height:,} values fixed")
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": result.clean.height,
+            "rows_in": result.rows_in,
+            "rows_clean": result.clean.height,
+            "rows_quarantined": result.quarantine.height,
+            "values_fixed": result.audit.height,
+            "rules_applied": markdown_table(breakdown, rows=len(breakdown)),
+            "quarantined_by_rule": counts_table({r: n for r, n in by_rule.items() if actions[r] == "quarantine"}),
+            "top_quarantine_reasons": top_reasons(result.quarantine),
+            "rules_skipped": dg.MetadataValue.json(skipped),
+            "dagster/column_schema": table_schema(result.clean),
+            "preview": markdown_table(result.clean, columns=[c for c in result.clean.columns if not c.startswith("_")]),
+            "table": f"clean.{source}",
+        })
+
+    @dg.asset_check(
+        asset=_clean,
+        name=CONSERVATION_CHECK,
+        blocking=True,
+        partitions_def=daily if contract.partitioned else None,
+        description="rows in raw = rows in clean + rows quarantined by cleaning, counted from the files on disk. "
+                    "Blocking: a violation stops downstream assets.",
+    )
+    def _conserved(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        partition = context.partition_key if contract.partitioned else None
+        c = cleaning_conservation(warehouse.lake, source, partition)
+        return dg.AssetCheckResult(
+            passed=c.holds,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=None if c.holds else f"{c.difference:+,} rows unaccounted for",
+            metadata={"rows_in": c.rows_in, "rows_clean": c.rows_clean, "rows_quarantined": c.rows_quarantined,
+                      "difference": c.difference},
+        )
+
+    return _clean, _conserved
+
+
+_built = [clean_asset(c) for c in CONTRACTS.values()]
+clean_assets = [a for a, _ in _built]
+clean_checks = [c for _, c in _built]

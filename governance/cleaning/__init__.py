@@ -1,0 +1,96 @@
+"""Cleaning: raw rows → clean rows + quarantine (with reasons) + audit of fixes, by declared rules.
+
+`clean_frame` is the pure function (a raw frame and its references in, a `CleaningResult` out);
+`clean_partition` reads the raw partition and the reference tables from the lake and writes the
+clean table, the cleaning part of the quarantine and the audit.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import polars as pl
+
+from governance.cleaning.engine import CleaningResult, Context, RuleError, apply_rules
+from governance.cleaning.rules import RULES
+from governance.cleaning.schema import clean_schema
+from governance.contracts import CONTRACTS, LINEAGE_COLUMNS
+from governance.quarantine import conform
+from governance.storage import Lake
+
+__all__ = ["CleaningResult", "RuleError", "clean_frame", "clean_partition", "product_id_map", "RULES"]
+
+#: reference tables each source's rules look up in the clean layer
+REFERENCES = {
+    "events": ("products", "users", "product_id_map"),
+    "reviews": ("products", "users", "product_id_map"),
+    "queries": ("users",),
+    "products": (),
+    "users": (),
+}
+
+
+def _finish(source: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """Derived columns of the clean table, then the exact clean schema."""
+    if source == "events":
+        frame = frame.with_columns(is_anonymous=pl.col("user_id").is_null())
+    elif source == "products":
+        levels = pl.col("category_path").str.split(" > ")
+        frame = frame.with_columns(
+            category_l1=levels.list.get(0, null_on_oob=True),
+            category_l2=levels.list.get(1, null_on_oob=True),
+            category_l3=levels.list.get(2, null_on_oob=True),
+            brand_missing=pl.col("brand").is_null(),
+        )
+    elif source == "reviews":
+        frame = frame.with_columns(text_missing=pl.col("text").is_null())
+    schema = clean_schema(source)
+    flags = [name for name, dtype in schema.items() if dtype == pl.Boolean]
+    return conform(frame, schema).with_columns(pl.col(flags).fill_null(False))
+
+
+def clean_frame(source: str, raw: pl.DataFrame, ctx: Context) -> CleaningResult:
+    """Apply the source's rules to a raw frame (already typed by the collection stage)."""
+    contract = CONTRACTS[source]
+    record_columns = [*contract.column_names, *LINEAGE_COLUMNS]
+    result = apply_rules(raw, RULES[source], ctx, key=contract.key, record_columns=record_columns)
+    result.clean = _finish(source, result.clean)
+    return result
+
+
+def product_id_map(result: CleaningResult) -> pl.DataFrame:
+    """duplicate product id → kept product id, from the products' near-duplicate quarantine rows."""
+    dupes = result.quarantine.filter(pl.col("rule") == "near_duplicate_product")
+    return dupes.select(
+        duplicate_id=pl.col("key"),
+        canonical_id=pl.col("reason").str.extract(r"as product (\S+) "),
+    ).unique("duplicate_id").sort("duplicate_id")
+
+
+def current_products(products: pl.DataFrame) -> pl.DataFrame:
+    """The latest version of every product (clean.products keeps each version)."""
+    return products.sort("updated_at", "_ingested_at", nulls_last=False).unique("product_id", keep="last")
+
+
+def load_references(lake: Lake, source: str) -> dict[str, pl.DataFrame]:
+    refs: dict[str, pl.DataFrame] = {}
+    for name in REFERENCES[source]:
+        if not lake.exists("clean", name):
+            raise FileNotFoundError(
+                f"cleaning {source} needs clean.{name}; materialize clean/{name} first")
+        frame = lake.read("clean", name)
+        refs[name] = current_products(frame) if name == "products" else frame
+    return refs
+
+
+def clean_partition(lake: Lake, source: str, partition: str | None, *, run_id: str, now: datetime) -> CleaningResult:
+    """Clean one partition of a source in the lake; re-running replaces its outputs."""
+    raw = lake.read("raw", source, partition)
+    ctx = Context(source=source, partition=partition, run_id=run_id, now=now, references=load_references(lake, source))
+    result = clean_frame(source, raw, ctx)
+    lake.write("clean", source, result.clean, partition)
+    lake.write("quarantine", source, result.quarantine, partition, part="cleaning")
+    lake.write("audit", source, result.audit, partition, part="cleaning")
+    if source == "products":
+        lake.write("clean", "product_id_map", product_id_map(result))
+    return result

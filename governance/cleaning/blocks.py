@@ -1,0 +1,400 @@
+"""Reusable rule bodies: each returns a ``build(ctx, frame)`` for a `Rule` in rules.py.
+
+Every block is a handful of Polars expressions (window functions instead of joins where possible),
+so a source's rules run as a few vectorised passes over the partition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import polars as pl
+
+from governance.cleaning import text
+from governance.cleaning.engine import Context, Fix, Flag, Quarantine
+
+#: order in which the versions of one key are compared: the last is the one kept
+LATEST_ORDER = ("_ingested_at", "_source_file", "_row_number")
+#: the scale factor that makes a MAD comparable with a standard deviation
+MAD_SCALE = 1.4826
+
+
+def _fmt_num(expr: pl.Expr) -> pl.Expr:
+    return expr.round(2).cast(pl.String)
+
+
+# --- duplicates -------------------------------------------------------------------------------
+
+def exact_duplicates(columns: list[str]):
+    """Rows equal in every contract column to an earlier row (landing order); the first is kept."""
+
+    def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
+        row_hash = pl.struct(columns).hash()
+        return Quarantine(
+            prepare=(row_hash.alias("__h"),),
+            mask=~pl.struct(columns).is_first_distinct(),
+            reason=pl.format(
+                "exact duplicate of {} row {} (kept)",
+                pl.col("_source_file").first().over("__h"),
+                pl.col("_row_number").first().over("__h"),
+            ),
+        )
+
+    return build
+
+
+def key_duplicates(key: tuple[str, ...], newest_first_by: tuple[str, ...] = ()):
+    """Several versions of one business key: the latest is kept (by ``newest_first_by``, then ingest
+    time, then landing order)."""
+    order = [*newest_first_by, *LATEST_ORDER]
+
+    def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
+        keep_file = pl.col("_source_file").sort_by(order, descending=True, nulls_last=True).first().over(key)
+        keep_row = pl.col("_row_number").sort_by(order, descending=True, nulls_last=True).first().over(key)
+        return Quarantine(
+            prepare=(pl.int_range(pl.len()).over(key, order_by=order, descending=True, nulls_last=True).alias("__rank"),
+                     pl.len().over(key).alias("__versions")),
+            mask=pl.col("__rank") > 0,
+            reason=pl.format(
+                "{} {} has {} versions; the latest ({} row {}) is kept",
+                pl.lit("/".join(key)), pl.concat_str([pl.col(k).cast(pl.String) for k in key], separator="/"),
+                pl.col("__versions"), keep_file, keep_row,
+            ),
+        )
+
+    return build
+
+
+def near_duplicate_text(group: tuple[str, ...], text_column: str, min_similarity: float = 0.8):
+    """Same ``group`` (e.g. user+product) and near-identical text (token Jaccard ≥ min_similarity):
+    the first by landing order is kept."""
+
+    def build(ctx: Context, frame: pl.DataFrame) -> Quarantine | str:
+        if frame.select(pl.col(text_column).is_null().all()).item():
+            return f"{text_column} is entirely null"
+
+        def enrich(df: pl.DataFrame) -> pl.DataFrame:
+            tokens = df.select(
+                *group, "_source_file", "_row_number",
+                __tokens=text.tokens(pl.col(text_column)),
+                __order=pl.int_range(pl.len()),
+            ).filter(pl.col("__tokens").list.len() > 0)
+            candidates = tokens.filter(pl.len().over(group) > 1)
+            pairs = candidates.join(candidates, on=list(group), suffix="_other").filter(
+                pl.col("__order_other") < pl.col("__order"))
+            inter = pl.col("__tokens").list.set_intersection("__tokens_other").list.len()
+            union = pl.col("__tokens").list.set_union("__tokens_other").list.len()
+            dupes = (
+                pairs.with_columns(__sim=inter / union)
+                .filter(pl.col("__sim") >= min_similarity)
+                .sort("__order_other")
+                .group_by("__order")
+                .agg(pl.col("__sim").first(), pl.col("_source_file_other").first().alias("__dup_file"),
+                     pl.col("_row_number_other").first().alias("__dup_row"))
+            )
+            return (df.with_columns(__order=pl.int_range(pl.len()))
+                    .join(dupes, on="__order", how="left", maintain_order="left"))
+
+        return Quarantine(
+            enrich=enrich,
+            mask=pl.col("__sim").is_not_null(),
+            reason=pl.format("near-duplicate ({}% token overlap) of {} row {} with the same {}",
+                             (pl.col("__sim") * 100).round(0).cast(pl.Int64), pl.col("__dup_file"), pl.col("__dup_row"),
+                             pl.lit("+".join(group))),
+        )
+
+    return build
+
+
+def near_duplicate_products():
+    """Same brand and the same title after normalisation under another product_id: the product
+    seen first (smallest id) is kept; the duplicate's id is recorded so its events can be remapped."""
+
+    def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
+        norm = pl.concat_str([text.canonical_key(pl.col("brand")).fill_null(""),
+                              text.canonical_key(pl.col("title"))], separator="|")
+        canonical = pl.col("product_id").min().over("__norm")
+        return Quarantine(
+            prepare=(norm.alias("__norm"),),
+            mask=(pl.col("product_id") != canonical.over("__norm")) & pl.col("title").is_not_null(),
+            reason=pl.format("same brand and title as product {} (after normalising case, spacing and punctuation)",
+                             canonical),
+        )
+
+    return build
+
+
+# --- values -----------------------------------------------------------------------------------
+
+def missing(column: str):
+    def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
+        return Quarantine(mask=pl.col(column).is_null(), reason=pl.lit(f"{column} is empty"))
+
+    return build
+
+
+def not_in_set(column: str, allowed: tuple[str, ...]):
+    def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
+        return Quarantine(
+            mask=pl.col(column).is_not_null() & ~pl.col(column).is_in(list(allowed)),
+            reason=pl.format(f"{column} '{{}}' is not one of {', '.join(allowed)}", pl.col(column)),
+        )
+
+    return build
+
+
+def outside_range(column: str, low: float | None, high: float | None, unit: str = ""):
+    def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
+        col = pl.col(column)
+        mask = pl.lit(False)
+        if low is not None:
+            mask = mask | (col < low)
+        if high is not None:
+            mask = mask | (col > high)
+        return Quarantine(mask=mask, reason=pl.format(
+            f"{column} {{}}{unit} is outside [{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]",
+            col.cast(pl.String)))
+
+    return build
+
+
+def non_positive(column: str, where: pl.Expr | None = None):
+    def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
+        mask = pl.col(column) <= 0
+        if where is not None:
+            mask = mask & where
+        return Quarantine(mask=mask, reason=pl.format(f"{column} {{}} is not positive", pl.col(column).cast(pl.String)))
+
+    return build
+
+
+def timestamp_window(column: str, earliest: datetime, future_tolerance: timedelta = timedelta(hours=1)):
+    """Timestamps after the run (beyond a tolerance for clock skew) or before the shop existed."""
+
+    def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
+        col = pl.col(column)
+        latest = ctx.now + future_tolerance
+        return Quarantine(
+            mask=(col > pl.lit(latest)) | (col < pl.lit(earliest)),
+            reason=pl.when(col > pl.lit(latest))
+            .then(pl.format(f"{column} {{}} is in the future (run time {ctx.now:%Y-%m-%d %H:%M} UTC)", col.cast(pl.String)))
+            .otherwise(pl.format(f"{column} {{}} is before the shop existed ({earliest:%Y-%m-%d})", col.cast(pl.String))),
+        )
+
+    return build
+
+
+def robust_outlier(value: str, group: pl.Expr | Callable[[Context], pl.Expr], group_label: str, k: float = 6.0, min_group: int = 8,
+                   where: pl.Expr | None = None, set_null: bool = False):
+    """Values far outside their group's robust range on a log scale: |log x − median| > k·1.4826·MAD.
+
+    Prices are roughly lognormal per category, so the log scale makes the range symmetric; groups
+    with fewer than ``min_group`` values fall back to the whole partition's median and MAD. With
+    ``set_null`` the value is removed (audited) instead of the row.
+    """
+
+    def build(ctx: Context, frame: pl.DataFrame) -> Quarantine | str:
+        applicable = pl.col(value).is_not_null() & (pl.col(value) > 0)
+        if where is not None:
+            applicable = applicable & where
+        group_expr = group(ctx) if callable(group) else group
+        if frame.select(applicable.sum()).item() < min_group:
+            return f"fewer than {min_group} positive {value} values: no robust range to compare against"
+        logv = pl.when(applicable).then(pl.col(value).log())
+        med_g = logv.median().over("__group")
+        mad_g = (logv - med_g).abs().median().over("__group")
+        n_g = logv.count().over("__group")
+        med_all = logv.median()
+        mad_all = (logv - med_all).abs().median()
+        med = pl.when(n_g >= min_group).then(med_g).otherwise(med_all)
+        # a floor on the spread keeps a group of identical prices from flagging a 1-cent difference
+        mad = pl.max_horizontal(pl.when(n_g >= min_group).then(mad_g).otherwise(mad_all), pl.lit(0.05))
+        low, high = (med - k * MAD_SCALE * mad).exp(), (med + k * MAD_SCALE * mad).exp()
+        outlier = applicable & ((logv - med).abs() > k * MAD_SCALE * mad)
+        if set_null:
+            return Fix(prepare=(group_expr.alias("__group"),),
+                       columns={value: pl.when(outlier).then(None).otherwise(pl.col(value))})
+        return Quarantine(
+            prepare=(group_expr.alias("__group"),),
+            mask=outlier,
+            reason=pl.format(
+                f"{value} {{}} is far outside the robust range of {group_label} {{}} (median {{}}, allowed {{}}–{{}})",
+                _fmt_num(pl.col(value)), pl.col("__group").fill_null("(none)"), _fmt_num(med.exp()),
+                _fmt_num(low), _fmt_num(high),
+            ),
+        )
+
+    return build
+
+
+# --- references -------------------------------------------------------------------------------
+
+def unknown_reference(column: str, reference: str, ref_column: str, label: str):
+    """Values that do not exist in a reference table of the clean layer (nulls are not orphans)."""
+
+    def build(ctx: Context, frame: pl.DataFrame) -> Quarantine | str:
+        ref = ctx.reference(reference)
+        if ref is None:
+            return f"reference table {reference} is not available"
+        known = ref[ref_column].drop_nulls().unique().implode()
+        return Quarantine(
+            mask=pl.col(column).is_not_null() & ~pl.col(column).is_in(known),
+            reason=pl.format(f"{column} {{}} does not exist in {label}", pl.col(column)),
+        )
+
+    return build
+
+
+def category_of(column: str) -> Callable[[Context], pl.Expr]:
+    """The leaf category of the product an id refers to, looked up in the clean catalog."""
+
+    def group(ctx: Context) -> pl.Expr:
+        ref = ctx.reference("products")
+        if ref is None or ref.is_empty():
+            return pl.lit(None, dtype=pl.String)
+        latest = ref.unique("product_id", keep="last")
+        return pl.col(column).replace_strict(latest["product_id"], latest["category_path"], default=None,
+                                             return_dtype=pl.String)
+
+    return group
+
+
+def remap(column: str, reference: str, from_column: str, to_column: str):
+    """Replace ids listed in a mapping table (e.g. duplicate product → kept product)."""
+
+    def build(ctx: Context, frame: pl.DataFrame) -> Fix | str:
+        ref = ctx.reference(reference)
+        if ref is None or ref.is_empty():
+            return f"{reference} lists no ids to remap"
+        return Fix(columns={column: pl.col(column).replace(ref[from_column], ref[to_column])})
+
+    return build
+
+
+def flag_unknown_reference(flag: str, column: str, reference: str, ref_column: str):
+    def build(ctx: Context, frame: pl.DataFrame) -> Flag | str:
+        ref = ctx.reference(reference)
+        if ref is None:
+            return f"reference table {reference} is not available"
+        known = ref[ref_column].drop_nulls().unique().implode()
+        return Flag(flag, pl.col(column).is_not_null() & ~pl.col(column).is_in(known))
+
+    return build
+
+
+# --- behaviour --------------------------------------------------------------------------------
+
+def bot_sessions(min_events: int = 30, max_per_minute: float = 20.0, burst_events: int = 15,
+                 min_median_gap_s: float = 1.0):
+    """Sessions whose event rate no person produces: ≥ ``min_events`` at more than
+    ``max_per_minute`` a minute, or ≥ ``burst_events`` with a median gap under ``min_median_gap_s``.
+    The whole session is quarantined, each row with the session-level reason."""
+
+    def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
+        def enrich(df: pl.DataFrame) -> pl.DataFrame:
+            stats = (
+                df.select("session_id", "event_time")
+                .sort("session_id", "event_time")
+                .group_by("session_id")
+                .agg(
+                    __n=pl.len(),
+                    __span_s=(pl.col("event_time").max() - pl.col("event_time").min()).dt.total_milliseconds() / 1000,
+                    __gap_s=pl.col("event_time").diff().dt.total_milliseconds().median() / 1000,
+                )
+                .with_columns(__rate=pl.col("__n") / pl.max_horizontal(pl.col("__span_s") / 60, pl.lit(1 / 60)))
+                .filter(((pl.col("__n") >= min_events) & (pl.col("__rate") > max_per_minute))
+                        | ((pl.col("__n") >= burst_events) & (pl.col("__gap_s") < min_median_gap_s)))
+            )
+            return df.join(stats, on="session_id", how="left", maintain_order="left")
+
+        return Quarantine(
+            enrich=enrich,
+            mask=pl.col("__n").is_not_null(),
+            reason=pl.format(
+                "bot session {}: {} events in {} s ({} per minute, median gap {} s) — faster than a person browses",
+                pl.col("session_id"), pl.col("__n"), pl.col("__span_s").round(1), pl.col("__rate").round(1),
+                pl.col("__gap_s").round(2),
+            ),
+        )
+
+    return build
+
+
+# --- fixes ------------------------------------------------------------------------------------
+
+def fixes(**columns: pl.Expr):
+    def build(ctx: Context, frame: pl.DataFrame) -> Fix:
+        return Fix(columns=dict(columns))
+
+    return build
+
+
+def flag(column: str, value: pl.Expr):
+    def build(ctx: Context, frame: pl.DataFrame) -> Flag:
+        return Flag(column, value)
+
+    return build
+
+
+def canonical_spelling(column: str):
+    """Map every spelling of a value (case, spacing) to its most frequent spelling in the partition."""
+
+    def build(ctx: Context, frame: pl.DataFrame) -> Fix | str:
+        if frame.select(pl.col(column).is_null().all()).item():
+            return f"{column} is entirely null"
+        tidy = text.tidy(pl.col(column))
+        canonical = (
+            frame.select(__key=text.canonical_key(pl.col(column)), __tidy=tidy)
+            .drop_nulls()
+            .group_by("__key", "__tidy").len()
+            # most frequent spelling; ties go to the one that is not all upper/lower case, then alphabetical
+            .sort(["len", "__tidy"], descending=[True, False])
+            .group_by("__key", maintain_order=True).first()
+        )
+        mapping = pl.col(column).pipe(text.canonical_key).replace_strict(
+            canonical["__key"], canonical["__tidy"], default=None)
+        return Fix(columns={column: pl.when(pl.col(column).is_null()).then(None).otherwise(mapping)})
+
+    return build
+
+
+def impute_from_reference(column: str, where: pl.Expr, reference: str, key: str, ref_key: str, ref_value: str,
+                          label: str):
+    """Fill a missing value from a reference table (e.g. a purchase's price from the catalog)."""
+
+    def build(ctx: Context, frame: pl.DataFrame) -> Fix | str:
+        ref = ctx.reference(reference)
+        if ref is None:
+            return f"reference table {reference} is not available"
+        latest = ref.filter(pl.col(ref_value).is_not_null()).unique(ref_key, keep="last")
+        lookup = pl.col(key).replace_strict(latest[ref_key], latest[ref_value], default=None,
+                                            return_dtype=frame.schema[column])
+        return Fix(columns={column: pl.when(pl.col(column).is_null() & where).then(lookup).otherwise(pl.col(column))})
+
+    return build
+
+
+def currency_to_usd(rates: dict[str, float]):
+    """Prices in another currency are converted to USD at the declared rates, rounded to cents."""
+
+    def build(ctx: Context, frame: pl.DataFrame) -> Fix:
+        cur = pl.col("currency").str.strip_chars().str.to_uppercase().fill_null("USD")
+        rate = cur.replace_strict(list(rates), list(rates.values()), default=None, return_dtype=pl.Float64)
+        return Fix(columns={
+            "price": pl.when(rate.is_not_null()).then((pl.col("price") * rate).round(2)).otherwise(pl.col("price")),
+            "currency": pl.when(rate.is_not_null()).then(pl.lit("USD")).otherwise(pl.col("currency")),
+        })
+
+    return build
+
+
+def mask_pii(*columns: str, count_column: str):
+    """Emails, phone numbers and card-like numbers in free text replaced by [EMAIL]/[PHONE]/[CARD];
+    the number of masked spans per row goes to ``count_column``."""
+
+    def build(ctx: Context, frame: pl.DataFrame) -> Fix:
+        counts = pl.sum_horizontal([text.pii_count(pl.col(c)).fill_null(0) for c in columns]).cast(pl.Int32)
+        return Fix(columns={**{c: text.mask_pii(pl.col(c)) for c in columns}, count_column: counts})
+
+    return build

@@ -1,0 +1,221 @@
+"""The cleaning rules of every source, as data: an ordered list of named rules, each with an action.
+
+Order matters: a row is removed by the first quarantine rule that matches it, so cheap structural
+rules come first and rules that look at whole sessions or categories come after duplicates are
+gone. Fixes keep the original value in `audit.<source>`; flags add a boolean column.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import polars as pl
+
+from governance.cleaning import blocks as b
+from governance.cleaning import text
+from governance.cleaning.engine import Rule
+from governance.contracts import CONTRACTS
+
+#: the earliest plausible timestamp for any shop on this platform; 1970-01-01 (epoch 0) and other
+#: defaults of broken clocks fall before it
+SHOP_OPENED = datetime(2000, 1, 1, tzinfo=UTC)
+EVENT_TYPES = ("view", "click", "add_to_cart", "purchase")
+EVENT_TYPE_SYNONYMS = {
+    "pv": "view", "page_view": "view", "pageview": "view", "detail": "view", "views": "view",
+    "clicks": "click", "clicked": "click",
+    "cart": "add_to_cart", "carts": "add_to_cart", "addtocart": "add_to_cart", "add-to-cart": "add_to_cart",
+    "add to cart": "add_to_cart",
+    "buy": "purchase", "order": "purchase", "orders": "purchase", "transaction": "purchase", "purchased": "purchase",
+}
+#: fixed conversion rates to the shop's currency (a production shop would load a daily rate table)
+USD_RATES = {"USD": 1.0, "EUR": 1.08, "GBP": 1.27, "CAD": 0.73, "AUD": 0.66, "JPY": 0.0067}
+CARTED = pl.col("event_type").is_in(["add_to_cart", "purchase"])
+
+
+def _columns(source: str) -> list[str]:
+    return CONTRACTS[source].column_names
+
+
+def _tidy_all(*columns: str):
+    return b.fixes(**{c: text.tidy(pl.col(c)) for c in columns})
+
+
+EVENTS_RULES: tuple[Rule, ...] = (
+    Rule("exact_duplicate", "quarantine",
+         "Rows equal in every contract column to an earlier row; the first in landing order is kept.",
+         tuple(_columns("events")), b.exact_duplicates(_columns("events"))),
+    Rule("normalise_event_type", "fix",
+         "Event types lower-cased, trimmed and mapped from common synonyms (pv, cart, buy, orders…).",
+         ("event_type",), b.fixes(event_type=pl.col("event_type").str.strip_chars().str.to_lowercase()
+                                  .replace(EVENT_TYPE_SYNONYMS))),
+    Rule("normalise_device", "fix", "Device names lower-cased and trimmed.",
+         ("device",), b.fixes(device=text.tidy(pl.col("device")).str.to_lowercase())),
+    Rule("price_usd_converted", "flag", "Marks prices that arrived in another currency (converted next).",
+         ("currency",), b.flag("price_usd_converted",
+                               pl.col("currency").str.strip_chars().str.to_uppercase().fill_null("USD") != "USD")),
+    Rule("currency_to_usd", "fix", f"Prices converted to USD at fixed rates {USD_RATES}, rounded to cents.",
+         ("price", "currency"), b.currency_to_usd(USD_RATES)),
+    Rule("key_duplicate", "quarantine",
+         "Several rows with one event_id (a re-sent event): the latest by ingest time and landing order is kept.",
+         ("event_id",), b.key_duplicates(("event_id",))),
+    Rule("invalid_event_type", "quarantine", f"Event types outside {EVENT_TYPES} after normalisation.",
+         ("event_type",), b.not_in_set("event_type", EVENT_TYPES)),
+    Rule("timestamp_out_of_range", "quarantine",
+         "Event times in the future or before the shop existed (epoch 0 and other broken clocks).",
+         ("event_time",), b.timestamp_window("event_time", SHOP_OPENED)),
+    Rule("bot_session", "quarantine",
+         "Whole sessions with inhuman event rates (≥30 events at >20 a minute, or ≥15 with a median gap "
+         "under 1 s), kept together with the session-level reason.",
+         ("session_id", "event_time"), b.bot_sessions()),
+    Rule("remap_duplicate_product", "fix",
+         "Events on a product id that cleaning found to duplicate another product are moved to the kept id.",
+         ("item_id",), b.remap("item_id", "product_id_map", "duplicate_id", "canonical_id")),
+    Rule("unknown_item", "quarantine",
+         "Events on items that are not in clean.products: quarantined, because no later stage (prices, "
+         "categories, recommendations) can use an event about an unknown item.",
+         ("item_id",), b.unknown_reference("item_id", "products", "product_id", "clean.products")),
+    Rule("unknown_user", "quarantine",
+         "Events of a user_id that is not in clean.users: quarantined, because integration requires every "
+         "interaction to belong to a known user (anonymous events, user_id null, are kept).",
+         ("user_id",), b.unknown_reference("user_id", "users", "user_id", "clean.users")),
+    Rule("price_not_positive", "quarantine", "Zero or negative prices.",
+         ("price",), b.non_positive("price")),
+    Rule("price_outlier", "quarantine",
+         "Prices far outside their category's robust range (log scale, 6 × scaled MAD).",
+         ("price", "item_id"), b.robust_outlier("price", b.category_of("item_id"), "category")),
+    Rule("quantity_not_positive", "quarantine", "Zero or negative quantities.",
+         ("quantity",), b.non_positive("quantity")),
+    Rule("impute_price", "fix",
+         "Missing prices of add_to_cart/purchase events filled with the item's current catalog price.",
+         ("price", "item_id"), b.impute_from_reference("price", CARTED, "products", "item_id", "product_id", "price",
+                                                       "catalog price")),
+    Rule("impute_quantity", "fix", "Missing quantities of add_to_cart/purchase events set to 1.",
+         ("quantity",), b.fixes(quantity=pl.when(pl.col("quantity").is_null() & CARTED).then(1)
+                                .otherwise(pl.col("quantity")))),
+    Rule("round_price", "fix", "Prices rounded to cents.",
+         ("price",), b.fixes(price=pl.col("price").round(2))),
+)
+
+PRODUCTS_RULES: tuple[Rule, ...] = (
+    Rule("exact_duplicate", "quarantine",
+         "Rows equal in every contract column to an earlier row; the first in landing order is kept.",
+         tuple(_columns("products")), b.exact_duplicates(_columns("products"))),
+    Rule("tidy_text", "fix", "Title, description and brand: Unicode NFC, trimmed, whitespace collapsed.",
+         ("title", "description", "brand"), _tidy_all("title", "description", "brand")),
+    Rule("normalise_category_path", "fix", "Category paths written 'Level 1 > Level 2 > Level 3'.",
+         ("category_path",), b.fixes(category_path=text.category_path(pl.col("category_path")))),
+    Rule("canonical_brand", "fix", "Every spelling of a brand (case, spacing) mapped to its most frequent one.",
+         ("brand",), b.canonical_spelling("brand")),
+    Rule("canonical_category", "fix", "Every spelling of a category path mapped to its most frequent one.",
+         ("category_path",), b.canonical_spelling("category_path")),
+    Rule("currency_to_usd", "fix", f"Prices converted to USD at fixed rates {USD_RATES}, rounded to cents.",
+         ("price", "currency"), b.currency_to_usd(USD_RATES)),
+    Rule("key_duplicate", "quarantine",
+         "Several rows for one product version (product_id + updated_at): the latest landed is kept. "
+         "Different updated_at values are kept as the product's history.",
+         ("product_id", "updated_at"), b.key_duplicates(("product_id", "updated_at"))),
+    Rule("near_duplicate_product", "quarantine",
+         "Another product_id with the same brand and the same title after normalisation: the smallest id is "
+         "kept and events on the duplicate id are remapped to it (clean.product_id_map).",
+         ("product_id", "brand", "title"), b.near_duplicate_products()),
+    Rule("price_not_positive", "fix", "Zero or negative prices removed (then imputed), original audited.",
+         ("price",), b.fixes(price=pl.when(pl.col("price") <= 0).then(None).otherwise(pl.col("price")))),
+    Rule("price_outlier", "fix",
+         "Prices far outside their leaf category's robust range (log scale, 6 × scaled MAD) removed (then "
+         "imputed), original audited.",
+         ("price", "category_path"), b.robust_outlier("price", pl.col("category_path"), "category", set_null=True)),
+    Rule("price_imputed", "flag", "Marks prices that are missing and get imputed next.",
+         ("price",), b.flag("price_imputed", pl.col("price").is_null())),
+    Rule("impute_price", "fix", "Missing prices filled with the median price of the product's leaf category.",
+         ("price", "category_path"), b.fixes(price=pl.col("price").fill_null(
+             pl.col("price").median().over("category_path")).fill_null(pl.col("price").median()))),
+)
+
+USERS_RULES: tuple[Rule, ...] = (
+    Rule("exact_duplicate", "quarantine",
+         "Rows equal in every contract column to an earlier row; the first in landing order is kept.",
+         tuple(_columns("users")), b.exact_duplicates(_columns("users"))),
+    Rule("normalise_contact", "fix",
+         "Emails trimmed and lower-cased (invalid ones removed); phones reduced to digits with a leading +; "
+         "country codes upper-cased (anything but two letters removed).",
+         ("email", "phone", "country"), b.fixes(
+             email=pl.when(pl.col("email").str.strip_chars().str.to_lowercase().str.contains(f"^{text.EMAIL}$"))
+             .then(pl.col("email").str.strip_chars().str.to_lowercase()),
+             phone=pl.when(pl.col("phone").str.replace_all(r"\D", "").str.len_chars() >= 7)
+             .then(pl.concat_str([pl.when(pl.col("phone").str.strip_chars().str.starts_with("+")).then(pl.lit("+"))
+                                  .otherwise(pl.lit("")), pl.col("phone").str.replace_all(r"\D", "")])),
+             country=pl.when(pl.col("country").str.strip_chars().str.contains(r"^[A-Za-z]{2}$"))
+             .then(pl.col("country").str.strip_chars().str.to_uppercase()),
+             name=text.tidy(pl.col("name")),
+         )),
+    Rule("key_duplicate", "quarantine",
+         "Several rows for one user_id (profile updates): the latest by updated_at, then ingest time, is kept.",
+         ("user_id", "updated_at"), b.key_duplicates(("user_id",), newest_first_by=("updated_at",))),
+    Rule("signup_out_of_range", "quarantine", "Sign-up times in the future or before the shop existed.",
+         ("signup_at",), b.timestamp_window("signup_at", SHOP_OPENED)),
+    Rule("country_missing", "flag", "Marks users without a valid country (kept: country is optional).",
+         ("country",), b.flag("country_missing", pl.col("country").is_null())),
+)
+
+REVIEWS_RULES: tuple[Rule, ...] = (
+    Rule("exact_duplicate", "quarantine",
+         "Rows equal in every contract column to an earlier row; the first in landing order is kept.",
+         tuple(_columns("reviews")), b.exact_duplicates(_columns("reviews"))),
+    Rule("tidy_text", "fix", "Title and text: Unicode NFC, trimmed, whitespace collapsed.",
+         ("title", "text"), _tidy_all("title", "text")),
+    Rule("key_duplicate", "quarantine", "Several rows with one review_id: the latest landed is kept.",
+         ("review_id",), b.key_duplicates(("review_id",))),
+    Rule("rating_out_of_range", "quarantine", "Ratings outside 1–5 stars.",
+         ("rating",), b.outside_range("rating", 1, 5, "★")),
+    Rule("timestamp_out_of_range", "quarantine", "Review times in the future or before the shop existed.",
+         ("review_time",), b.timestamp_window("review_time", SHOP_OPENED)),
+    Rule("remap_duplicate_product", "fix", "Reviews of a duplicate product id moved to the kept id.",
+         ("product_id",), b.remap("product_id", "product_id_map", "duplicate_id", "canonical_id")),
+    Rule("unknown_product", "quarantine",
+         "Reviews of products not in clean.products: quarantined (a review must describe a known product).",
+         ("product_id",), b.unknown_reference("product_id", "products", "product_id", "clean.products")),
+    Rule("unknown_user", "quarantine",
+         "Reviews by a user_id not in clean.users: quarantined (likely fabricated; null authors are kept).",
+         ("user_id",), b.unknown_reference("user_id", "users", "user_id", "clean.users")),
+    Rule("near_duplicate_review", "quarantine",
+         "The same user reviewing the same product again with near-identical text (≥80% token overlap): "
+         "the first is kept.",
+         ("user_id", "product_id", "text"), b.near_duplicate_text(("user_id", "product_id"), "text")),
+    Rule("mask_pii", "fix",
+         "Emails, phone numbers and card-like numbers in title/text replaced by [EMAIL]/[PHONE]/[CARD]; "
+         "the count per review is kept in pii_spans_masked.",
+         ("title", "text"), b.mask_pii("title", "text", count_column="pii_spans_masked")),
+    Rule("text_damaged", "flag",
+         "Marks reviews whose text arrived as broken UTF-8 (kept, but labelling treats them as unreliable).",
+         ("title", "text"), b.flag("text_damaged", text.damaged(pl.col("text")) | text.damaged(pl.col("title")))),
+)
+
+QUERIES_RULES: tuple[Rule, ...] = (
+    Rule("exact_duplicate", "quarantine",
+         "Rows equal in every contract column to an earlier row; the first in landing order is kept.",
+         tuple(_columns("queries")), b.exact_duplicates(_columns("queries"))),
+    Rule("normalise_query", "fix", "Query text: Unicode NFC, lower case, trimmed, whitespace collapsed.",
+         ("query_text",), b.fixes(query_text=text.tidy(pl.col("query_text")).str.to_lowercase())),
+    Rule("key_duplicate", "quarantine", "Several rows with one query_id: the latest landed is kept.",
+         ("query_id",), b.key_duplicates(("query_id",))),
+    Rule("empty_query", "quarantine", "Queries with no text left after normalisation.",
+         ("query_text",), b.missing("query_text")),
+    Rule("timestamp_out_of_range", "quarantine", "Query times in the future or before the shop existed.",
+         ("query_time",), b.timestamp_window("query_time", SHOP_OPENED)),
+    Rule("mask_pii", "fix",
+         "Emails, phone numbers and card-like numbers in queries replaced by [EMAIL]/[PHONE]/[CARD].",
+         ("query_text",), b.mask_pii("query_text", count_column="pii_spans_masked")),
+    Rule("text_damaged", "flag", "Marks queries that arrived as broken UTF-8.",
+         ("query_text",), b.flag("text_damaged", text.damaged(pl.col("query_text")))),
+    Rule("user_unknown", "flag",
+         "Marks queries by a user_id not in clean.users: kept, because search analytics count every query.",
+         ("user_id",), b.flag_unknown_reference("user_unknown", "user_id", "users", "user_id")),
+)
+
+RULES: dict[str, tuple[Rule, ...]] = {
+    "events": EVENTS_RULES,
+    "products": PRODUCTS_RULES,
+    "users": USERS_RULES,
+    "reviews": REVIEWS_RULES,
+    "queries": QUERIES_RULES,
+}
