@@ -199,6 +199,6 @@ class Catalog:
                     raise
                 time.sleep(0.1)
         try:
-            return con.execute(sql).pl()
+            return con.sql(sql).pl()
         finally:
             con.close()

@@ -30,15 +30,18 @@ def exact_duplicates(columns: list[str]):
     """Rows equal in every contract column to an earlier row (landing order); the first is kept."""
 
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
+        first = ~pl.struct(columns).is_first_distinct()
         row_hash = pl.struct(columns).hash()
         return Quarantine(
-            prepare=(row_hash.alias("__h"),),
-            mask=~pl.struct(columns).is_first_distinct(),
-            reason=pl.format(
-                "exact duplicate of {} row {} (kept)",
-                pl.col("_source_file").first().over("__h"),
-                pl.col("_row_number").first().over("__h"),
-            ),
+            prepare=(first.alias("__dup"),),
+            # the kept row's position is only looked up when there are duplicates at all
+            enrich=lambda df: df.with_columns(
+                __kept_file=pl.col("_source_file").first().over(row_hash),
+                __kept_row=pl.col("_row_number").first().over(row_hash),
+            ) if df.select(first.any()).item() else df.with_columns(__kept_file=pl.lit(None, pl.String),
+                                                                     __kept_row=pl.lit(None, pl.Int64)),
+            mask=pl.col("__dup"),
+            reason=pl.format("exact duplicate of {} row {} (kept)", pl.col("__kept_file"), pl.col("__kept_row")),
         )
 
     return build
@@ -50,16 +53,25 @@ def key_duplicates(key: tuple[str, ...], newest_first_by: tuple[str, ...] = ()):
     order = [*newest_first_by, *LATEST_ORDER]
 
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
-        keep_file = pl.col("_source_file").sort_by(order, descending=True, nulls_last=True).first().over(key)
-        keep_row = pl.col("_row_number").sort_by(order, descending=True, nulls_last=True).first().over(key)
+        versions = pl.len().over(key)
+
+        def enrich(df: pl.DataFrame) -> pl.DataFrame:
+            df = df.with_columns(versions.alias("__versions"))
+            if df.select((pl.col("__versions") > 1).any()).item():
+                return df.with_columns(
+                    __rank=pl.int_range(pl.len()).over(key, order_by=order, descending=True, nulls_last=True),
+                    __kept_file=pl.col("_source_file").sort_by(order, descending=True, nulls_last=True).first().over(key),
+                    __kept_row=pl.col("_row_number").sort_by(order, descending=True, nulls_last=True).first().over(key),
+                )
+            return df.with_columns(__rank=pl.lit(0), __kept_file=pl.lit(None, pl.String), __kept_row=pl.lit(None, pl.Int64))
+
         return Quarantine(
-            prepare=(pl.int_range(pl.len()).over(key, order_by=order, descending=True, nulls_last=True).alias("__rank"),
-                     pl.len().over(key).alias("__versions")),
+            enrich=enrich,
             mask=pl.col("__rank") > 0,
             reason=pl.format(
                 "{} {} has {} versions; the latest ({} row {}) is kept",
                 pl.lit("/".join(key)), pl.concat_str([pl.col(k).cast(pl.String) for k in key], separator="/"),
-                pl.col("__versions"), keep_file, keep_row,
+                pl.col("__versions"), pl.col("__kept_file"), pl.col("__kept_row"),
             ),
         )
 
@@ -114,12 +126,11 @@ def near_duplicate_products():
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
         norm = pl.concat_str([text.canonical_key(pl.col("brand")).fill_null(""),
                               text.canonical_key(pl.col("title"))], separator="|")
-        canonical = pl.col("product_id").min().over("__norm")
         return Quarantine(
-            prepare=(norm.alias("__norm"),),
-            mask=(pl.col("product_id") != canonical.over("__norm")) & pl.col("title").is_not_null(),
+            prepare=(norm.alias("__norm"), pl.col("product_id").min().over(norm).alias("__canonical")),
+            mask=(pl.col("product_id") != pl.col("__canonical")) & pl.col("title").is_not_null(),
             reason=pl.format("same brand and title as product {} (after normalising case, spacing and punctuation)",
-                             canonical),
+                             pl.col("__canonical")),
         )
 
     return build
@@ -216,13 +227,50 @@ def robust_outlier(value: str, group: pl.Expr | Callable[[Context], pl.Expr], gr
             return Fix(prepare=(group_expr.alias("__group"),),
                        columns={value: pl.when(outlier).then(None).otherwise(pl.col(value))})
         return Quarantine(
-            prepare=(group_expr.alias("__group"),),
-            mask=outlier,
+            enrich=lambda df: df.with_columns(group_expr.alias("__group")).with_columns(
+                __med=med.exp(), __low=low, __high=high, __out=outlier),
+            mask=pl.col("__out"),
             reason=pl.format(
                 f"{value} {{}} is far outside the robust range of {group_label} {{}} (median {{}}, allowed {{}}–{{}})",
-                _fmt_num(pl.col(value)), pl.col("__group").fill_null("(none)"), _fmt_num(med.exp()),
-                _fmt_num(low), _fmt_num(high),
+                _fmt_num(pl.col(value)), pl.col("__group").fill_null("(none)"), _fmt_num(pl.col("__med")),
+                _fmt_num(pl.col("__low")), _fmt_num(pl.col("__high")),
             ),
+        )
+
+    return build
+
+
+def price_outlier_vs_catalog(value: str, id_column: str, k: float = 6.0, min_group: int = 8):
+    """Prices far outside the robust range of the item's category *in the catalog* (log scale,
+    k × scaled MAD); categories with fewer than ``min_group`` priced products use the whole
+    catalog. Judging against the catalog works for partitions with few priced events."""
+
+    def build(ctx: Context, frame: pl.DataFrame) -> Quarantine | str:
+        ref = ctx.reference("products")
+        if ref is None or ref.filter(pl.col("price") > 0).height < min_group:
+            return f"fewer than {min_group} priced products in clean.products: no robust range to compare against"
+        logp = pl.col("price").log()
+        priced = ref.filter(pl.col("price") > 0)
+        overall = priced.select(med=logp.median(), mad=(logp - logp.median()).abs().median()).row(0)
+        stats = (priced.group_by("category_path")
+                 .agg(n=pl.len(), med=logp.median(), mad=(logp - logp.median()).abs().median())
+                 .filter(pl.col("n") >= min_group))
+        latest = ref.unique("product_id", keep="last")
+        category = pl.col(id_column).replace_strict(latest["product_id"], latest["category_path"], default=None,
+                                                    return_dtype=pl.String)
+        med = pl.col("__cat").replace_strict(stats["category_path"], stats["med"], default=overall[0],
+                                             return_dtype=pl.Float64)
+        mad = pl.max_horizontal(pl.col("__cat").replace_strict(stats["category_path"], stats["mad"],
+                                                               default=overall[1], return_dtype=pl.Float64),
+                                pl.lit(0.05))
+        logv = pl.when(pl.col(value) > 0).then(pl.col(value).log())
+        low, high = (med - k * MAD_SCALE * mad).exp(), (med + k * MAD_SCALE * mad).exp()
+        return Quarantine(
+            prepare=(category.alias("__cat"),),
+            mask=(logv - med).abs() > k * MAD_SCALE * mad,
+            reason=pl.format(f"{value} {{}} is far outside the catalog range of category {{}} "
+                             "(median {}, allowed {}–{})", _fmt_num(pl.col(value)), pl.col("__cat").fill_null("(unknown)"),
+                             _fmt_num(med.exp()), _fmt_num(low), _fmt_num(high)),
         )
 
     return build

@@ -42,7 +42,12 @@ class Context:
 
 @dataclass(frozen=True)
 class Quarantine:
-    """Rows matching ``mask`` leave the clean set with ``reason`` (a string expression)."""
+    """Rows matching ``mask`` leave the clean set with ``reason`` (a string expression).
+
+    ``reason`` is evaluated on the matching rows only (formatting text for every row would cost
+    more than the rule), so anything it needs from the whole partition — window aggregates —
+    belongs in ``prepare``.
+    """
 
     mask: pl.Expr
     reason: pl.Expr
@@ -161,6 +166,8 @@ def apply_rules(
                 fixed = prepared.with_columns(**{f"__new_{c}": e for c, e in built.columns.items()})
                 changed_total = 0
                 for column in built.columns:
+                    if column not in frame.columns:  # a column the fix derives, e.g. a count: nothing to audit
+                        continue
                     new = pl.col(f"__new_{column}")
                     old = pl.col(column)
                     changed = fixed.filter(new.ne_missing(old))
