@@ -17,7 +17,7 @@ import duckdb
 import polars as pl
 
 from governance.contracts import LINEAGE_COLUMNS, SourceContract
-from governance.parsing import parse_column
+from governance.parsing import parse_frame
 from governance.quarantine import AUDIT_SCHEMA, QUARANTINE_SCHEMA, conform, empty_audit, empty_quarantine, record_json
 from governance.storage import Lake
 
@@ -179,94 +179,84 @@ def enforce_contract(
     mapping, report.renamed_columns, report.extra_columns = _map_columns(frame, contract)
     ragged = [c for c in frame.columns if c.startswith("__ragged_")]
     landed_cols = [c for c in frame.columns if c != "_row_number" and not c.startswith("__ragged_")]
-    record = record_json(landed_cols + ragged) if ragged else record_json(landed_cols)
-    renamed = frame.with_columns(record.alias("_record")).rename(mapping)
+    landed = frame  # as read, with the landed column names: what quarantine keeps
+    renamed = frame.rename(mapping)
     report.missing_columns = [c for c in contract.required if c not in renamed.columns]
-
-    problems: list[tuple[str, pl.Series]] = []  # (rule, reason per row or null)
-    parsed_cols: dict[str, pl.Series] = {}
-    audits: list[pl.DataFrame] = []
     n = renamed.height
     key_col = contract.key[0]
-    keys = renamed[key_col].cast(pl.String, strict=False) if key_col in renamed.columns else pl.repeat(None, n, dtype=pl.String, eager=True)
+    keys = (renamed[key_col].cast(pl.String, strict=False) if key_col in renamed.columns
+            else pl.repeat(None, n, dtype=pl.String, eager=True))
 
+    problems: list[tuple[str, pl.Series]] = []  # (rule, reason where the rule applies, else null)
     if report.missing_columns:
         reason = f"file lacks required column(s) {', '.join(report.missing_columns)} (known spellings: " + "; ".join(
             f"{c}: {', '.join((c,) + contract.column(c).aliases)}" for c in report.missing_columns) + ")"
         problems.append(("missing_required_column", pl.repeat(reason, n, dtype=pl.String, eager=True)))
     if ragged:
-        too_many = pl.select(pl.any_horizontal([renamed[c].is_not_null() for c in ragged])).to_series()
-        problems.append(("ragged_row", pl.select(pl.when(too_many).then(
-            pl.lit(f"row has more fields than the header's {len(landed_cols)}"))).to_series()))
+        too_many = renamed.select(pl.any_horizontal([pl.col(c).is_not_null() for c in ragged])).to_series()
+        if too_many.any():
+            problems.append(("ragged_row", pl.select(pl.when(too_many).then(
+                pl.lit(f"row has more fields than the header's {len(landed_cols)}"))).to_series()))
 
+    present = {c.name: c.type for c in contract.columns if c.name in renamed.columns}
+    parsed = parse_frame(renamed, present)
+    audits: list[pl.DataFrame] = []
     for col in contract.columns:
-        if col.name not in renamed.columns:
-            parsed_cols[col.name] = pl.repeat(None, n, dtype=col.dtype, eager=True)
+        if col.name not in parsed:
             continue
-        landed = renamed[col.name]
-        parsed = parse_column(landed, col.type)
-        parsed_cols[col.name] = parsed.values.cast(col.dtype)
-        if parsed.failed.any():
-            shown = landed.cast(pl.String, strict=False).str.slice(0, 60)
-            reason = pl.select(pl.when(parsed.failed).then(
-                pl.format(f"{col.name}: '{{}}' is not a valid {col.type}", pl.lit(shown).str.replace_all('"', "'")))).to_series()
-            problems.append(("unparsable_value", reason))
+        p = parsed[col.name]
+        if p.failed.any():
+            shown = renamed[col.name].cast(pl.String, strict=False).str.slice(0, 60).str.replace_all("'", "’")
+            problems.append(("unparsable_value", pl.select(pl.when(p.failed).then(
+                pl.format(f"{col.name}: '{{}}' is not a valid {col.type}", shown))).to_series()))
         if col.required:
-            blank = parsed.values.is_null() & ~parsed.failed
+            blank = p.values.is_null() & ~p.failed
             if blank.any():
                 problems.append(("missing_required_value", pl.select(pl.when(blank).then(
                     pl.lit(f"{col.name}: required value is missing"))).to_series()))
-        if parsed.normalised.any():
-            idx = parsed.normalised.arg_true()
+        if p.normalised.any():
+            idx = p.normalised.arg_true()
             audits.append(pl.DataFrame({
                 "rule": "number_normalised", "column": col.name,
-                "original": landed.gather(idx).cast(pl.String),
-                "fixed": parsed.values.gather(idx).cast(pl.String),
-                "row_number": renamed["_row_number"].gather(idx),
-                "key": keys.gather(idx),
+                "original": renamed[col.name].gather(idx).cast(pl.String),
+                "fixed": p.values.gather(idx).cast(pl.String),
+                "row_number": renamed["_row_number"].gather(idx), "key": keys.gather(idx),
             }))
 
-    if problems:
-        rule = pl.select(pl.coalesce([pl.when(reason.is_not_null()).then(pl.lit(name)) for name, reason in problems])).to_series()
-        reason = pl.select(pl.concat_str([r for _, r in problems], separator="; ", ignore_nulls=True)).to_series()
-        bad = rule.is_not_null()
-    else:
-        rule = reason = None
-        bad = pl.repeat(False, n, eager=True)
-
-    typed = pl.DataFrame(parsed_cols)
-    if report.extra_columns:
-        typed = typed.with_columns(renamed.select(record_json(report.extra_columns)).to_series().alias(EXTRA_COLUMN))
-    else:
-        typed = typed.with_columns(pl.lit(None, dtype=pl.String).alias(EXTRA_COLUMN))
-    typed = typed.with_columns(
+    typed = pl.DataFrame([
+        parsed[c.name].values if c.name in parsed else pl.repeat(None, n, dtype=c.dtype, eager=True).alias(c.name)
+        for c in contract.columns
+    ]).with_columns(
+        (renamed.select(record_json(report.extra_columns)).to_series() if report.extra_columns
+         else pl.repeat(None, n, dtype=pl.String, eager=True)).alias(EXTRA_COLUMN),
         pl.lit(rel).alias("_source_file"),
         pl.lit(digest).alias("_file_hash"),
         renamed["_row_number"].alias("_row_number"),
         pl.lit(ingested_at).cast(LINEAGE_COLUMNS["_ingested_at"]).alias("_ingested_at"),
         pl.lit(partition, dtype=pl.String).alias("_partition"),
     )
-    raw = typed.filter(~bad).select(list(raw_schema(contract)))
-
+    ctx = dict(source=pl.lit(contract.name), stage=pl.lit(STAGE), file=pl.lit(rel), run_id=pl.lit(run_id),
+               partition=pl.lit(partition, dtype=pl.String), quarantined_at=pl.lit(ingested_at))
     quarantine = empty_quarantine()
-    if rule is not None and bad.any():
-        quarantine = conform(
-            pl.DataFrame({
-                "rule": rule, "reason": reason, "row_number": renamed["_row_number"], "key": keys,
-                "record": renamed["_record"],
-            }).filter(bad).with_columns(
-                source=pl.lit(contract.name), stage=pl.lit(STAGE), file=pl.lit(rel), run_id=pl.lit(run_id),
-                partition=pl.lit(partition, dtype=pl.String), quarantined_at=pl.lit(ingested_at),
-            ),
-            QUARANTINE_SCHEMA,
-        )
+    if problems:
+        rule = pl.select(pl.coalesce([pl.when(r.is_not_null()).then(pl.lit(name)) for name, r in problems])).to_series()
+        bad = rule.is_not_null()
+        raw = typed.filter(~bad)
+        idx = bad.arg_true()
+        reason = pl.select(pl.concat_str([r.gather(idx) for _, r in problems], separator="; ",
+                                         ignore_nulls=True)).to_series()
+        rejected = landed.select(landed_cols + ragged).gather(idx)
+        quarantine = conform(rejected.select(record=record_json(landed_cols + ragged)).with_columns(
+            rule=rule.gather(idx), reason=reason, row_number=landed["_row_number"].gather(idx), key=keys.gather(idx),
+            **ctx), QUARANTINE_SCHEMA)
+    else:
+        raw = typed
+    raw = raw.select(list(raw_schema(contract)))
     if bad_lines is not None and bad_lines.height:
         quarantine = pl.concat([quarantine, conform(bad_lines.select(
             rule=pl.lit("unparsable_line"), reason=pl.lit("line is not a JSON object"),
             row_number=pl.col("line_number").cast(pl.Int64), record=pl.col("line").str.slice(0, 2000),
-        ).with_columns(source=pl.lit(contract.name), stage=pl.lit(STAGE), file=pl.lit(rel), run_id=pl.lit(run_id),
-                       partition=pl.lit(partition, dtype=pl.String), quarantined_at=pl.lit(ingested_at)),
-            QUARANTINE_SCHEMA)])
+        ).with_columns(**ctx), QUARANTINE_SCHEMA)])
 
     audit = empty_audit()
     if audits:

@@ -1,9 +1,10 @@
 """Vectorised parsing of landed text into contract types, with every failure kept.
 
-Each parser returns the parsed column and two masks: which values could not be parsed at all
-(they send their row to quarantine) and which needed normalisation to parse ("$1,299.00",
-" 12.5 ", "2026-11-10 12:34:56") so the fix can be audited. The common format is parsed over the
-whole column in one pass; the slower fallbacks run only on the few values the first pass missed.
+Parsing is two-pass. The first pass parses the common spelling of every column as one set of
+Polars expressions, evaluated together (so columns parse in parallel). The few values it missed
+go through slower fallbacks: other ISO spellings and epochs for timestamps, "$1,299.00" or " 12.5 "
+for numbers. What the fallbacks still cannot parse is a failure (the row goes to quarantine);
+numbers that needed normalisation are reported so the fix can be audited.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ import polars as pl
 from governance.contracts import LOGICAL_TYPES
 
 UTC = "UTC"
-_TS = pl.Datetime("us", UTC)
+ISO_AWARE = "%Y-%m-%dT%H:%M:%S%.f%#z"
 _NUMBER_NOISE = r"[\s$€£¥,_]|USD|EUR|GBP"
-_TRUE = {"true", "t", "yes", "y", "1"}
-_FALSE = {"false", "f", "no", "n", "0"}
+_TRUE = ["true", "t", "yes", "y", "1"]
+_FALSE = ["false", "f", "no", "n", "0"]
 
 
 @dataclass
@@ -28,134 +29,128 @@ class Parsed:
     normalised: pl.Series  # bool: parsed only after normalisation
 
 
-def _blank(text: pl.Series) -> pl.Series:
-    return text.is_null() | (text.str.strip_chars() == "")
+def _native(name: str, dtype: pl.DataType, logical: str) -> pl.Expr | None:
+    """A cast for a natively typed column (Parquet, JSON numbers) that needs no text detour."""
+    col = pl.col(name)
+    target = LOGICAL_TYPES[logical]
+    if dtype == target:
+        return col
+    if logical == "timestamp" and isinstance(dtype, pl.Datetime):
+        col = col.dt.replace_time_zone(UTC) if dtype.time_zone is None else col.dt.convert_time_zone(UTC)
+        return col.dt.cast_time_unit("us")
+    if logical == "timestamp" and dtype == pl.Date:
+        return col.cast(pl.Datetime("us")).dt.replace_time_zone(UTC)
+    if logical == "date" and isinstance(dtype, pl.Datetime):
+        return col.dt.date()
+    if logical == "float" and dtype.is_numeric():
+        return col.cast(pl.Float64)
+    if logical == "int" and dtype.is_integer():
+        return col.cast(pl.Int64)
+    if logical == "string" and (dtype.is_numeric() or dtype == pl.Boolean):
+        return col.cast(pl.String)
+    return None
 
 
-def _with_fallback(text: pl.Series, first: pl.Series, fallback) -> tuple[pl.Series, pl.Series]:
-    """Fill the values ``first`` missed with ``fallback(subset)``; return values and the normalised mask."""
-    missed = first.is_null() & ~_blank(text)
-    normalised = pl.Series(text.name, [False] * len(text), dtype=pl.Boolean)
-    if not missed.any():
-        return first, normalised
-    idx = missed.arg_true()
-    repaired = fallback(text.gather(idx))
-    values = first.scatter(idx, repaired)
-    normalised = normalised.scatter(idx, repaired.is_not_null())
-    return values, normalised
+def as_text(name: str, dtype: pl.DataType) -> pl.Expr:
+    if dtype.is_nested():
+        # nested JSON values are kept as JSON text: {"v": <value>} with the wrapper cut off
+        return pl.struct(pl.col(name).alias("v")).struct.json_encode().str.slice(5).str.head(-1)
+    return pl.col(name).cast(pl.String, strict=False)
 
 
-def parse_float(text: pl.Series) -> tuple[pl.Series, pl.Series]:
-    first = text.cast(pl.Float64, strict=False)
-
-    def fallback(sub: pl.Series) -> pl.Series:
-        return sub.str.replace_all(_NUMBER_NOISE, "").cast(pl.Float64, strict=False)
-
-    return _with_fallback(text, first, fallback)
-
-
-def parse_int(text: pl.Series) -> tuple[pl.Series, pl.Series]:
-    first = text.cast(pl.Int64, strict=False)
-
-    def fallback(sub: pl.Series) -> pl.Series:
-        as_float = sub.str.replace_all(_NUMBER_NOISE, "").cast(pl.Float64, strict=False)
-        whole = as_float.is_not_null() & (as_float == as_float.floor()) & (as_float.abs() < 9e15)
-        return pl.select(pl.when(whole).then(as_float).otherwise(None).cast(pl.Int64)).to_series()
-
-    return _with_fallback(text, first, fallback)
-
-
-def parse_bool(text: pl.Series) -> tuple[pl.Series, pl.Series]:
-    lowered = text.str.strip_chars().str.to_lowercase()
-    values = (
-        pl.select(
-            pl.when(lowered.is_in(list(_TRUE))).then(True).when(lowered.is_in(list(_FALSE))).then(False).otherwise(None)
-        )
-        .to_series()
-        .alias(text.name)
-    )
-    return values, pl.Series(text.name, [False] * len(text), dtype=pl.Boolean)
+def first_pass(text: pl.Expr, logical: str) -> pl.Expr:
+    """The parse of the common spelling; nulls where it did not apply."""
+    if logical == "string":
+        return text
+    if logical == "float":
+        return text.cast(pl.Float64, strict=False)
+    if logical == "int":
+        return text.cast(pl.Int64, strict=False)
+    if logical == "bool":
+        lowered = text.str.strip_chars().str.to_lowercase()
+        return pl.when(lowered.is_in(_TRUE)).then(True).when(lowered.is_in(_FALSE)).then(False)
+    if logical == "timestamp":
+        return text.str.to_datetime(ISO_AWARE, strict=False, time_unit="us", time_zone=UTC)
+    if logical == "date":
+        return text.str.to_date("%Y-%m-%d", strict=False)
+    raise ValueError(f"no parser for logical type {logical!r}")
 
 
 def _epoch(sub: pl.Series) -> pl.Series:
     """Integer/float epoch in s, ms or µs (told apart by magnitude) → UTC timestamp."""
     num = sub.str.strip_chars().cast(pl.Float64, strict=False)
-    micros = (
-        pl.select(
-            pl.when(num.abs() < 1e11).then(num * 1e6).when(num.abs() < 1e14).then(num * 1e3).otherwise(num)
-        )
-        .to_series()
-        .cast(pl.Int64, strict=False)
-    )
+    micros = pl.select(
+        pl.when(num.abs() < 1e11).then(num * 1e6).when(num.abs() < 1e14).then(num * 1e3).otherwise(num)
+    ).to_series().cast(pl.Int64, strict=False)
     return micros.cast(pl.Datetime("us")).dt.replace_time_zone(UTC)
 
 
 def _timestamp_fallback(sub: pl.Series) -> pl.Series:
     iso = sub.str.strip_chars().str.replace(r"^(\d{4}-\d{2}-\d{2})[ T]", "${1}T")
-    aware = iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", strict=False, time_unit="us", time_zone=UTC)
+    aware = iso.str.to_datetime(ISO_AWARE, strict=False, time_unit="us", time_zone=UTC)
     naive = iso.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", strict=False, time_unit="us").dt.replace_time_zone(UTC)
     minutes = iso.str.to_datetime("%Y-%m-%dT%H:%M", strict=False, time_unit="us").dt.replace_time_zone(UTC)
     day = iso.str.to_date("%Y-%m-%d", strict=False).cast(pl.Datetime("us")).dt.replace_time_zone(UTC)
     return pl.select(pl.coalesce(aware, naive, minutes, day, _epoch(sub))).to_series()
 
 
-def parse_timestamp(text: pl.Series) -> tuple[pl.Series, pl.Series]:
-    first = text.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f%#z", strict=False, time_unit="us", time_zone=UTC)
-    values, _ = _with_fallback(text, first, _timestamp_fallback)
-    # other ISO spellings and epochs are legitimate encodings, not faults: nothing to audit
-    return values, pl.Series(text.name, [False] * len(text), dtype=pl.Boolean)
+def _float_fallback(sub: pl.Series) -> pl.Series:
+    return sub.str.replace_all(_NUMBER_NOISE, "").cast(pl.Float64, strict=False)
 
 
-def parse_date(text: pl.Series) -> tuple[pl.Series, pl.Series]:
-    stamps, normalised = parse_timestamp(text)
-    return stamps.dt.date(), normalised
+def _int_fallback(sub: pl.Series) -> pl.Series:
+    as_float = _float_fallback(sub)
+    whole = as_float.is_not_null() & (as_float == as_float.floor()) & (as_float.abs() < 9e15)
+    return pl.select(pl.when(whole).then(as_float).otherwise(None).cast(pl.Int64)).to_series()
 
 
-_TEXT_PARSERS = {
-    "float": parse_float,
-    "int": parse_int,
-    "bool": parse_bool,
-    "timestamp": parse_timestamp,
-    "date": parse_date,
+#: fallbacks for values the first pass missed, and whether their success counts as a normalisation
+#: to audit (other timestamp spellings are legitimate encodings, not faults)
+FALLBACKS = {
+    "float": (_float_fallback, True),
+    "int": (_int_fallback, True),
+    "timestamp": (_timestamp_fallback, False),
+    "date": (lambda s: _timestamp_fallback(s).dt.date(), False),
 }
 
 
-def _from_native(column: pl.Series, logical: str) -> pl.Series | None:
-    """Cast a natively typed column (Parquet, JSON numbers) without a detour through text, if safe."""
-    dtype = column.dtype
-    target = LOGICAL_TYPES[logical]
-    if dtype == target:
-        return column
-    if logical == "timestamp" and isinstance(dtype, pl.Datetime):
-        col = column.dt.replace_time_zone(UTC) if dtype.time_zone is None else column.dt.convert_time_zone(UTC)
-        return col.dt.cast_time_unit("us")
-    if logical == "timestamp" and dtype == pl.Date:
-        return column.cast(pl.Datetime("us")).dt.replace_time_zone(UTC)
-    if logical == "date" and isinstance(dtype, pl.Datetime):
-        return column.dt.date()
-    if logical == "float" and dtype.is_numeric():
-        return column.cast(pl.Float64)
-    if logical == "int" and dtype.is_integer():
-        return column.cast(pl.Int64)
-    if logical == "string" and (dtype.is_numeric() or dtype == pl.Boolean):
-        return column.cast(pl.String)
-    return None
+def parse_frame(frame: pl.DataFrame, types: dict[str, str]) -> dict[str, Parsed]:
+    """Parse the named columns of ``frame`` into their logical types (see the module docstring)."""
+    exprs: dict[str, pl.Expr] = {}
+    for name, logical in types.items():
+        native = _native(name, frame.schema[name], logical)
+        if native is not None:
+            exprs[name] = native
+            continue
+        text = as_text(name, frame.schema[name])
+        parsed = first_pass(text, logical)
+        exprs[name] = parsed
+        if logical != "string":
+            exprs[f"__missed_{name}"] = parsed.is_null() & text.is_not_null() & (text.str.len_bytes() > 0)
+        if frame.schema[name] != pl.String:
+            exprs[f"__text_{name}"] = text
+    first = frame.select(**exprs)
+
+    out: dict[str, Parsed] = {}
+    for name, logical in types.items():
+        values = first[name]
+        no = pl.repeat(False, frame.height, dtype=pl.Boolean, eager=True)
+        failed = normalised = no
+        missed_col = f"__missed_{name}"
+        if missed_col in first.columns and first[missed_col].any():
+            text = first[f"__text_{name}"] if f"__text_{name}" in first.columns else frame[name]
+            idx = first[missed_col].arg_true()
+            fallback, audit = FALLBACKS[logical]
+            repaired = fallback(text.gather(idx))
+            values = values.scatter(idx, repaired)
+            blank = text.gather(idx).str.strip_chars() == ""
+            failed = no.clone().scatter(idx, repaired.is_null() & ~blank)
+            if audit:
+                normalised = no.clone().scatter(idx, repaired.is_not_null())
+        out[name] = Parsed(values.cast(LOGICAL_TYPES[logical]).alias(name), failed.alias(name), normalised.alias(name))
+    return out
 
 
 def parse_column(column: pl.Series, logical: str) -> Parsed:
-    """Parse one landed column into the contract's logical type."""
-    no = pl.Series(column.name, [False] * len(column), dtype=pl.Boolean)
-    native = _from_native(column, logical)
-    if native is not None:
-        return Parsed(native, no, no)
-    if column.dtype.is_nested():
-        # nested JSON values are kept as JSON text: {"v": <value>} with the wrapper cut off
-        text = pl.select(pl.struct(column.alias("v")).struct.json_encode().str.slice(5).str.head(-1)).to_series()
-        text = text.alias(column.name)
-    else:
-        text = column.cast(pl.String, strict=False)
-    if logical == "string":
-        return Parsed(text, no, no)
-    values, normalised = _TEXT_PARSERS[logical](text)
-    failed = values.is_null() & ~_blank(text)
-    return Parsed(values.alias(column.name), failed.alias(column.name), normalised.alias(column.name))
+    """Parse one column (see `parse_frame`)."""
+    return parse_frame(column.to_frame(), {column.name: logical})[column.name]

@@ -1,0 +1,185 @@
+"""Landing → raw throughput and peak memory: our Polars collection path vs a vectorised pandas baseline.
+
+Both read the same file, enforce the same events contract (types with failures collected, required
+values, a reason per rejected row kept whole), add the same lineage columns and write Parquet. Each
+measurement runs in its own subprocess so peak RSS is that implementation's alone.
+
+    python bench/collect.py                 # 1M and 10M events, CSV and Parquet
+    python bench/collect.py --rows 1000000  # one size
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+BAD_RATE = 0.007
+HERE = Path(__file__).resolve()
+
+
+def make_events(rows: int, seed: int = 0) -> pl.DataFrame:
+    """Events as landed text, with ~0.7% unparsable values spread over three columns."""
+    rng = np.random.default_rng(seed)
+    base = np.datetime64("2026-11-10T00:00:00")
+    seconds = rng.integers(0, 86_400, rows)
+    types = np.array(["view", "click", "add_to_cart", "purchase"])[rng.choice(4, rows, p=[0.7, 0.2, 0.07, 0.03])]
+    carted = (types == "add_to_cart") | (types == "purchase")
+    frame = pl.DataFrame({
+        "event_id": pl.int_range(rows, eager=True).cast(pl.String),
+        "session_id": pl.Series(rng.integers(0, rows // 12 + 1, rows)).cast(pl.String),
+        "user_id": pl.Series(rng.integers(0, rows // 60 + 1, rows)).cast(pl.String),
+        "item_id": pl.Series(rng.zipf(1.3, rows) % 50_000).cast(pl.String),
+        "event_type": types,
+        "event_time": (base + seconds.astype("timedelta64[s]")).astype("datetime64[us]"),
+        "price": np.where(carted, np.round(rng.lognormal(3.5, 0.8, rows), 2), np.nan),
+        "quantity": np.where(carted, rng.integers(1, 4, rows), -1),
+        "device": np.array(["web", "ios", "android"])[rng.integers(0, 3, rows)],
+    }).with_columns(
+        pl.col("event_time").dt.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"),
+        pl.col("price").fill_nan(None).cast(pl.String),
+        pl.when(pl.col("quantity") > 0).then(pl.col("quantity").cast(pl.String)).alias("quantity"),
+    )
+    bad = rng.random(rows) < BAD_RATE
+    which = rng.integers(0, 3, rows)
+    return frame.with_columns(
+        pl.when(pl.Series(bad & (which == 0))).then(pl.lit("n/a")).otherwise(pl.col("event_time")).alias("event_time"),
+        pl.when(pl.Series(bad & (which == 1))).then(pl.lit("abc")).otherwise(pl.col("price")).alias("price"),
+        pl.when(pl.Series(bad & (which == 2))).then(pl.lit("x")).otherwise(pl.col("quantity")).alias("quantity"),
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# the two implementations (each run in a fresh subprocess)
+
+
+def run_polars(path: Path, out: Path) -> dict:
+    from datetime import UTC, datetime
+
+    from governance.collection import read_landed_file
+    from governance.contracts import EVENTS
+    from governance.storage import Lake
+
+    raw, quarantine, audit, report = read_landed_file(
+        path, EVENTS, landing_root=path.parent, partition="2026-11-10", run_id="bench",
+        ingested_at=datetime.now(UTC))
+    lake = Lake.at(out)
+    lake.write("raw", "events", raw, "2026-11-10")
+    lake.write("quarantine", "events", quarantine, "2026-11-10", part="collection")
+    return {"landed": raw.height, "quarantined": quarantine.height}
+
+
+def run_pandas(path: Path, out: Path) -> dict:
+    """What a competent pandas 3 user writes: Arrow-backed read with type inference, then coercion
+    of only the columns inference could not type, failures collected per column."""
+    import hashlib
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    types = {"event_time": "timestamp", "price": "float", "quantity": "int"}
+    required = ["event_id", "session_id", "item_id", "event_type", "event_time"]
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if path.suffix == ".csv":
+        df = pd.read_csv(path, engine="pyarrow", dtype_backend="pyarrow",
+                         dtype={c: "string[pyarrow]" for c in ("event_id", "session_id", "user_id", "item_id")})
+    else:
+        df = pd.read_parquet(path, dtype_backend="pyarrow")
+    original = df.copy()
+    reasons = pd.Series("", index=df.index, dtype="string[pyarrow]")
+    for column, kind in types.items():
+        col = df[column]
+        if kind == "float" and pd.api.types.is_float_dtype(col):
+            continue
+        if kind == "int" and pd.api.types.is_integer_dtype(col):
+            continue
+        if kind == "timestamp" and pd.api.types.is_datetime64_any_dtype(col):
+            continue
+        if kind == "timestamp":
+            parsed = pd.to_datetime(col, errors="coerce", utc=True, format="ISO8601")
+        else:
+            parsed = pd.to_numeric(col, errors="coerce")
+            if kind == "int":
+                parsed = parsed.astype("Int64")
+        failed = col.notna() & parsed.isna()
+        reasons = reasons.where(~failed, reasons + f"{column}: '" + col.astype("string") + f"' is not a valid {kind}; ")
+        df[column] = parsed
+    for column in required:
+        missing = df[column].isna() & original[column].isna()
+        reasons = reasons.where(~missing, reasons + f"{column}: required value is missing; ")
+    bad = reasons != ""
+    quarantine = pd.DataFrame({
+        "rule": "contract", "reason": reasons[bad], "file": path.name,
+        "row_number": df.index[bad] + 1, "record": original[bad].to_json(orient="records", lines=True).splitlines(),
+    })
+    raw = df[~bad].assign(_source_file=path.name, _file_hash=digest, _row_number=df.index[~bad] + 1,
+                          _ingested_at=datetime.now(UTC), _partition="2026-11-10")
+    out.mkdir(parents=True, exist_ok=True)
+    raw.to_parquet(out / "raw.parquet", compression="zstd")
+    quarantine.to_parquet(out / "quarantine.parquet", compression="zstd")
+    return {"landed": int((~bad).sum()), "quarantined": int(bad.sum())}
+
+
+IMPLEMENTATIONS = {"polars": run_polars, "pandas": run_pandas}
+
+
+def measure(impl: str, path: Path) -> dict:
+    """Run one implementation in a subprocess: wall time and that process's peak RSS."""
+    with tempfile.TemporaryDirectory() as out:
+        proc = subprocess.run([sys.executable, str(HERE), "--child", impl, str(path), out],
+                              capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise RuntimeError(f"{impl} failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def child(impl: str, path: str, out: str) -> None:
+    started = time.perf_counter()
+    counts = IMPLEMENTATIONS[impl](Path(path), Path(out))
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({**counts, "seconds": seconds, "peak_bytes": peak}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, nargs="*", default=[1_000_000, 10_000_000])
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    sys.path.insert(0, str(HERE.parents[1]))
+    print(f"landing → raw, events contract, {BAD_RATE:.1%} unparsable values; {os.cpu_count()} cores")
+    print(f"{'rows':>11} {'format':>7} {'impl':>7} {'seconds':>8} {'rows/s':>12} {'peak MiB':>9} {'landed':>11} "
+          f"{'quarant.':>9} {'pandas/polars':>13}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for rows in args.rows:
+            frame = make_events(rows)
+            files = {"csv": Path(tmp) / f"events_{rows}.csv", "parquet": Path(tmp) / f"events_{rows}.parquet"}
+            frame.write_csv(files["csv"])
+            frame.write_parquet(files["parquet"])
+            del frame
+            for fmt, path in files.items():
+                results = {impl: measure(impl, path) for impl in IMPLEMENTATIONS}
+                if results["polars"]["landed"] != results["pandas"]["landed"]:
+                    print(f"  !! the implementations disagree: {results}")
+                for impl, r in results.items():
+                    ratio = results["pandas"]["seconds"] / results["polars"]["seconds"] if impl == "pandas" else None
+                    print(f"{rows:>11,} {fmt:>7} {impl:>7} {r['seconds']:>8.2f} {rows / r['seconds']:>12,.0f} "
+                          f"{r['peak_bytes'] / 2**20:>9,.0f} {r['landed']:>11,} {r['quarantined']:>9,} "
+                          f"{(f'{ratio:.2f}×' if ratio else ''):>13}", flush=True)
+                path.unlink()
+
+
+if __name__ == "__main__":
+    main()
