@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from assets.automation import jobs, schedules, sensors
 from assets.cleaning import clean_assets, clean_checks
 from assets.collection import raw_assets
 from assets.resources import WarehouseResource
@@ -9,5 +10,8 @@ from assets.resources import WarehouseResource
 defs = dg.Definitions(
     assets=[*raw_assets, *clean_assets],
     asset_checks=[*clean_checks],
+    jobs=jobs,
+    sensors=sensors,
+    schedules=schedules,
     resources={"warehouse": WarehouseResource()},
 )
