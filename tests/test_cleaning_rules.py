@@ -45,8 +45,8 @@ def event(i: int, **kw) -> dict:
 def refs():
     prod = clean_frame("products", products(), ctx("products")).clean
     users = pl.DataFrame({"user_id": ["u1", "u2"]})
-    return {"products": prod, "users": users, "product_id_map": pl.DataFrame({"duplicate_id": ["p99"],
-                                                                             "canonical_id": ["p2"]})}
+    return {"products": prod, "users": users, "product_ids": prod.select("product_id"), "user_ids": users,
+            "product_id_map": pl.DataFrame({"duplicate_id": ["p99"], "canonical_id": ["p2"]})}
 
 
 def rules_hit(result) -> dict[str, set[str]]:
@@ -60,7 +60,7 @@ def test_events_rules_each_remove_their_fault_and_conserve_rows(refs):
     rows = [event(i) for i in range(1, 21)]
     rows += [
         event(1),  # exact duplicate of e1
-        event(2, event_type="click"),  # e2 re-sent with a change: the later version is kept
+        event(2, event_type="click"),  # e2 re-sent with a change: the first row of the delivery is kept
         event(30, event_type="teleport"),
         event(31, event_time=datetime(1970, 1, 1, tzinfo=UTC)),
         event(32, event_time=NOW + timedelta(days=30)),
@@ -75,7 +75,7 @@ def test_events_rules_each_remove_their_fault_and_conserve_rows(refs):
     hits = rules_hit(result)
     assert hits["exact_duplicate"] == {"e1"}
     assert hits["key_duplicate"] == {"e2"}
-    assert result.clean.filter(pl.col("event_id") == "e2")["event_type"].to_list() == ["click"]
+    assert result.clean.filter(pl.col("event_id") == "e2")["event_type"].to_list() == ["view"]
     assert hits["invalid_event_type"] == {"e30"}
     assert hits["timestamp_out_of_range"] == {"e31", "e32"}
     assert hits["unknown_item"] == {"e33"} and hits["unknown_user"] == {"e34"}

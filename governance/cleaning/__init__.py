@@ -20,7 +20,7 @@ from governance.storage import Lake
 
 __all__ = ["CleaningResult", "RuleError", "clean_frame", "clean_partition", "product_id_map", "RULES"]
 
-#: reference tables each source's rules look up in the clean layer
+#: clean tables each source's rules look up (the `*_ids` references are derived from them)
 REFERENCES = {
     "events": ("products", "users", "product_id_map"),
     "reviews": ("products", "users", "product_id_map"),
@@ -28,6 +28,9 @@ REFERENCES = {
     "products": (),
     "users": (),
 }
+#: an id counts as known when any landed row carried it, clean or quarantined: a product whose row
+#: was quarantined for a missing title still exists, so its events are not orphans
+ID_REFERENCES = {"products": ("product_ids", "product_id"), "users": ("user_ids", "user_id")}
 
 
 def _finish(source: str, frame: pl.DataFrame) -> pl.DataFrame:
@@ -42,7 +45,14 @@ def _finish(source: str, frame: pl.DataFrame) -> pl.DataFrame:
             category_l3=levels.list.get(2, null_on_oob=True),
             brand_missing=pl.col("brand").is_null(),
         )
-    elif source == "reviews":
+    if source in ("products", "users"):
+        # the latest version of each id: by updated_at, then the later landed file, then row order
+        id_col = CONTRACTS[source].key[0]
+        frame = frame.with_columns(
+            is_current=pl.int_range(pl.len()).over(
+                id_col, order_by=[pl.col("updated_at").dt.epoch("us").fill_null(-(2**62)), pl.col("_source_file"),
+                                  pl.col("_row_number")], descending=True) == 0)
+    if source == "reviews":
         frame = frame.with_columns(text_missing=pl.col("text").is_null())
     schema = clean_schema(source)
     flags = [name for name, dtype in schema.items() if dtype == pl.Boolean]
@@ -67,26 +77,40 @@ def product_id_map(result: CleaningResult) -> pl.DataFrame:
     ).unique("duplicate_id").sort("duplicate_id")
 
 
-def current_products(products: pl.DataFrame) -> pl.DataFrame:
-    """The latest version of every product (clean.products keeps each version)."""
-    return products.sort("updated_at", "_ingested_at", nulls_last=False).unique("product_id", keep="last")
-
-
 def load_references(lake: Lake, source: str) -> dict[str, pl.DataFrame]:
     refs: dict[str, pl.DataFrame] = {}
     for name in REFERENCES[source]:
         if not lake.exists("clean", name):
-            raise FileNotFoundError(
-                f"cleaning {source} needs clean.{name}; materialize clean/{name} first")
+            raise FileNotFoundError(f"cleaning {source} needs clean.{name}; materialize clean/{name} first")
         frame = lake.read("clean", name)
-        refs[name] = current_products(frame) if name == "products" else frame
+        if "is_current" in frame.columns:
+            frame = frame.filter(pl.col("is_current"))
+        refs[name] = frame
+        if name in ID_REFERENCES:
+            ref_name, id_col = ID_REFERENCES[name]
+            quarantined = [lake.read("quarantine", name, None, part=part).select(pl.col("key").alias(id_col))
+                           for part in ("collection", "cleaning") if lake.exists("quarantine", name, None, part=part)]
+            refs[ref_name] = pl.concat([frame.select(id_col), *quarantined]).drop_nulls().unique()
     return refs
+
+
+def earlier_partitions(lake: Lake, source: str, partition: str | None) -> pl.DataFrame | None:
+    """Clean rows of the partitions before this one (for duplicates that land on a later day)."""
+    earlier = [p for p in lake.partitions("clean", source) if partition is not None and p < partition]
+    if not earlier:
+        return None
+    return lake.scan("clean", source, earlier).collect()
 
 
 def clean_partition(lake: Lake, source: str, partition: str | None, *, run_id: str, now: datetime) -> CleaningResult:
     """Clean one partition of a source in the lake; re-running replaces its outputs."""
     raw = lake.read("raw", source, partition)
-    ctx = Context(source=source, partition=partition, run_id=run_id, now=now, references=load_references(lake, source))
+    refs = load_references(lake, source)
+    if source == "reviews":
+        earlier = earlier_partitions(lake, source, partition)
+        if earlier is not None:
+            refs["earlier_reviews"] = earlier
+    ctx = Context(source=source, partition=partition, run_id=run_id, now=now, references=refs)
     result = clean_frame(source, raw, ctx)
     lake.write("clean", source, result.clean, partition)
     lake.write("quarantine", source, result.quarantine, partition, part="cleaning")

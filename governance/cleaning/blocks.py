@@ -6,6 +6,7 @@ so a source's rules run as a few vectorised passes over the partition.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -14,8 +15,6 @@ import polars as pl
 from governance.cleaning import text
 from governance.cleaning.engine import Context, Fix, Flag, Quarantine
 
-#: order in which the versions of one key are compared: the last is the one kept
-LATEST_ORDER = ("_ingested_at", "_source_file", "_row_number")
 #: the scale factor that makes a MAD comparable with a standard deviation
 MAD_SCALE = 1.4826
 
@@ -47,54 +46,63 @@ def exact_duplicates(columns: list[str]):
     return build
 
 
-def key_duplicates(key: tuple[str, ...], newest_first_by: tuple[str, ...] = ()):
-    """Several versions of one business key: the latest is kept (by ``newest_first_by``, then ingest
-    time, then landing order)."""
-    order = [*newest_first_by, *LATEST_ORDER]
-
+def key_duplicates(key: tuple[str, ...]):
+    """Several rows with one business key: the row of the latest delivery (ingest time) is kept, and
+    within one delivery the first in landing order — a later row of the same key is a re-sent copy.
+    For snapshot sources the key includes ``_source_file``: each landed file holds one version."""
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
-        versions = pl.len().over(key)
-
         def enrich(df: pl.DataFrame) -> pl.DataFrame:
-            df = df.with_columns(versions.alias("__versions"))
+            df = df.with_columns(__versions=pl.len().over(key))
             if df.select((pl.col("__versions") > 1).any()).item():
+                df = df.with_columns(__ord=pl.int_range(pl.len()), __neg_ingest=-pl.col("_ingested_at").dt.epoch("us"))
+                by = ["__neg_ingest", "__ord"]
                 return df.with_columns(
-                    __rank=pl.int_range(pl.len()).over(key, order_by=order, descending=True, nulls_last=True),
-                    __kept_file=pl.col("_source_file").sort_by(order, descending=True, nulls_last=True).first().over(key),
-                    __kept_row=pl.col("_row_number").sort_by(order, descending=True, nulls_last=True).first().over(key),
+                    __rank=pl.int_range(pl.len()).over(key, order_by=by),
+                    __kept_file=pl.col("_source_file").sort_by(by).first().over(key),
+                    __kept_row=pl.col("_row_number").sort_by(by).first().over(key),
                 )
             return df.with_columns(__rank=pl.lit(0), __kept_file=pl.lit(None, pl.String), __kept_row=pl.lit(None, pl.Int64))
 
+        shown = [k for k in key if not k.startswith("_")]
         return Quarantine(
             enrich=enrich,
             mask=pl.col("__rank") > 0,
             reason=pl.format(
-                "{} {} has {} versions; the latest ({} row {}) is kept",
-                pl.lit("/".join(key)), pl.concat_str([pl.col(k).cast(pl.String) for k in key], separator="/"),
-                pl.col("__versions"), pl.col("__kept_file"), pl.col("__kept_row"),
+                "{} {} appears {} times{}; kept {} row {} (latest delivery, first in landing order)",
+                pl.lit("/".join(shown)), pl.concat_str([pl.col(k).cast(pl.String) for k in shown], separator="/"),
+                pl.col("__versions"), pl.lit(" in this file" if "_source_file" in key else ""),
+                pl.col("__kept_file"), pl.col("__kept_row"),
             ),
         )
 
     return build
 
 
-def near_duplicate_text(group: tuple[str, ...], text_column: str, min_similarity: float = 0.8):
+def near_duplicate_text(group: tuple[str, ...], text_column: str, min_similarity: float = 0.8,
+                        earlier: str | None = None):
     """Same ``group`` (e.g. user+product) and near-identical text (token Jaccard ≥ min_similarity):
-    the first by landing order is kept."""
+    the earlier one is kept. ``earlier`` names a reference with the clean rows of earlier partitions,
+    so a duplicate landing on a later day is found too."""
 
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine | str:
         if frame.select(pl.col(text_column).is_null().all()).item():
             return f"{text_column} is entirely null"
+        before = ctx.reference(earlier) if earlier else None
+
+        def token_rows(df: pl.DataFrame, offset: int) -> pl.DataFrame:
+            return df.select(*group, "_source_file", "_row_number", __tokens=text.tokens(pl.col(text_column)),
+                             __order=pl.int_range(pl.len()) + offset).filter(pl.col("__tokens").list.len() > 0)
 
         def enrich(df: pl.DataFrame) -> pl.DataFrame:
-            tokens = df.select(
-                *group, "_source_file", "_row_number",
-                __tokens=text.tokens(pl.col(text_column)),
-                __order=pl.int_range(pl.len()),
-            ).filter(pl.col("__tokens").list.len() > 0)
-            candidates = tokens.filter(pl.len().over(group) > 1)
+            current = token_rows(df, 0)
+            pool = current
+            if before is not None and before.height:
+                # earlier partitions' rows of the same groups, ordered before every current row
+                prior = before.join(current.select(group).unique(), on=list(group), how="semi")
+                pool = pl.concat([token_rows(prior, -prior.height), current])
+            candidates = pool.filter(pl.len().over(group) > 1)
             pairs = candidates.join(candidates, on=list(group), suffix="_other").filter(
-                pl.col("__order_other") < pl.col("__order"))
+                (pl.col("__order_other") < pl.col("__order")) & (pl.col("__order") >= 0))
             inter = pl.col("__tokens").list.set_intersection("__tokens_other").list.len()
             union = pl.col("__tokens").list.set_union("__tokens_other").list.len()
             dupes = (
@@ -121,13 +129,15 @@ def near_duplicate_text(group: tuple[str, ...], text_column: str, min_similarity
 
 def near_duplicate_products():
     """Same brand and the same title after normalisation under another product_id: the product
-    seen first (smallest id) is kept; the duplicate's id is recorded so its events can be remapped."""
+    listed first in landing order is kept; the duplicate's id is recorded so its events can be
+    remapped."""
 
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
-        norm = pl.concat_str([text.canonical_key(pl.col("brand")).fill_null(""),
-                              text.canonical_key(pl.col("title"))], separator="|")
+        # the description is part of the match: different products of one brand can share a title
+        norm = pl.concat_str([text.brand_key(pl.col("brand")).fill_null(""), text.canonical_key(pl.col("title")),
+                              text.canonical_key(pl.col("description")).fill_null("")], separator="|")
         return Quarantine(
-            prepare=(norm.alias("__norm"), pl.col("product_id").min().over(norm).alias("__canonical")),
+            prepare=(norm.alias("__norm"), pl.col("product_id").first().over(norm).alias("__canonical")),
             mask=(pl.col("product_id") != pl.col("__canonical")) & pl.col("title").is_not_null(),
             reason=pl.format("same brand and title as product {} (after normalising case, spacing and punctuation)",
                              pl.col("__canonical")),
@@ -196,9 +206,33 @@ def timestamp_window(column: str, earliest: datetime, future_tolerance: timedelt
     return build
 
 
-def robust_outlier(value: str, group: pl.Expr | Callable[[Context], pl.Expr], group_label: str, k: float = 6.0, min_group: int = 8,
-                   where: pl.Expr | None = None, set_null: bool = False):
-    """Values far outside their group's robust range on a log scale: |log x − median| > k·1.4826·MAD.
+def _out_of_range(column: str, ctx: Context, earliest: datetime, future_tolerance: timedelta) -> pl.Expr:
+    return (pl.col(column) > pl.lit(ctx.now + future_tolerance)) | (pl.col(column) < pl.lit(earliest))
+
+
+def flag_out_of_range_timestamp(flag_column: str, column: str, earliest: datetime,
+                                future_tolerance: timedelta = timedelta(hours=1)):
+    def build(ctx: Context, frame: pl.DataFrame) -> Flag:
+        return Flag(flag_column, _out_of_range(column, ctx, earliest, future_tolerance))
+
+    return build
+
+
+def null_out_of_range_timestamp(column: str, earliest: datetime, future_tolerance: timedelta = timedelta(hours=1)):
+    """An impossible timestamp in a record that is otherwise sound: the value is removed (audited)
+    and the record kept."""
+
+    def build(ctx: Context, frame: pl.DataFrame) -> Fix:
+        bad = _out_of_range(column, ctx, earliest, future_tolerance)
+        return Fix(columns={column: pl.when(bad).then(None).otherwise(pl.col(column))})
+
+    return build
+
+
+def robust_outlier(value: str, group: pl.Expr | Callable[[Context], pl.Expr], group_label: str, k: float = 6.0,
+                   min_group: int = 8, where: pl.Expr | None = None, set_null: bool = False, min_factor: float = 5.0):
+    """Values far outside their group's robust range on a log scale: |log x − median| > k·1.4826·MAD,
+    and never within a factor of ``min_factor`` of the median.
 
     Prices are roughly lognormal per category, so the log scale makes the range symmetric; groups
     with fewer than ``min_group`` values fall back to the whole partition's median and MAD. With
@@ -219,8 +253,9 @@ def robust_outlier(value: str, group: pl.Expr | Callable[[Context], pl.Expr], gr
         med_all = logv.median()
         mad_all = (logv - med_all).abs().median()
         med = pl.when(n_g >= min_group).then(med_g).otherwise(med_all)
-        # a floor on the spread keeps a group of identical prices from flagging a 1-cent difference
-        mad = pl.max_horizontal(pl.when(n_g >= min_group).then(mad_g).otherwise(mad_all), pl.lit(0.05))
+        # a floor on the allowed distance: a tight group must not flag a cheap but real item
+        mad = pl.max_horizontal(pl.when(n_g >= min_group).then(mad_g).otherwise(mad_all),
+                                pl.lit(math.log(min_factor) / (k * MAD_SCALE)))
         low, high = (med - k * MAD_SCALE * mad).exp(), (med + k * MAD_SCALE * mad).exp()
         outlier = applicable & ((logv - med).abs() > k * MAD_SCALE * mad)
         if set_null:
@@ -240,37 +275,41 @@ def robust_outlier(value: str, group: pl.Expr | Callable[[Context], pl.Expr], gr
     return build
 
 
-def price_outlier_vs_catalog(value: str, id_column: str, k: float = 6.0, min_group: int = 8):
-    """Prices far outside the robust range of the item's category *in the catalog* (log scale,
-    k × scaled MAD); categories with fewer than ``min_group`` priced products use the whole
-    catalog. Judging against the catalog works for partitions with few priced events."""
+def price_outlier_vs_catalog(value: str, id_column: str, k: float = 6.0, min_factor: float = 3.0,
+                             min_group: int = 10):
+    """Prices far from the item's catalog price. r = log(price / catalog price) is 0 for a price at
+    the catalog's; a category's usual spread of r (1.4826·MAD over its distinct item/price pairs, so
+    one popular item cannot dominate; the partition's when a category has fewer than ``min_group``)
+    sets the allowed distance k·spread, never less than a factor of ``min_factor``. Comparing with the item's own price separates an absurd price from an expensive item."""
 
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine | str:
         ref = ctx.reference("products")
-        if ref is None or ref.filter(pl.col("price") > 0).height < min_group:
-            return f"fewer than {min_group} priced products in clean.products: no robust range to compare against"
-        logp = pl.col("price").log()
+        if ref is None or ref.filter(pl.col("price") > 0).is_empty():
+            return "clean.products has no prices to compare against"
         priced = ref.filter(pl.col("price") > 0)
-        overall = priced.select(med=logp.median(), mad=(logp - logp.median()).abs().median()).row(0)
-        stats = (priced.group_by("category_path")
-                 .agg(n=pl.len(), med=logp.median(), mad=(logp - logp.median()).abs().median())
-                 .filter(pl.col("n") >= min_group))
-        latest = ref.unique("product_id", keep="last")
-        category = pl.col(id_column).replace_strict(latest["product_id"], latest["category_path"], default=None,
+        catalog_price = pl.col(id_column).replace_strict(priced["product_id"], priced["price"], default=None,
+                                                         return_dtype=pl.Float64)
+        category = pl.col(id_column).replace_strict(priced["product_id"], priced["category_path"], default=None,
                                                     return_dtype=pl.String)
-        med = pl.col("__cat").replace_strict(stats["category_path"], stats["med"], default=overall[0],
-                                             return_dtype=pl.Float64)
-        mad = pl.max_horizontal(pl.col("__cat").replace_strict(stats["category_path"], stats["mad"],
-                                                               default=overall[1], return_dtype=pl.Float64),
-                                pl.lit(0.05))
-        logv = pl.when(pl.col(value) > 0).then(pl.col(value).log())
-        low, high = (med - k * MAD_SCALE * mad).exp(), (med + k * MAD_SCALE * mad).exp()
+        ratio = pl.when((pl.col(value) > 0) & (pl.col("__catalog") > 0)).then((pl.col(value) / pl.col("__catalog")).log())
+
+        def enrich(df: pl.DataFrame) -> pl.DataFrame:
+            df = df.with_columns(__catalog=catalog_price, __cat=category).with_columns(__lr=ratio)
+            pairs = df.filter(pl.col("__lr").is_not_null()).unique([id_column, value])
+            # too few prices to estimate a spread: only the min_factor floor applies
+            overall = MAD_SCALE * (pairs["__lr"].abs().median() or 0.0) if pairs.height >= min_group else 0.0
+            # categories with fewer than min_group distinct item prices use the partition's spread
+            spread = (pairs.group_by("__cat").agg(__n=pl.len(), __s=MAD_SCALE * pl.col("__lr").abs().median())
+                      .select("__cat", __spread=pl.when(pl.col("__n") >= min_group).then("__s").otherwise(overall)))
+            return df.join(spread, on="__cat", how="left", maintain_order="left").with_columns(
+                __allowed=pl.max_horizontal(k * pl.col("__spread").fill_null(overall), pl.lit(math.log(min_factor))))
+
         return Quarantine(
-            prepare=(category.alias("__cat"),),
-            mask=(logv - med).abs() > k * MAD_SCALE * mad,
-            reason=pl.format(f"{value} {{}} is far outside the catalog range of category {{}} "
-                             "(median {}, allowed {}–{})", _fmt_num(pl.col(value)), pl.col("__cat").fill_null("(unknown)"),
-                             _fmt_num(med.exp()), _fmt_num(low), _fmt_num(high)),
+            enrich=enrich,
+            mask=pl.col("__lr").abs() > pl.col("__allowed"),
+            reason=pl.format(f"{value} {{}} is {{}}× the item's catalog price {{}}; prices in category {{}} stay within "
+                             "{}× of it", _fmt_num(pl.col(value)), (pl.col(value) / pl.col("__catalog")).round(2),
+                             _fmt_num(pl.col("__catalog")), pl.col("__cat"), (pl.col("__allowed").exp()).round(1)),
         )
 
     return build
@@ -385,22 +424,23 @@ def flag(column: str, value: pl.Expr):
     return build
 
 
-def canonical_spelling(column: str):
-    """Map every spelling of a value (case, spacing) to its most frequent spelling in the partition."""
+def canonical_spelling(column: str, key: Callable[[pl.Expr], pl.Expr] = text.canonical_key):
+    """Map every spelling of a value (case, spacing, punctuation; for brands a legal-form suffix) to
+    its most frequent spelling in the partition."""
 
     def build(ctx: Context, frame: pl.DataFrame) -> Fix | str:
         if frame.select(pl.col(column).is_null().all()).item():
             return f"{column} is entirely null"
         tidy = text.tidy(pl.col(column))
         canonical = (
-            frame.select(__key=text.canonical_key(pl.col(column)), __tidy=tidy)
+            frame.select(__key=key(pl.col(column)), __tidy=tidy)
             .drop_nulls()
             .group_by("__key", "__tidy").len()
             # most frequent spelling; ties go to the one that is not all upper/lower case, then alphabetical
             .sort(["len", "__tidy"], descending=[True, False])
             .group_by("__key", maintain_order=True).first()
         )
-        mapping = pl.col(column).pipe(text.canonical_key).replace_strict(
+        mapping = pl.col(column).pipe(key).replace_strict(
             canonical["__key"], canonical["__tidy"], default=None)
         return Fix(columns={column: pl.when(pl.col(column).is_null()).then(None).otherwise(mapping)})
 
@@ -427,11 +467,14 @@ def currency_to_usd(rates: dict[str, float]):
     """Prices in another currency are converted to USD at the declared rates, rounded to cents."""
 
     def build(ctx: Context, frame: pl.DataFrame) -> Fix:
-        cur = pl.col("currency").str.strip_chars().str.to_uppercase().fill_null("USD")
+        cur = pl.col("currency").str.strip_chars().str.to_uppercase()
         rate = cur.replace_strict(list(rates), list(rates.values()), default=None, return_dtype=pl.Float64)
+        foreign = rate.is_not_null() & (cur != "USD")
         return Fix(columns={
-            "price": pl.when(rate.is_not_null()).then((pl.col("price") * rate).round(2)).otherwise(pl.col("price")),
-            "currency": pl.when(rate.is_not_null()).then(pl.lit("USD")).otherwise(pl.col("currency")),
+            "price": pl.when(foreign).then((pl.col("price") * rate).round(2)).otherwise(pl.col("price")),
+            # a priced row without a currency is in the shop's currency
+            "currency": pl.when(foreign | (cur.is_null() & pl.col("price").is_not_null())).then(pl.lit("USD"))
+            .otherwise(pl.col("currency")),
         })
 
     return build

@@ -56,7 +56,7 @@ EVENTS_RULES: tuple[Rule, ...] = (
     Rule("currency_to_usd", "fix", f"Prices converted to USD at fixed rates {USD_RATES}, rounded to cents.",
          ("price", "currency"), b.currency_to_usd(USD_RATES)),
     Rule("key_duplicate", "quarantine",
-         "Several rows with one event_id (a re-sent event): the latest by ingest time and landing order is kept.",
+         "Several rows with one event_id (a re-sent event): the latest delivery's first row is kept.",
          ("event_id",), b.key_duplicates(("event_id",))),
     Rule("invalid_event_type", "quarantine", f"Event types outside {EVENT_TYPES} after normalisation.",
          ("event_type",), b.not_in_set("event_type", EVENT_TYPES)),
@@ -71,17 +71,19 @@ EVENTS_RULES: tuple[Rule, ...] = (
          "Events on a product id that cleaning found to duplicate another product are moved to the kept id.",
          ("item_id",), b.remap("item_id", "product_id_map", "duplicate_id", "canonical_id")),
     Rule("unknown_item", "quarantine",
-         "Events on items that are not in clean.products: quarantined, because no later stage (prices, "
-         "categories, recommendations) can use an event about an unknown item.",
-         ("item_id",), b.unknown_reference("item_id", "products", "product_id", "clean.products")),
+         "Events on items that never appeared in the catalog (clean or quarantined rows): quarantined, because "
+         "no later stage (prices, categories, recommendations) can use an event about an unknown item.",
+         ("item_id",), b.unknown_reference("item_id", "product_ids", "product_id", "the catalog")),
     Rule("unknown_user", "quarantine",
-         "Events of a user_id that is not in clean.users: quarantined, because integration requires every "
-         "interaction to belong to a known user (anonymous events, user_id null, are kept).",
-         ("user_id",), b.unknown_reference("user_id", "users", "user_id", "clean.users")),
+         "Events of a user_id that never appeared in the user profiles (clean or quarantined rows): "
+         "quarantined, because such ids are fabricated and integration requires a known user for every "
+         "interaction (anonymous events, user_id null, are kept).",
+         ("user_id",), b.unknown_reference("user_id", "user_ids", "user_id", "the user profiles")),
     Rule("price_not_positive", "quarantine", "Zero or negative prices.",
          ("price",), b.non_positive("price")),
     Rule("price_outlier", "quarantine",
-         "Prices far outside the robust range of the item's category in the catalog (log scale, 6 × scaled MAD).",
+         "Prices far from the item's catalog price: log(price / catalog price) beyond 6 × its category's robust "
+         "spread (scaled MAD over distinct item prices), and at least a factor of 3.",
          ("price", "item_id"), b.price_outlier_vs_catalog("price", "item_id")),
     Rule("quantity_not_positive", "quarantine", "Zero or negative quantities.",
          ("quantity",), b.non_positive("quantity")),
@@ -104,16 +106,19 @@ PRODUCTS_RULES: tuple[Rule, ...] = (
          ("title", "description", "brand"), _tidy_all("title", "description", "brand")),
     Rule("normalise_category_path", "fix", "Category paths written 'Level 1 > Level 2 > Level 3'.",
          ("category_path",), b.fixes(category_path=text.category_path(pl.col("category_path")))),
-    Rule("canonical_brand", "fix", "Every spelling of a brand (case, spacing) mapped to its most frequent one.",
-         ("brand",), b.canonical_spelling("brand")),
+    Rule("canonical_brand", "fix", "Every spelling of a brand (case, spacing, punctuation, a legal-form suffix "
+         "such as Inc.) mapped to its most frequent one.",
+         ("brand",), b.canonical_spelling("brand", key=text.brand_key)),
     Rule("canonical_category", "fix", "Every spelling of a category path mapped to its most frequent one.",
          ("category_path",), b.canonical_spelling("category_path")),
     Rule("currency_to_usd", "fix", f"Prices converted to USD at fixed rates {USD_RATES}, rounded to cents.",
          ("price", "currency"), b.currency_to_usd(USD_RATES)),
+    Rule("updated_at_out_of_range", "fix", "Impossible updated_at values (future, before the shop) removed.",
+         ("updated_at",), b.null_out_of_range_timestamp("updated_at", SHOP_OPENED)),
     Rule("key_duplicate", "quarantine",
-         "Several rows for one product version (product_id + updated_at): the latest landed is kept. "
-         "Different updated_at values are kept as the product's history.",
-         ("product_id", "updated_at"), b.key_duplicates(("product_id", "updated_at"))),
+         "A product_id listed twice in one landed file: the first row is kept. Rows of one product in "
+         "different files are its versions (history); is_current marks the latest.",
+         ("product_id",), b.key_duplicates(("product_id", "_source_file"))),
     Rule("near_duplicate_product", "quarantine",
          "Another product_id with the same brand and the same title after normalisation: the smallest id is "
          "kept and events on the duplicate id are remapped to it (clean.product_id_map).",
@@ -121,8 +126,8 @@ PRODUCTS_RULES: tuple[Rule, ...] = (
     Rule("price_not_positive", "fix", "Zero or negative prices removed (then imputed), original audited.",
          ("price",), b.fixes(price=pl.when(pl.col("price") <= 0).then(None).otherwise(pl.col("price")))),
     Rule("price_outlier", "fix",
-         "Prices far outside their leaf category's robust range (log scale, 6 × scaled MAD) removed (then "
-         "imputed), original audited.",
+         "Prices far outside their leaf category's robust range (log scale, median ± 6 × scaled MAD, never "
+         "within a factor of 5 of the median) removed (then imputed), original audited.",
          ("price", "category_path"), b.robust_outlier("price", pl.col("category_path"), "category", set_null=True)),
     Rule("price_imputed", "flag", "Marks prices that are missing and get imputed next.",
          ("price",), b.flag("price_imputed", pl.col("price").is_null())),
@@ -136,23 +141,28 @@ USERS_RULES: tuple[Rule, ...] = (
          "Rows equal in every contract column to an earlier row; the first in landing order is kept.",
          tuple(_columns("users")), b.exact_duplicates(_columns("users"))),
     Rule("normalise_contact", "fix",
-         "Emails trimmed and lower-cased (invalid ones removed); phones reduced to digits with a leading +; "
-         "country codes upper-cased (anything but two letters removed).",
-         ("email", "phone", "country"), b.fixes(
+         "Emails trimmed and lower-cased (invalid ones removed); phones trimmed (fewer than 7 digits removed); "
+         "country codes upper-cased (anything but two letters removed); names tidied.",
+         ("email", "phone", "country", "name"), b.fixes(
              email=pl.when(pl.col("email").str.strip_chars().str.to_lowercase().str.contains(f"^{text.EMAIL}$"))
              .then(pl.col("email").str.strip_chars().str.to_lowercase()),
              phone=pl.when(pl.col("phone").str.replace_all(r"\D", "").str.len_chars() >= 7)
-             .then(pl.concat_str([pl.when(pl.col("phone").str.strip_chars().str.starts_with("+")).then(pl.lit("+"))
-                                  .otherwise(pl.lit("")), pl.col("phone").str.replace_all(r"\D", "")])),
+             .then(text.tidy(pl.col("phone"))),
              country=pl.when(pl.col("country").str.strip_chars().str.contains(r"^[A-Za-z]{2}$"))
              .then(pl.col("country").str.strip_chars().str.to_uppercase()),
              name=text.tidy(pl.col("name")),
          )),
     Rule("key_duplicate", "quarantine",
-         "Several rows for one user_id (profile updates): the latest by updated_at, then ingest time, is kept.",
-         ("user_id", "updated_at"), b.key_duplicates(("user_id",), newest_first_by=("updated_at",))),
-    Rule("signup_out_of_range", "quarantine", "Sign-up times in the future or before the shop existed.",
-         ("signup_at",), b.timestamp_window("signup_at", SHOP_OPENED)),
+         "A user_id listed twice in one landed file: the first row is kept. Rows of one user in different "
+         "files are profile versions; is_current marks the latest.",
+         ("user_id",), b.key_duplicates(("user_id", "_source_file"))),
+    Rule("signup_invalid", "flag", "Marks sign-up times in the future or before the shop existed (removed next).",
+         ("signup_at",), b.flag_out_of_range_timestamp("signup_invalid", "signup_at", SHOP_OPENED)),
+    Rule("signup_out_of_range", "fix",
+         "Impossible sign-up times removed (audited); the user is kept because their activity is real.",
+         ("signup_at",), b.null_out_of_range_timestamp("signup_at", SHOP_OPENED)),
+    Rule("updated_at_out_of_range", "fix", "Impossible updated_at values removed (audited).",
+         ("updated_at",), b.null_out_of_range_timestamp("updated_at", SHOP_OPENED)),
     Rule("country_missing", "flag", "Marks users without a valid country (kept: country is optional).",
          ("country",), b.flag("country_missing", pl.col("country").is_null())),
 )
@@ -172,15 +182,18 @@ REVIEWS_RULES: tuple[Rule, ...] = (
     Rule("remap_duplicate_product", "fix", "Reviews of a duplicate product id moved to the kept id.",
          ("product_id",), b.remap("product_id", "product_id_map", "duplicate_id", "canonical_id")),
     Rule("unknown_product", "quarantine",
-         "Reviews of products not in clean.products: quarantined (a review must describe a known product).",
-         ("product_id",), b.unknown_reference("product_id", "products", "product_id", "clean.products")),
+         "Reviews of products that never appeared in the catalog: quarantined (a review must describe a known "
+         "product).",
+         ("product_id",), b.unknown_reference("product_id", "product_ids", "product_id", "the catalog")),
     Rule("unknown_user", "quarantine",
-         "Reviews by a user_id not in clean.users: quarantined (likely fabricated; null authors are kept).",
-         ("user_id",), b.unknown_reference("user_id", "users", "user_id", "clean.users")),
+         "Reviews by a user_id that never appeared in the user profiles: quarantined (fabricated authors; null "
+         "authors are kept).",
+         ("user_id",), b.unknown_reference("user_id", "user_ids", "user_id", "the user profiles")),
     Rule("near_duplicate_review", "quarantine",
-         "The same user reviewing the same product again with near-identical text (≥80% token overlap): "
-         "the first is kept.",
-         ("user_id", "product_id", "text"), b.near_duplicate_text(("user_id", "product_id"), "text")),
+         "The same user reviewing the same product again with near-identical text (≥80% token overlap), in "
+         "this or an earlier partition: the first is kept.",
+         ("user_id", "product_id", "text"), b.near_duplicate_text(("user_id", "product_id"), "text",
+                                                                  earlier="earlier_reviews")),
     Rule("mask_pii", "fix",
          "Emails, phone numbers and card-like numbers in title/text replaced by [EMAIL]/[PHONE]/[CARD]; "
          "the count per review is kept in pii_spans_masked.",
@@ -194,8 +207,9 @@ QUERIES_RULES: tuple[Rule, ...] = (
     Rule("exact_duplicate", "quarantine",
          "Rows equal in every contract column to an earlier row; the first in landing order is kept.",
          tuple(_columns("queries")), b.exact_duplicates(_columns("queries"))),
-    Rule("normalise_query", "fix", "Query text: Unicode NFC, lower case, trimmed, whitespace collapsed.",
-         ("query_text",), b.fixes(query_text=text.tidy(pl.col("query_text")).str.to_lowercase())),
+    Rule("normalise_query", "fix", "Query text: Unicode NFC, trimmed, whitespace collapsed (case is kept: "
+         "brand and model names carry meaning).",
+         ("query_text",), b.fixes(query_text=text.tidy(pl.col("query_text")))),
     Rule("key_duplicate", "quarantine", "Several rows with one query_id: the latest landed is kept.",
          ("query_id",), b.key_duplicates(("query_id",))),
     Rule("empty_query", "quarantine", "Queries with no text left after normalisation.",
@@ -208,8 +222,9 @@ QUERIES_RULES: tuple[Rule, ...] = (
     Rule("text_damaged", "flag", "Marks queries that arrived as broken UTF-8.",
          ("query_text",), b.flag("text_damaged", text.damaged(pl.col("query_text")))),
     Rule("user_unknown", "flag",
-         "Marks queries by a user_id not in clean.users: kept, because search analytics count every query.",
-         ("user_id",), b.flag_unknown_reference("user_unknown", "user_id", "users", "user_id")),
+         "Marks queries by a user_id that never appeared in the user profiles: kept, because search analytics "
+         "count every query.",
+         ("user_id",), b.flag_unknown_reference("user_unknown", "user_id", "user_ids", "user_id")),
 )
 
 RULES: dict[str, tuple[Rule, ...]] = {

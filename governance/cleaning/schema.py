@@ -21,11 +21,14 @@ CLEAN_EXTRAS: dict[str, dict[str, pl.DataType]] = {
         "category_l1": pl.String(),
         "category_l2": pl.String(),
         "category_l3": pl.String(),
-        "price_imputed": pl.Boolean(),  # price was missing/outlier-free imputed with the category median
+        "price_imputed": pl.Boolean(),  # price was missing or impossible: imputed with the category median
         "brand_missing": pl.Boolean(),
+        "is_current": pl.Boolean(),  # the product's latest version (rows of other files are its history)
     },
     "users": {
         "country_missing": pl.Boolean(),
+        "signup_invalid": pl.Boolean(),  # signup_at was impossible and has been removed (null)
+        "is_current": pl.Boolean(),  # the user's latest profile version
     },
     "reviews": {
         "pii_spans_masked": pl.Int32(),

@@ -24,6 +24,14 @@ def canonical_key(expr: pl.Expr) -> pl.Expr:
             .str.strip_chars())
 
 
+LEGAL_SUFFIX = r"\s+(inc|incorporated|ltd|limited|llc|plc|co|corp|corporation|company|gmbh|ag|sa|srl|bv)$"
+
+
+def brand_key(expr: pl.Expr) -> pl.Expr:
+    """A brand's matching key: `canonical_key` without a legal-form suffix ("Acme Inc." ~ "ACME")."""
+    return canonical_key(expr).str.replace(LEGAL_SUFFIX, "")
+
+
 def tokens(expr: pl.Expr) -> pl.Expr:
     return canonical_key(expr).str.split(" ").list.unique()
 
