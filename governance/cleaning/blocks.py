@@ -134,8 +134,8 @@ def near_duplicate_products():
 
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
         # the description is part of the match: different products of one brand can share a title
-        norm = pl.concat_str([text.brand_key(pl.col("brand")).fill_null(""), text.canonical_key(pl.col("title")),
-                              text.canonical_key(pl.col("description")).fill_null("")], separator="|")
+        norm = pl.concat_str([text.brand_key(pl.col("brand")).fill_null(""), text.compact_key(pl.col("title")),
+                              text.compact_key(pl.col("description")).fill_null("")], separator="|")
         return Quarantine(
             prepare=(norm.alias("__norm"), pl.col("product_id").first().over(norm).alias("__canonical")),
             mask=(pl.col("product_id") != pl.col("__canonical")) & pl.col("title").is_not_null(),
@@ -301,15 +301,26 @@ def price_outlier_vs_catalog(value: str, id_column: str, k: float = 6.0, min_fac
             # categories with fewer than min_group distinct item prices use the partition's spread
             spread = (pairs.group_by("__cat").agg(__n=pl.len(), __s=MAD_SCALE * pl.col("__lr").abs().median())
                       .select("__cat", __spread=pl.when(pl.col("__n") >= min_group).then("__s").otherwise(overall)))
-            return df.join(spread, on="__cat", how="left", maintain_order="left").with_columns(
+            df = df.join(spread, on="__cat", how="left", maintain_order="left").with_columns(
                 __allowed=pl.max_horizontal(k * pl.col("__spread").fill_null(overall), pl.lit(math.log(min_factor))))
+            # an item without a usable catalog price (its row was quarantined) is judged against the
+            # whole catalog's robust range instead
+            return df.with_columns(__far_from_catalog=pl.when(pl.col("__catalog").is_null() & (pl.col(value) > 0))
+                                   .then((pl.col(value).log() - catalog_median).abs() > catalog_allowed))
 
+        logp = priced["price"].log()
+        catalog_median = logp.median()
+        catalog_allowed = max(k * MAD_SCALE * (logp - catalog_median).abs().median(), math.log(min_factor))
         return Quarantine(
             enrich=enrich,
-            mask=pl.col("__lr").abs() > pl.col("__allowed"),
-            reason=pl.format(f"{value} {{}} is {{}}× the item's catalog price {{}}; prices in category {{}} stay within "
-                             "{}× of it", _fmt_num(pl.col(value)), (pl.col(value) / pl.col("__catalog")).round(2),
-                             _fmt_num(pl.col("__catalog")), pl.col("__cat"), (pl.col("__allowed").exp()).round(1)),
+            mask=(pl.col("__lr").abs() > pl.col("__allowed")) | pl.col("__far_from_catalog"),
+            reason=pl.when(pl.col("__catalog").is_null()).then(pl.format(
+                f"{value} {{}} is far outside the whole catalog's price range (median {math.exp(catalog_median):.2f}, "
+                f"allowed within {math.exp(catalog_allowed):.1f}× of it); the item has no catalog price",
+                _fmt_num(pl.col(value)))).otherwise(pl.format(
+                    f"{value} {{}} is {{}}× the item's catalog price {{}}; prices in category {{}} stay within {{}}× of it",
+                    _fmt_num(pl.col(value)), (pl.col(value) / pl.col("__catalog")).round(2),
+                    _fmt_num(pl.col("__catalog")), pl.col("__cat"), (pl.col("__allowed").exp()).round(1))),
         )
 
     return build

@@ -32,6 +32,11 @@ def brand_key(expr: pl.Expr) -> pl.Expr:
     return canonical_key(expr).str.replace(LEGAL_SUFFIX, "")
 
 
+def compact_key(expr: pl.Expr) -> pl.Expr:
+    """Letters and digits only, lower case: "3-Season" ~ "3Season", "Low-Sugar" ~ "LowSugar"."""
+    return expr.str.normalize("NFKC").str.to_lowercase().str.replace_all(r"[^\p{L}\p{N}]+", "")
+
+
 def tokens(expr: pl.Expr) -> pl.Expr:
     return canonical_key(expr).str.split(" ").list.unique()
 
