@@ -17,7 +17,7 @@ from governance.contracts import LOGICAL_TYPES
 
 UTC = "UTC"
 ISO_AWARE = "%Y-%m-%dT%H:%M:%S%.f%#z"
-_NUMBER_NOISE = r"[\s$€£¥,_]|USD|EUR|GBP"
+_NUMBER_NOISE = r"[\s$€£¥,_#]|USD|EUR|GBP"
 _TRUE = ["true", "t", "yes", "y", "1"]
 _FALSE = ["false", "f", "no", "n", "0"]
 
