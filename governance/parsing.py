@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import duckdb
 import polars as pl
 
 from governance.contracts import LOGICAL_TYPES
@@ -114,16 +115,32 @@ FALLBACKS = {
 }
 
 
+def _timestamps_with_duckdb(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    """ISO-8601 text → UTC timestamps for several columns at once. DuckDB's cast is multi-threaded
+    and about four times faster here than Polars' strptime; text without an offset means UTC."""
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("landed", frame.select(names))
+        columns = ", ".join(f'try_cast("{n}" AS TIMESTAMPTZ) AS "{n}"' for n in names)
+        out = con.sql(f"SELECT {columns} FROM landed").pl()
+    finally:
+        con.close()
+    return out.with_columns(pl.col(n).dt.convert_time_zone(UTC).dt.cast_time_unit("us") for n in names)
+
+
 def parse_frame(frame: pl.DataFrame, types: dict[str, str]) -> dict[str, Parsed]:
     """Parse the named columns of ``frame`` into their logical types (see the module docstring)."""
     exprs: dict[str, pl.Expr] = {}
+    text_stamps = [n for n, t in types.items() if t == "timestamp" and frame.schema[n] == pl.String]
+    stamps = _timestamps_with_duckdb(frame, text_stamps) if text_stamps and frame.height else None
     for name, logical in types.items():
         native = _native(name, frame.schema[name], logical)
         if native is not None:
             exprs[name] = native
             continue
         text = as_text(name, frame.schema[name])
-        parsed = first_pass(text, logical)
+        parsed = pl.lit(stamps[name]) if stamps is not None and name in text_stamps else first_pass(text, logical)
         exprs[name] = parsed
         if logical != "string":
             exprs[f"__missed_{name}"] = parsed.is_null() & text.is_not_null() & (text.str.len_bytes() > 0)
