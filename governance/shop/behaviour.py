@@ -23,13 +23,39 @@ INTENTS = ("product", "category", "brand", "deal", "support")
 INTENT_P = (0.30, 0.30, 0.12, 0.13, 0.15)
 
 ANON_SHARE = 0.10
-VISIT_P = 0.2                     # visits per session ~ geometric, mean 5
+VISIT_P = 0.2  # visits per session ~ geometric, mean 5
 P_CLICK, P_CLICK_SEARCH = 0.30, 0.50
 P_CART, P_PURCHASE = 0.28, 0.55
-P_FOLLOW_QUERY = 0.75             # a visit after a query is on the query's category
-P_TARGET_FIRST = 0.8              # a product query's first visit is the product itself
-HOUR_W = np.array([2.0, 1.3, 0.9, 0.7, 0.6, 0.7, 1.1, 1.8, 2.6, 3.2, 3.5, 3.7, 4.0, 4.0, 3.8, 3.8, 4.0, 4.4,
-                   5.0, 5.8, 6.3, 6.0, 4.8, 3.3])
+P_FOLLOW_QUERY = 0.75  # a visit after a query is on the query's category
+P_TARGET_FIRST = 0.8  # a product query's first visit is the product itself
+HOUR_W = np.array(
+    [
+        2.0,
+        1.3,
+        0.9,
+        0.7,
+        0.6,
+        0.7,
+        1.1,
+        1.8,
+        2.6,
+        3.2,
+        3.5,
+        3.7,
+        4.0,
+        4.0,
+        3.8,
+        3.8,
+        4.0,
+        4.4,
+        5.0,
+        5.8,
+        6.3,
+        6.0,
+        4.8,
+        3.3,
+    ]
+)
 WEEKDAY_W = np.array([1.0, 0.97, 0.98, 1.02, 1.1, 1.3, 1.25])  # Mon..Sun
 RATING_BASE = np.array([0.07, 0.05, 0.09, 0.22, 0.57])
 
@@ -37,30 +63,32 @@ RATING_BASE = np.array([0.07, 0.05, 0.09, 0.22, 0.57])
 @dataclass
 class Behaviour:
     # sessions (index = session number)
-    session_user: np.ndarray      # user index, -1 anonymous
+    session_user: np.ndarray  # user index, -1 anonymous
     session_device: np.ndarray
+    session_start: np.ndarray  # µs
     # events (clean, ordered by session then time)
     ev_session: np.ndarray
     ev_item: np.ndarray
-    ev_type: np.ndarray           # index into EVENT_TYPES
-    ev_t: np.ndarray              # µs
-    ev_price: np.ndarray          # NaN where none
-    ev_qty: np.ndarray            # 0 where none
+    ev_type: np.ndarray  # index into EVENT_TYPES
+    ev_t: np.ndarray  # µs
+    ev_price: np.ndarray  # NaN where none
+    ev_qty: np.ndarray  # 0 where none
     # queries
     q_session: np.ndarray
     q_t: np.ndarray
     q_intent: np.ndarray
-    q_leaf: np.ndarray            # -1 for support
-    q_product: np.ndarray         # target product (product / brand intents), else -1
-    q_brand: np.ndarray           # brand of brand intent, else -1
+    q_leaf: np.ndarray  # -1 for support
+    q_product: np.ndarray  # target product (product / brand intents), else -1
+    q_brand: np.ndarray  # brand of brand intent, else -1
     q_results: np.ndarray
-    q_next_items: np.ndarray      # items of the visits the query steered (flattened), for checks
+    q_next_items: np.ndarray  # items of the visits the query steered (flattened), for checks
     # reviews
     rv_user: np.ndarray
     rv_item: np.ndarray
     rv_t: np.ndarray
     rv_rating: np.ndarray
     rv_purchase_event: np.ndarray  # event index of the purchase reviewed, -1 if before the window
+    q_typo: np.ndarray | None = None
 
     @property
     def n_sessions(self) -> int:
@@ -87,8 +115,11 @@ def simulate(config: ShopConfig, rng: np.random.Generator, cat: Catalog, users: 
     anon = rng.random(n_sess) < ANON_SHARE
     s_user = np.where(anon, -1, weighted_choice(rng, users.activity, n_sess))
     pref_device = rng.choice(3, users.n, p=[0.45, 0.32, 0.23])
-    s_device = np.where((s_user >= 0) & (rng.random(n_sess) < 0.8), pref_device[np.maximum(s_user, 0)],
-                        rng.choice(3, n_sess, p=[0.5, 0.28, 0.22]))
+    s_device = np.where(
+        (s_user >= 0) & (rng.random(n_sess) < 0.8),
+        pref_device[np.maximum(s_user, 0)],
+        rng.choice(3, n_sess, p=[0.5, 0.28, 0.22]),
+    )
 
     # --- visits and queries ---------------------------------------------------------------------
     nv = np.minimum(rng.geometric(VISIT_P, n_sess), 60)
@@ -148,11 +179,13 @@ def simulate(config: ShopConfig, rng: np.random.Generator, cat: Catalog, users: 
     view_gap = np.round(rng.lognormal(np.log(35), 0.9, n_ev)).astype(np.int64) + 2
     # typing a query before a visit takes a while
     visit_has_query = np.zeros(n_vis, dtype=bool)
-    q_vis_first = np.searchsorted(vkey[:n_vis], qkey[order][keep_q])  # visit index of each query
+    q_vis_first = np.searchsorted(vkey[:n_vis], qkey[keep_q])  # visit index of each query
     visit_has_query[q_vis_first] = True
     typing = np.where(visit_has_query[e_vis] & first_of_visit, rng.integers(4, 25, n_ev), 0)
-    step_gap = np.choose(np.minimum(e_step, 3), [np.zeros(n_ev, np.int64), rng.integers(3, 25, n_ev),
-                                                rng.integers(10, 90, n_ev), rng.integers(30, 240, n_ev)])
+    step_gap = np.choose(
+        np.minimum(e_step, 3),
+        [np.zeros(n_ev, np.int64), rng.integers(3, 25, n_ev), rng.integers(10, 90, n_ev), rng.integers(30, 240, n_ev)],
+    )
     first_of_session = first_of_visit & (v_pos[e_vis] == 0)
     gap = np.where(first_of_visit, np.where(first_of_session, 0, view_gap) + typing, step_gap)
     csum = np.cumsum(gap)
@@ -196,11 +229,18 @@ def simulate(config: ShopConfig, rng: np.random.Generator, cat: Catalog, users: 
     follow = (steer >= 0) & (rng.random(n_vis) < P_FOLLOW_QUERY)
     fq = steer[follow]
     by_brand = q_intent[fq] == 2
-    g_items = np.where(by_brand, bl_sampler.sample(rng, bl_group[np.maximum(q_product[fq], 0)]),
-                       leaf_sampler.sample(rng, np.maximum(q_leaf[fq], 0)))
+    g_items = np.where(
+        by_brand,
+        bl_sampler.sample(rng, bl_group[np.maximum(q_product[fq], 0)]),
+        leaf_sampler.sample(rng, np.maximum(q_leaf[fq], 0)),
+    )
     items[follow] = g_items
-    first_after = follow & (v_pos == q_pos[np.maximum(steer, 0)]) & (q_intent[np.maximum(steer, 0)] == 0) \
+    first_after = (
+        follow
+        & (v_pos == q_pos[np.maximum(steer, 0)])
+        & (q_intent[np.maximum(steer, 0)] == 0)
         & (rng.random(n_vis) < P_TARGET_FIRST)
+    )
     items[first_after] = q_product[steer[first_after]]
     items = available(items, view_t)
 
@@ -215,11 +255,16 @@ def simulate(config: ShopConfig, rng: np.random.Generator, cat: Catalog, users: 
     # results count: product queries find a handful, category/deal many, support none
     leaf_size = np.bincount(cat.leaf, minlength=len(cat.leaf_top))
     brand_size = np.bincount(cat.brand, minlength=len(cat.brands))
-    base = np.choose(q_intent, [rng.integers(1, 30, n_q),
-                                leaf_size[np.maximum(q_leaf, 0)] * rng.integers(1, 4, n_q),
-                                brand_size[np.maximum(q_brand, 0)] + rng.integers(0, 10, n_q),
-                                (leaf_size[np.maximum(q_leaf, 0)] * rng.uniform(0.1, 0.6, n_q)).astype(np.int64) + 1,
-                                rng.integers(0, 4, n_q)])
+    base = np.choose(
+        q_intent,
+        [
+            rng.integers(1, 30, n_q),
+            leaf_size[np.maximum(q_leaf, 0)] * rng.integers(1, 4, n_q),
+            brand_size[np.maximum(q_brand, 0)] + rng.integers(0, 10, n_q),
+            (leaf_size[np.maximum(q_leaf, 0)] * rng.uniform(0.1, 0.6, n_q)).astype(np.int64) + 1,
+            rng.integers(0, 4, n_q),
+        ],
+    )
 
     # items the query steered, for the click-through checks
     steered_items = items[follow]
@@ -228,16 +273,44 @@ def simulate(config: ShopConfig, rng: np.random.Generator, cat: Catalog, users: 
     rv = _reviews(config, rng, cat, users, e_sess, e_step, e_t, e_item, s_user, ws, we)
 
     return Behaviour(
-        session_user=s_user, session_device=s_device,
-        ev_session=e_sess, ev_item=e_item, ev_type=np.minimum(e_step, 3), ev_t=e_t, ev_price=e_price, ev_qty=e_qty,
-        q_session=q_sess, q_t=q_t, q_intent=q_intent, q_leaf=q_leaf, q_product=q_product, q_brand=q_brand,
-        q_results=base.astype(np.int64), q_next_items=steered_items,
-        rv_user=rv[0], rv_item=rv[1], rv_t=rv[2], rv_rating=rv[3], rv_purchase_event=rv[4],
+        session_user=s_user,
+        session_device=s_device,
+        session_start=s_start,
+        ev_session=e_sess,
+        ev_item=e_item,
+        ev_type=np.minimum(e_step, 3),
+        ev_t=e_t,
+        ev_price=e_price,
+        ev_qty=e_qty,
+        q_session=q_sess,
+        q_t=q_t,
+        q_intent=q_intent,
+        q_leaf=q_leaf,
+        q_product=q_product,
+        q_brand=q_brand,
+        q_results=base.astype(np.int64),
+        q_next_items=steered_items,
+        rv_user=rv[0],
+        rv_item=rv[1],
+        rv_t=rv[2],
+        rv_rating=rv[3],
+        rv_purchase_event=rv[4],
     )
 
 
-def _reviews(config: ShopConfig, rng: np.random.Generator, cat: Catalog, users: Users, e_sess, e_step, e_t, e_item,
-             s_user, ws: int, we: int):
+def _reviews(
+    config: ShopConfig,
+    rng: np.random.Generator,
+    cat: Catalog,
+    users: Users,
+    e_sess,
+    e_step,
+    e_t,
+    e_item,
+    s_user,
+    ws: int,
+    we: int,
+):
     """Reviews of purchases: some of purchases in the window (a few days later), the rest of older ones."""
     n_r = config.n_reviews
     purchases = np.flatnonzero((e_step == 3) & (s_user[e_sess] >= 0))
@@ -249,7 +322,8 @@ def _reviews(config: ShopConfig, rng: np.random.Generator, cat: Catalog, users: 
     pick_p, t_in = pick_p[ok], t_in[ok]
     u_in, i_in = s_user[e_sess[pick_p]], e_item[pick_p]
 
-    n_hist = n_r - pick_p.size
+    # a few (user, product) pairs repeat and are dropped below: draw some spare historical reviews
+    n_hist = int((n_r - pick_p.size) * 1.15) + 5
     old = np.flatnonzero(~users.is_new)
     u_hist = old[weighted_choice(rng, users.activity[old], n_hist)]
     initial = np.flatnonzero(cat.available_from == np.iinfo(np.int64).min)
@@ -262,7 +336,7 @@ def _reviews(config: ShopConfig, rng: np.random.Generator, cat: Catalog, users: 
     pev = np.concatenate([pick_p, np.full(n_hist, -1)])
     # one review per (user, product)
     _, first = np.unique(user.astype(np.int64) * (cat.n + 1) + item, return_index=True)
-    first = np.sort(first)
+    first = np.sort(first)[:n_r]
     user, item, t, pev = user[first], item[first], t[first], pev[first]
 
     quality = rng.normal(0, 0.35, cat.n)[item]

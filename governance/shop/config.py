@@ -15,36 +15,36 @@ from dataclasses import asdict, dataclass, field
 #: so observed rates match configured ones up to rounding. Override one source with "source.kind".
 DEFAULT_FAULT_RATES: dict[str, float] = {
     # duplicates
-    "exact_duplicate": 0.01,             # events, reviews, queries
-    "key_duplicate": 0.005,              # all five sources
-    "near_duplicate_review": 0.005,      # reviews
-    "near_duplicate_product": 0.01,      # products
+    "exact_duplicate": 0.01,  # events, reviews, queries
+    "key_duplicate": 0.005,  # all five sources
+    "near_duplicate_review": 0.005,  # reviews
+    "near_duplicate_product": 0.01,  # products
     "reworded_duplicate_product": 0.005,  # products
     # catalog quality
-    "miscategorised_product": 0.01,      # products
-    "non_canonical_brand": 0.02,         # products
-    "non_canonical_category": 0.02,      # products
+    "miscategorised_product": 0.01,  # products
+    "non_canonical_brand": 0.02,  # products
+    "non_canonical_category": 0.02,  # products
     # missing / malformed values
-    "null_required": 0.003,              # all five
-    "null_optional": 0.01,               # all five
-    "number_as_string": 0.005,           # events, products, reviews, queries
-    "unparsable_value": 0.003,           # all five
+    "null_required": 0.003,  # all five
+    "null_optional": 0.01,  # all five
+    "number_as_string": 0.005,  # events, products, reviews, queries
+    "unparsable_value": 0.003,  # all five
     # out-of-range values
-    "negative_price": 0.003,             # events, products
-    "absurd_price": 0.003,               # events, products
-    "future_timestamp": 0.002,           # all five
-    "epoch_zero_timestamp": 0.002,       # all five
-    "rating_out_of_range": 0.005,        # reviews
-    "non_positive_quantity": 0.005,      # events
-    "foreign_currency": 0.01,            # events, products
+    "negative_price": 0.003,  # events, products
+    "absurd_price": 0.003,  # events, products
+    "future_timestamp": 0.002,  # all five
+    "epoch_zero_timestamp": 0.002,  # all five
+    "rating_out_of_range": 0.005,  # reviews
+    "non_positive_quantity": 0.005,  # events
+    "foreign_currency": 0.01,  # events, products
     # referential integrity
-    "unknown_user": 0.005,               # events, reviews, queries
-    "unknown_item": 0.005,               # events, reviews
+    "unknown_user": 0.005,  # events, reviews, queries
+    "unknown_item": 0.005,  # events, reviews
     # behaviour and text
-    "bot_session": 0.005,                # events (bot events / clean events)
-    "broken_utf8": 0.005,                # reviews.text, queries.query_text
-    "pii_in_text": 0.01,                 # reviews.text, queries.query_text
-    "rating_text_contradiction": 0.02,   # reviews
+    "bot_session": 0.005,  # events (bot events / clean events)
+    "broken_utf8": 0.005,  # reviews.text, queries.query_text
+    "pii_in_text": 0.01,  # reviews.text, queries.query_text
+    "rating_text_contradiction": 0.02,  # reviews
 }
 
 #: File-level fault: exactly one landed file (an events file) has a renamed column and an extra one.
@@ -127,6 +127,10 @@ class ShopConfig:
         d = asdict(self)
         d["end_date"] = self.end_date.isoformat()
         d["fault_rates"] = dict(sorted(self.fault_rates.items()))
-        d["derived"] = {"n_users": self.n_users, "n_products": self.n_products, "n_reviews": self.n_reviews,
-                        "target_queries": self.target_queries}
+        d["derived"] = {
+            "n_users": self.n_users,
+            "n_products": self.n_products,
+            "n_reviews": self.n_reviews,
+            "target_queries": self.target_queries,
+        }
         return d

@@ -72,6 +72,12 @@ class GroupSampler:
         return self.members[pos]
 
 
+def concat(*parts: pl.Series | pl.Expr | str) -> pl.Series:
+    """Eager `concat_str` of Series / literal strings (null if any part is null)."""
+    exprs = [pl.lit(p) if isinstance(p, str) else p for p in parts]
+    return pl.select(pl.concat_str(exprs)).to_series()
+
+
 def occurrence(s: pl.Series) -> pl.Series:
     """0 for the first row of each distinct value, 1 for its second, ..."""
     return pl.DataFrame({"v": s}).select(pl.int_range(pl.len()).over("v")).to_series()
