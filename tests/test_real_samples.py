@@ -42,4 +42,4 @@ def test_real_sample_lands_and_collects_with_every_row_accounted_for(tmp_path, s
         assert landed + quarantined == rows, (source, landed, quarantined, rows)
         # Taobao and the reviews export carry no product titles: their catalog rows are quarantined
         # for the missing required title, never silently dropped
-        assert landed > 0 or reasons == {"title: required value is missing"}, reasons
+        assert landed > 0 or all(r.startswith("title: required value is missing") for r in reasons), reasons
