@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -82,34 +83,40 @@ def file_hash(data: bytes) -> str:
 # reading one file into text/native columns
 
 
-def _sniff_delimiter(data: bytes, contract: SourceContract) -> str:
+def _header_line(data: bytes) -> bytes:
+    end = data.find(b"\n")
+    return data if end < 0 else data[:end]
+
+
+def _sniff_delimiter(header: bytes, contract: SourceContract) -> str:
     """Pick the delimiter under which the header names the most contract columns."""
-    header = data.split(b"\n", 1)[0].decode("utf-8", errors="replace").lower()
+    text = header.decode("utf-8", errors="replace").lower()
     known = contract.alias_map()
 
     def score(delim: str) -> tuple[int, int]:
-        names = [n.strip().strip('"') for n in header.split(delim)]
+        names = [n.strip().strip('"') for n in text.split(delim)]
         return sum(n in known for n in names), len(names)
 
     return max(_DELIMITERS, key=score)
 
 
 def _read_csv(data: bytes, contract: SourceContract) -> pl.DataFrame:
-    delimiter = _sniff_delimiter(data, contract)
-    header_line, _, body = data.partition(b"\n")
-    header = pl.read_csv(io.BytesIO(header_line + b"\n"), separator=delimiter, n_rows=0, infer_schema=False,
-                         encoding="utf8-lossy").columns
-    # spare trailing columns catch rows with more fields than the header, instead of the reader
-    # truncating them silently; short rows read their missing trailing fields as nulls
+    header = _header_line(data)
+    delimiter = _sniff_delimiter(header, contract)
+    try:
+        # short rows read their missing trailing fields as nulls; a row with more fields than the
+        # header makes the reader refuse, and only then is the file read the slower way below
+        return pl.read_csv(data, separator=delimiter, infer_schema=False, encoding="utf8-lossy")
+    except pl.exceptions.ComputeError as exc:
+        if "more fields" not in str(exc):
+            raise
+    names = pl.read_csv(header + b"\n", separator=delimiter, n_rows=0, infer_schema=False,
+                        encoding="utf8-lossy").columns
+    # spare trailing columns catch the surplus fields instead of truncating them silently
     slots = [f"__ragged_{i}" for i in range(_RAGGED_SLOTS)]
-    widened = delimiter.join(f'"{name}"' for name in header + slots).encode() + b"\n" + body
-    return pl.read_csv(
-        io.BytesIO(widened),
-        separator=delimiter,
-        infer_schema=False,
-        encoding="utf8-lossy",
-        truncate_ragged_lines=True,
-    )
+    widened = b"".join([delimiter.join(f'"{name}"' for name in names + slots).encode(), memoryview(data)[len(header):]])
+    return pl.read_csv(widened, separator=delimiter, infer_schema=False, encoding="utf8-lossy",
+                       truncate_ragged_lines=True)
 
 
 def _read_jsonl(data: bytes) -> tuple[pl.DataFrame, pl.Series | None]:
@@ -187,16 +194,20 @@ def enforce_contract(
     keys = (renamed[key_col].cast(pl.String, strict=False) if key_col in renamed.columns
             else pl.repeat(None, n, dtype=pl.String, eager=True))
 
-    problems: list[tuple[str, pl.Series]] = []  # (rule, reason where the rule applies, else null)
+    # each problem: (rule, mask of the rows it hits, reason text for a subset of row indices); reasons
+    # are built only for the rejected rows, so a clean file pays for the masks alone
+    problems: list[tuple[str, pl.Series, Callable[[pl.Series], pl.Series]]] = []
     if report.missing_columns:
         reason = f"file lacks required column(s) {', '.join(report.missing_columns)} (known spellings: " + "; ".join(
             f"{c}: {', '.join((c,) + contract.column(c).aliases)}" for c in report.missing_columns) + ")"
-        problems.append(("missing_required_column", pl.repeat(reason, n, dtype=pl.String, eager=True)))
+        problems.append(("missing_required_column", pl.repeat(True, n, eager=True),
+                         lambda idx, r=reason: pl.repeat(r, len(idx), dtype=pl.String, eager=True)))
     if ragged:
         too_many = renamed.select(pl.any_horizontal([pl.col(c).is_not_null() for c in ragged])).to_series()
         if too_many.any():
-            problems.append(("ragged_row", pl.select(pl.when(too_many).then(
-                pl.lit(f"row has more fields than the header's {len(landed_cols)}"))).to_series()))
+            reason = f"row has more fields than the header's {len(landed_cols)}"
+            problems.append(("ragged_row", too_many,
+                             lambda idx, r=reason: pl.repeat(r, len(idx), dtype=pl.String, eager=True)))
 
     present = {c.name: c.type for c in contract.columns if c.name in renamed.columns}
     parsed = parse_frame(renamed, present)
@@ -206,14 +217,17 @@ def enforce_contract(
             continue
         p = parsed[col.name]
         if p.failed.any():
-            shown = renamed[col.name].cast(pl.String, strict=False).str.slice(0, 60).str.replace_all("'", "’")
-            problems.append(("unparsable_value", pl.select(pl.when(p.failed).then(
-                pl.format(f"{col.name}: '{{}}' is not a valid {col.type}", shown))).to_series()))
+            def unparsable(idx: pl.Series, col=col) -> pl.Series:
+                shown = renamed[col.name].gather(idx).cast(pl.String, strict=False).str.slice(0, 60)
+                return pl.select(pl.format(f"{col.name}: '{{}}' is not a valid {col.type}",
+                                           shown.str.replace_all("'", "’"))).to_series()
+            problems.append(("unparsable_value", p.failed, unparsable))
         if col.required:
             blank = p.values.is_null() & ~p.failed
             if blank.any():
-                problems.append(("missing_required_value", pl.select(pl.when(blank).then(
-                    pl.lit(f"{col.name}: required value is missing"))).to_series()))
+                reason = f"{col.name}: required value is missing"
+                problems.append(("missing_required_value", blank,
+                                 lambda idx, r=reason: pl.repeat(r, len(idx), dtype=pl.String, eager=True)))
         if p.normalised.any():
             idx = p.normalised.arg_true()
             audits.append(pl.DataFrame({
@@ -239,15 +253,23 @@ def enforce_contract(
                partition=pl.lit(partition, dtype=pl.String), quarantined_at=pl.lit(ingested_at))
     quarantine = empty_quarantine()
     if problems:
-        rule = pl.select(pl.coalesce([pl.when(r.is_not_null()).then(pl.lit(name)) for name, r in problems])).to_series()
-        bad = rule.is_not_null()
+        bad = pl.select(pl.any_horizontal([mask for _, mask, _ in problems])).to_series()
         raw = typed.filter(~bad)
         idx = bad.arg_true()
-        reason = pl.select(pl.concat_str([r.gather(idx) for _, r in problems], separator="; ",
-                                         ignore_nulls=True)).to_series()
+        masks = [mask.gather(idx) for _, mask, _ in problems]
+        rule = pl.select(pl.coalesce([pl.when(m).then(pl.lit(name)) for (name, _, _), m in zip(problems, masks)])
+                         ).to_series()
+        parts = []
+        for (_, _, reason_for), m in zip(problems, masks):
+            text = pl.repeat(None, len(idx), dtype=pl.String, eager=True)
+            hit = m.arg_true()
+            if len(hit):
+                text = text.scatter(hit, reason_for(idx.gather(hit)))
+            parts.append(text)
+        reason = pl.select(pl.concat_str(parts, separator="; ", ignore_nulls=True)).to_series()
         rejected = landed.select(landed_cols + ragged).gather(idx)
         quarantine = conform(rejected.select(record=record_json(landed_cols + ragged)).with_columns(
-            rule=rule.gather(idx), reason=reason, row_number=landed["_row_number"].gather(idx), key=keys.gather(idx),
+            rule=rule, reason=reason, row_number=landed["_row_number"].gather(idx), key=keys.gather(idx),
             **ctx), QUARANTINE_SCHEMA)
     else:
         raw = typed
@@ -293,7 +315,7 @@ def read_landed_file(
 
     if fmt is None:
         return unreadable("unknown_format", f"{rel}: unknown file type {path.suffix!r}; expected one of {sorted(FORMATS)}")
-    if not data.strip():
+    if not data or data.isspace():
         return unreadable("empty_file", f"{rel}: the file is empty", status="empty")
     bad_lines = None
     try:
@@ -302,7 +324,7 @@ def read_landed_file(
         elif fmt == "jsonl":
             frame, bad_lines = _read_jsonl(data)
         else:
-            frame = pl.read_parquet(io.BytesIO(data))
+            frame = pl.read_parquet(data)
     except Exception as exc:  # noqa: BLE001 - the reader's own message becomes the quarantine reason
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return unreadable("unreadable_file", f"{rel}: cannot be read as {fmt}: {first_line[:300]}")
