@@ -18,6 +18,15 @@ from assets.definitions import defs
 from assets.resources import WarehouseResource
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+#: the lifecycle stages in the order they run (each an asset group)
+STAGES = (
+    ("collection", "collection: landing → raw"),
+    ("cleaning", "cleaning: raw → clean"),
+    ("labelling", "labelling: sentiment and intent models, labelled reviews and queries"),
+    ("integration", "integration: users, products, sessions, interactions"),
+    ("quality", "quality: the analysts' report"),
+    ("recommendation", "recommendation: training, evaluation, batch recommendations"),
+)
 
 
 def _say(message: str) -> None:
@@ -33,14 +42,18 @@ def _done(started: float, detail: str = "") -> None:
     _say(f"   done in {time.perf_counter() - started:.1f}s{(' — ' + detail) if detail else ''}")
 
 
-def _assets_in(groups: set[str], partitioned: bool) -> list[dg.AssetKey]:
+def _stage_plan(group: str) -> tuple[list[dg.AssetKey], list[dg.AssetKey], list[dg.AssetKey]]:
+    """A stage's assets in three steps: snapshots needed by its daily assets, the daily assets, and
+    snapshots built from daily ones (e.g. profiles aggregated over every day)."""
     graph = defs.resolve_asset_graph()
-    keys = []
-    for key in graph.get_all_asset_keys():
-        node = graph.get(key)
-        if node.group_name in groups and node.is_materializable and (node.partitions_def is not None) == partitioned:
-            keys.append(key)
-    return sorted(keys, key=lambda k: k.to_user_string())
+    keys = [k for k in graph.get_all_asset_keys()
+            if graph.get(k).group_name == group and graph.get(k).is_materializable]
+    daily = {k for k in keys if graph.get(k).partitions_def is not None}
+
+    snapshots = [k for k in keys if k not in daily]
+    post = {k for k in snapshots if daily & set(graph.get_ancestor_asset_keys(k))}
+    order = lambda ks: sorted(ks, key=lambda k: k.to_user_string())  # noqa: E731
+    return order(k for k in snapshots if k not in post), order(daily), order(post)
 
 
 def _materialize(instance: dg.DagsterInstance, keys: list[dg.AssetKey], partition: str | None = None,
@@ -108,21 +121,24 @@ def main(argv: list[str] | None = None) -> int:
     instance = dg.DagsterInstance.get()
     results: list[dg.ExecuteInProcessResult] = []
 
-    t = _stage(f"1/3 generate a shop: {args.events:,} events over {args.days} days ending {end} (seed {args.seed})")
+    t = _stage(f"1 generate a shop: {args.events:,} events over {args.days} days ending {end} (seed {args.seed})")
     generate(landing, truth, args.events, args.days, args.seed, end)
     _done(t)
     days = sorted(p.name for p in (landing / "events").iterdir() if p.is_dir())
 
-    for title, groups in (("2/3 collection: landing → raw", {"collection"}), ("3/3 cleaning: raw → clean", {"cleaning"})):
-        t = _stage(title)
-        snapshot = _assets_in(groups, partitioned=False)
-        if snapshot:
-            results.append(_materialize(instance, snapshot))
-            _say(f"   snapshots: {', '.join(k.to_user_string() for k in snapshot)}")
-        daily = _assets_in(groups, partitioned=True)
-        for day in days:
+    stages = [(group, title) for group, title in STAGES if _stage_plan(group) != ([], [], [])]
+    for number, (group, title) in enumerate(stages, 2):
+        t = _stage(f"{number}/{len(stages) + 1} {title}")
+        before, daily, after = _stage_plan(group)
+        if before:
+            results.append(_materialize(instance, before))
+            _say(f"   {', '.join(k.to_user_string() for k in before)}")
+        for day in days if daily else []:
             results.append(_materialize(instance, daily, day))
             _say(f"   {day}: {', '.join(k.to_user_string() for k in daily)}")
+        if after:
+            results.append(_materialize(instance, after))
+            _say(f"   {', '.join(k.to_user_string() for k in after)}")
         _done(t)
 
     _say("\n== summary")
