@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from assets.definitions import defs
+from assets.quality import QualityStoreResource
 from assets.resources import WarehouseResource
 from governance.shop import ShopConfig, generate_shop, land_shop
 
@@ -22,12 +23,16 @@ def shop_dir(tmp_path_factory):
     return root
 
 
+def resources(root) -> dict:
+    return {"warehouse": WarehouseResource(data_root=str(root)), "quality_store": QualityStoreResource(data_root=str(root))}
+
+
 def run(root, keys: list[list[str]], partition: str | None = None) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         assets=[*defs.assets, *defs.asset_checks],
         selection=dg.AssetSelection.assets(*keys),
         partition_key=partition,
-        resources={"warehouse": WarehouseResource(data_root=str(root))},
+        resources=resources(root),
         instance=dg.DagsterInstance.ephemeral(),
     )
 
@@ -82,7 +87,7 @@ def test_a_broken_conservation_blocks_downstream(shop_dir, monkeypatch):
         assets=[*defs.assets, *defs.asset_checks],
         selection=dg.AssetSelection.assets(["clean", "queries"]),
         partition_key="2026-11-18",
-        resources={"warehouse": WarehouseResource(data_root=str(shop_dir))},
+        resources=resources(shop_dir),
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )

@@ -1,0 +1,208 @@
+"""Labelling stage: the sentiment model, labelled reviews and queries, and the review audit queue."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import polars as pl
+
+from assets.metadata import counts_table, markdown_table, table_schema
+from assets.partitions import daily
+from assets.resources import WarehouseResource
+from governance.storage import Lake
+
+GROUP = "labelling"
+OWNERS = ["team:search-relevance"]
+
+
+class SentimentTraining(dg.Config):
+    """`demo` trains a head on the frozen encoder in about a minute; `full` fine-tunes the encoder."""
+
+    setting: str = "demo"
+
+
+def _progress(context, what: str):
+    """Progress in the run log: a line at every tenth of the work."""
+    state = {"next": 0.1}
+
+    def report(done: int, total: int) -> None:
+        if total and done / total >= state["next"]:
+            context.log.info(f"{what}: {done:,}/{total:,} ({done / total:.0%})")
+            state["next"] = (int(done / total * 10) + 1) / 10
+
+    return report
+
+
+def _all_partitions(lake: Lake, layer: str, table: str) -> pl.DataFrame:
+    return lake.scan(layer, table).collect() if lake.partitions(layer, table) else pl.DataFrame()
+
+
+@dg.asset(
+    key=["models", "sentiment"],
+    group_name=GROUP,
+    deps=[dg.AssetKey(["clean", "reviews"])],
+    kinds={"pytorch", "transformers"},
+    owners=OWNERS,
+    description=(
+        "Review sentiment model (negative / neutral / positive) on all-MiniLM-L6-v2, trained with weak labels "
+        "from star ratings on every clean review (broken text excluded). Each training run is a versioned "
+        "artifact under data/models/sentiment/<version>/ with its metrics, training-data fingerprint, "
+        "hyper-parameters and code version; it is promoted only if it beats the current model on the held-out "
+        "20% evaluation split (random_state=0, stratified by rating)."
+    ),
+    tags={"layer": "models", "stage": "labelling"},
+)
+def sentiment_model(context: dg.AssetExecutionContext, config: SentimentTraining,
+                    warehouse: WarehouseResource) -> dg.MaterializeResult:
+    from governance.labelling import train_sentiment_from_csv
+
+    reviews = _all_partitions(warehouse.lake, "clean", "reviews")
+    if reviews.is_empty():
+        raise dg.Failure("clean.reviews has no materialized partitions: nothing to train the sentiment model on")
+    usable = reviews.filter(~pl.col("text_damaged") & pl.col("text").is_not_null()).select("review_id", "title", "text",
+                                                                                            "rating")
+    models = warehouse.data_dir / "models"
+    snapshot = models / "_training" / f"sentiment-{datetime.now(UTC):%Y%m%dT%H%M%S}.parquet"
+    snapshot.parent.mkdir(parents=True, exist_ok=True)
+    usable.write_parquet(snapshot)  # the exact training data, kept beside the models it produced
+    context.log.info(f"training sentiment ({config.setting}) on {usable.height:,} clean reviews")
+    result = train_sentiment_from_csv(snapshot, text_column="text", rating_column="rating", title_column="title",
+                                      models_root=models, setting=config.setting, log_fn=context.log.info,
+                                      progress=_progress(context, "training"))
+    (context.log.info if result.promoted else context.log.warning)(result.reason)
+    metrics = {k: round(v, 4) for k, v in result.metrics.items() if isinstance(v, int | float)}
+    return dg.MaterializeResult(metadata={
+        "version": result.version,
+        "promoted": result.promoted,
+        "decision": result.reason,
+        "setting": result.setting,
+        "metrics (held-out split)": dg.MetadataValue.json(metrics),
+        "train_rows": result.n_train,
+        "eval_rows": result.n_test,
+        "train_seconds": round(result.train_seconds, 1),
+        "path": dg.MetadataValue.path(result.model_path),
+        "training_data": dg.MetadataValue.path(str(snapshot)),
+    })
+
+
+def _label_summary(labelled: pl.DataFrame, label: str, probability: str) -> dict:
+    counts = labelled.group_by(pl.col(label).fill_null("(unlabelable)")).len().sort("len", descending=True)
+    reasons = labelled.filter(pl.col("unlabelable_reason").is_not_null()).group_by("unlabelable_reason").len()
+    return {
+        "labels": counts_table(dict(zip(counts[label].to_list(), counts["len"].to_list(), strict=True)), label),
+        "unlabelable_reasons": counts_table(
+            dict(zip(reasons["unlabelable_reason"].to_list(), reasons["len"].to_list(), strict=True)), "reason"),
+        "mean_probability": float(labelled[probability].mean() or 0.0),
+        "low_confidence_rows": int((labelled[probability] < 0.5).sum()),
+    }
+
+
+@dg.asset(
+    key=["labelled", "reviews"],
+    group_name=GROUP,
+    partitions_def=daily,
+    deps=[dg.AssetKey(["clean", "reviews"]), sentiment_model],
+    kinds={"pytorch", "polars", "parquet"},
+    owners=OWNERS,
+    description=(
+        "Every clean review with its sentiment, the probability of each class, the model name and version and "
+        "when it was labelled. Texts that cannot be labelled (empty, emoji-only, not English, absurdly long, broken "
+        "UTF-8) get an explicit unlabelable_reason instead of a guess."
+    ),
+    tags={"layer": "labelled", "stage": "labelling"},
+)
+def labelled_reviews(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    from governance.labelling import label_reviews, load_current_sentiment
+
+    reviews = warehouse.lake.read("clean", "reviews", context.partition_key)
+    model = load_current_sentiment(warehouse.data_dir / "models")
+    labelled = label_reviews(reviews, model, progress=_progress(context, "labelling reviews"))
+    damaged = pl.col("text_damaged") & pl.col("sentiment").is_not_null()
+    labelled = labelled.with_columns(
+        unlabelable_reason=pl.when(damaged).then(pl.lit("broken UTF-8 in the text")).otherwise("unlabelable_reason"),
+        **{c: pl.when(damaged).then(None).otherwise(pl.col(c))
+           for c in ("sentiment", "sentiment_probability", "p_negative", "p_neutral", "p_positive")},
+    )
+    warehouse.lake.write("labelled", "reviews", labelled, context.partition_key)
+    warehouse.catalog.register("labelled", "reviews")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": labelled.height,
+        "model_version": str(labelled["model_version"].drop_nulls().first() or ""),
+        **_label_summary(labelled, "sentiment", "sentiment_probability"),
+        "dagster/column_schema": table_schema(labelled),
+        "preview": markdown_table(labelled, columns=["review_id", "rating", "sentiment", "sentiment_probability",
+                                                     "unlabelable_reason", "text"]),
+    })
+
+
+@dg.asset(
+    key=["labelled", "queries"],
+    group_name=GROUP,
+    partitions_def=daily,
+    deps=[dg.AssetKey(["clean", "queries"]), dg.AssetKey(["clean", "events"]), dg.AssetKey(["clean", "products"])],
+    kinds={"pytorch", "polars", "parquet"},
+    owners=OWNERS,
+    description=(
+        "Every clean search query with its intent (product, category, brand, deal, support) and a leaf category "
+        "of the shop's own tree, each with a probability. Trained per day from weak labels — patterns and the "
+        "categories of items clicked or bought after the query in the same session — with zero-shot similarity "
+        "to category names where no clicks exist."
+    ),
+    tags={"layer": "labelled", "stage": "labelling"},
+)
+def labelled_queries(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    from governance.labelling import label_queries
+
+    lake, day = warehouse.lake, context.partition_key
+    queries = lake.read("clean", "queries", day)
+    products = lake.read("clean", "products").filter(pl.col("is_current"))
+    events = lake.read("clean", "events", day).select("session_id", "item_id", "event_type", "event_time")
+    labelled = label_queries(queries, products=products, events=events, progress=_progress(context, "labelling queries"))
+    lake.write("labelled", "queries", labelled, day)
+    warehouse.catalog.register("labelled", "queries")
+    intents = labelled.group_by(pl.col("intent").fill_null("(unlabelable)")).len().sort("len", descending=True)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": labelled.height,
+        **_label_summary(labelled, "intent", "intent_probability"),
+        "intents": counts_table(dict(zip(intents["intent"].to_list(), intents["len"].to_list(), strict=True)), "intent"),
+        "dagster/column_schema": table_schema(labelled),
+        "preview": markdown_table(labelled, columns=["query_text", "intent", "intent_probability", "category",
+                                                     "category_probability"]),
+    })
+
+
+@dg.asset(
+    key=["labelled", "review_audit"],
+    group_name=GROUP,
+    deps=[labelled_reviews],
+    kinds={"polars", "parquet"},
+    owners=OWNERS,
+    description=(
+        "Reviews for a person to check, most suspicious first: text the model confidently reads against the star "
+        "rating (a 5★ review with clearly negative text and the reverse), labels with low confidence, and the weak "
+        "labels confident learning marks as likely wrong — each with its reason and scores. Also estimates the "
+        "label-noise rate of star-derived labels."
+    ),
+    tags={"layer": "labelled", "stage": "labelling"},
+)
+def review_audit(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    from governance.labelling import build_review_audit, estimate_weak_label_noise
+
+    labelled = _all_partitions(warehouse.lake, "labelled", "reviews")
+    if labelled.is_empty():
+        raise dg.Failure("labelled.reviews has no materialized partitions")
+    audit = build_review_audit(labelled)
+    noise = estimate_weak_label_noise(labelled)
+    warehouse.lake.write("labelled", "review_audit", audit)
+    warehouse.catalog.register("labelled", "review_audit")
+    issues = audit.group_by("issue").len().sort("len", descending=True)
+    shown = [c for c in ("rank", "issue", "rating", "sentiment", "audit_score", "reason", "text") if c in audit.columns]
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": audit.height,
+        "by_issue": counts_table(dict(zip(issues["issue"].to_list(), issues["len"].to_list(), strict=True)), "issue"),
+        "estimated_label_noise_rate": round(noise.noise_rate, 4),
+        "label_noise": dg.MetadataValue.json(noise.as_dict()),
+        "top_cases": markdown_table(audit, rows=10, columns=shown),
+    })
+
+
+labelling_assets = [sentiment_model, labelled_reviews, labelled_queries, review_audit]
