@@ -1,0 +1,700 @@
+"""Raw → clean throughput and peak memory: our Polars cleaning engine vs pandas 3 vs DuckDB SQL.
+
+Input: a shop from the repo's seeded generator (`ShopConfig(n_events=N, days=1)`: the whole events
+partition is one day), landed, collected (`ingest_partition`) for products, users and the events
+partition; products and users cleaned (`clean_partition`) to get the reference tables
+(`load_references`). Every implementation then gets the same raw events Parquet file and the same
+references, applies the events rules (rules.py, in order: a row leaves through the first quarantine
+rule that matches it; fixes audited with their originals) and writes the clean table, the cleaning
+quarantine and the audit as Parquet:
+
+  polars  `clean_frame("events", raw, ctx)` + the three writes `clean_partition` does
+  pandas  bench/clean_baselines.py: vectorised pandas 3 on Arrow-backed dtypes
+  duckdb  bench/clean_baselines.py: the rules as one SQL pipeline (windows, anti-joins), COPY … TO parquet
+
+Each run is its own subprocess (peak RSS is that implementation's alone; imports happen before the
+clock starts). The three must agree — clean rows, a fingerprint of the clean values, the quarantined
+rows per rule (the same rows, not only the same number) and the audit counts — or the script fails.
+Then the Polars engine is profiled rule by rule (and step by step inside each rule) at the largest
+size, next to the pandas baseline's time for the same rule.
+
+    python bench/clean.py                    # 1M and 10M events (~10 min on 2 busy cores)
+    python bench/clean.py --quick            # 1M only
+    python bench/clean.py --rows 3000000     # any sizes
+    python bench/clean.py --huge             # 100 daily partitions of 1M: Polars partition by partition
+                                             # vs DuckDB over all 100M with a memory_limit
+    --workdir DIR keeps the generated inputs (reused by the next run with the same sizes)
+
+Other processes on the machine skew absolute numbers (the load average is printed): compare rows
+of one run, not runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+
+HERE = Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parents[1]))
+sys.path.insert(0, str(HERE.parent))
+
+SEED = 7
+DAY = date(2026, 11, 10)
+NOW = datetime(2026, 11, 11, 6, tzinfo=UTC)  # the cleaning run's time (future events are judged against it)
+RUN_ID = "bench-clean"
+REF_NAMES = ("products", "product_ids", "users", "user_ids", "product_id_map")
+SQL_REFS = ("products", "product_ids", "user_ids", "product_id_map")
+IMPLS = ("polars", "pandas", "duckdb")
+HUGE_START = date(2026, 8, 1)
+
+
+def _peak() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+# ------------------------------------------------------------------------------------------------
+# input: generated shop → landed → raw events partition + clean references
+
+
+def _land_and_collect(rows: int, seed: int, day: date, work: Path, raw_out: Path, refs_out: Path) -> int:
+    """One day's shop through generation, landing and collection; the raw events partition is
+    copied to ``raw_out`` and the events' reference tables written under ``refs_out``."""
+    from governance.cleaning import clean_partition, load_references
+    from governance.collection import ingest_partition
+    from governance.contracts import CONTRACTS
+    from governance.shop import ShopConfig, generate_shop, land_shop
+    from governance.storage import Lake
+
+    shutil.rmtree(work, ignore_errors=True)
+    shop = generate_shop(ShopConfig(n_events=rows, days=1, seed=seed, end_date=day))
+    land_shop(shop, work / "landing", work / "truth")
+    del shop
+    lake = Lake.at(work / "lake")
+    ingested_at = datetime.combine(day + timedelta(days=1), datetime.min.time(), tzinfo=UTC) + timedelta(hours=5)
+    for source in ("products", "users"):
+        ingest_partition(lake, CONTRACTS[source], work / "landing", None, run_id=RUN_ID, ingested_at=ingested_at)
+        clean_partition(lake, source, None, run_id=RUN_ID, now=ingested_at)
+    result = ingest_partition(lake, CONTRACTS["events"], work / "landing", day.isoformat(), run_id=RUN_ID,
+                              ingested_at=ingested_at)
+    raw_out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(lake.part_path("raw", "events", day.isoformat()), raw_out)
+    refs_out.mkdir(parents=True, exist_ok=True)
+    for name, frame in load_references(lake, "events").items():
+        frame.write_parquet(refs_out / f"{name}.parquet")
+    shutil.rmtree(work)
+    return result.raw.height
+
+
+def prepare(rows: int, root: Path) -> dict:
+    """The input of one size, generated once (reused from ``root`` when already there)."""
+    ready = root / "ready.json"
+    if ready.exists():
+        info = json.loads(ready.read_text())
+        if info.get("n_events") == rows and info.get("seed") == SEED:
+            return info
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    started = time.perf_counter()
+    info = _spawn("setup", {"rows": rows, "root": str(root)})
+    info["setup_seconds"] = time.perf_counter() - started
+    ready.write_text(json.dumps(info))
+    return info
+
+
+def _setup_child(rows: int, root: str) -> dict:
+    root = Path(root)
+    raw_rows = _land_and_collect(rows, SEED, DAY, root / "work", root / "raw.parquet", root / "refs")
+    return {"n_events": rows, "seed": SEED, "raw_rows": raw_rows, "raw": str(root / "raw.parquet"),
+            "refs": str(root / "refs"), "partition": DAY.isoformat(), "peak_bytes": _peak()}
+
+
+# ------------------------------------------------------------------------------------------------
+# the three implementations (each run in a fresh subprocess)
+
+
+def run_polars(inp: dict, out: Path, timings: dict) -> dict:
+    from governance.cleaning import clean_frame
+    from governance.cleaning.engine import Context
+    from governance.storage import Lake
+
+    t = time.perf_counter()
+    raw = pl.read_parquet(inp["raw"])
+    refs = {name: pl.read_parquet(Path(inp["refs"]) / f"{name}.parquet") for name in REF_NAMES}
+    timings["read"] = time.perf_counter() - t
+    ctx = Context(source="events", partition=inp["partition"], run_id=RUN_ID, now=NOW, references=refs)
+    result = clean_frame("events", raw, ctx)
+    timings["clean_frame"] = time.perf_counter() - t - timings["read"]
+    lake = Lake.at(out)
+    paths = {
+        "clean": lake.write("clean", "events", result.clean, inp["partition"]),
+        "quarantine": lake.write("quarantine", "events", result.quarantine, inp["partition"], part="cleaning"),
+        "audit": lake.write("audit", "events", result.audit, inp["partition"], part="cleaning"),
+    }
+    timings["write"] = time.perf_counter() - t - timings["read"] - timings["clean_frame"]
+    if not result.conserved:
+        raise AssertionError("polars: rows in != clean + quarantined")
+    return {"rows_in": result.rows_in, **paths}
+
+
+def run_pandas(inp: dict, out: Path, timings: dict) -> dict:
+    from clean_baselines import clean_pandas
+
+    return clean_pandas(Path(inp["raw"]), Path(inp["refs"]), out, now=NOW, run_id=RUN_ID, timings=timings)
+
+
+def run_duckdb(inp: dict, out: Path, timings: dict) -> dict:
+    from clean_baselines import clean_duckdb
+
+    refs = {name: Path(inp["refs"]) / f"{name}.parquet" for name in SQL_REFS}
+    return clean_duckdb([Path(inp["raw"])], refs, out, now=NOW, run_id=RUN_ID, timings=timings)
+
+
+IMPLEMENTATIONS = {"polars": run_polars, "pandas": run_pandas, "duckdb": run_duckdb}
+
+
+def _impl_child(impl: str, inp: dict, out: str) -> dict:
+    # libraries are imported before the clock starts: the benchmark times the work, not imports
+    import duckdb  # noqa: F401
+    import numpy  # noqa: F401
+    import pandas  # noqa: F401
+    import pyarrow.compute  # noqa: F401
+
+    import clean_baselines  # noqa: F401
+    import governance.cleaning  # noqa: F401
+    import governance.storage  # noqa: F401
+
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    result = IMPLEMENTATIONS[impl](inp, Path(out), timings)
+    seconds = time.perf_counter() - started
+    return {**{k: str(v) if isinstance(v, Path) else v for k, v in result.items()}, "seconds": seconds,
+            "peak_bytes": _peak(), "timings": timings}
+
+
+def _spawn(kind: str, payload: dict) -> dict:
+    proc = subprocess.run([sys.executable, str(HERE), "--child", kind, json.dumps(payload)],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode:
+        raise RuntimeError(f"{kind} failed:\n{proc.stderr[-4000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure(impl: str, inp: dict, out: Path) -> dict:
+    """Run one implementation in a subprocess: wall time and that process's peak RSS."""
+    shutil.rmtree(out, ignore_errors=True)
+    return _spawn("impl", {"impl": impl, "inp": inp, "out": str(out)})
+
+
+# ------------------------------------------------------------------------------------------------
+# agreement: the same clean rows, the same quarantined rows per rule, the same audit counts
+
+
+def summarise(paths: dict) -> dict:
+    clean = pl.scan_parquet(paths["clean"])
+    fingerprint = clean.select(
+        rows=pl.len(),
+        row_numbers=pl.col("_row_number").sum(),
+        cents=(pl.col("price") * 100).round().cast(pl.Int64).sum(),
+        priced=pl.col("price").is_not_null().sum(),
+        quantity=pl.col("quantity").sum(),
+        usd=(pl.col("currency") == "USD").sum(),
+        converted=pl.col("price_usd_converted").sum(),
+        anonymous=pl.col("is_anonymous").sum(),
+        purchases=(pl.col("event_type") == "purchase").sum(),
+        carts=(pl.col("event_type") == "add_to_cart").sum(),
+        web=(pl.col("device") == "web").sum(),
+        items=pl.col("item_id").n_unique(),
+    ).collect().to_dicts()[0]
+    quarantine = (pl.scan_parquet(paths["quarantine"]).select("rule", "file", "row_number")
+                  .sort("rule", "file", "row_number").collect())
+    audit = pl.scan_parquet(paths["audit"]).group_by("rule", "column").len().collect()
+    return {
+        "clean_rows": fingerprint["rows"],
+        "fingerprint": fingerprint,
+        "quarantined": quarantine.height,
+        "by_rule": dict(quarantine.group_by("rule").len().sort("rule").iter_rows()),
+        "quarantine_rows": quarantine,
+        "audit": {f"{r}.{c}": n for r, c, n in audit.sort("rule", "column").iter_rows()},
+    }
+
+
+def disagreements(summaries: dict[str, dict]) -> list[str]:
+    names = list(summaries)
+    ref_name, ref = names[0], summaries[names[0]]
+    problems = []
+    for name in names[1:]:
+        other = summaries[name]
+        for field in ("fingerprint", "by_rule", "audit"):
+            if other[field] != ref[field]:
+                keys = sorted(set(ref[field]) | set(other[field]))
+                diff = {k: (ref[field].get(k), other[field].get(k)) for k in keys
+                        if ref[field].get(k) != other[field].get(k)}
+                problems.append(f"{name} vs {ref_name}: {field} differs {diff}")
+        if other["by_rule"] == ref["by_rule"] and not other["quarantine_rows"].equals(ref["quarantine_rows"]):
+            only = ref["quarantine_rows"].join(other["quarantine_rows"], on=["rule", "file", "row_number"], how="anti")
+            problems.append(f"{name} vs {ref_name}: same counts per rule but different rows, "
+                            f"e.g. {only.head(5).to_dicts()}")
+    return problems
+
+
+# ------------------------------------------------------------------------------------------------
+# the Polars engine, rule by rule and step by step (a timing copy of `apply_rules`' loop)
+
+
+def profile_polars(inp: dict) -> dict:
+    from governance.cleaning import RULES
+    from governance.cleaning.engine import Context, Fix, Quarantine, _check_columns, _key_expr
+    from governance.contracts import CONTRACTS, LINEAGE_COLUMNS
+    from governance.quarantine import record_json
+
+    raw = pl.read_parquet(inp["raw"])
+    refs = {name: pl.read_parquet(Path(inp["refs"]) / f"{name}.parquet") for name in REF_NAMES}
+    ctx = Context(source="events", partition=inp["partition"], run_id=RUN_ID, now=NOW, references=refs)
+    contract = CONTRACTS["events"]
+    key, record_columns = contract.key, [*contract.column_names, *LINEAGE_COLUMNS]
+    frame, base_cols = raw, raw.columns
+    rules = []
+    start_peak = _peak()
+    for rule in RULES["events"]:
+        steps: dict[str, float] = {}
+        last = time.perf_counter()
+
+        def step(name: str) -> None:
+            nonlocal last
+            now = time.perf_counter()
+            steps[name] = steps.get(name, 0.0) + now - last
+            last = now
+
+        _check_columns(rule, frame, ctx.source)
+        built = rule.build(ctx, frame)
+        step("build")
+        rows = 0
+        if not isinstance(built, str):
+            prepared = built.enrich(frame) if built.enrich else frame
+            step("enrich")
+            prepared = prepared.with_columns(*built.prepare) if built.prepare else prepared
+            step("prepare")
+            if isinstance(built, Quarantine):
+                marked = prepared.with_columns(built.mask.fill_null(False).alias("__hit"))
+                hit = marked.filter(pl.col("__hit"))
+                step("mask")
+                rows = hit.height
+                if hit.height:
+                    hit.select(rule=pl.lit(rule.name), reason=built.reason, key=_key_expr(key),
+                               record=record_json(record_columns), file=pl.col("_source_file"),
+                               row_number=pl.col("_row_number"), partition=pl.col("_partition"))
+                    step("reason+record")
+                    frame = marked.filter(~pl.col("__hit")).select(base_cols)
+                    step("keep rest")
+            elif isinstance(built, Fix):
+                fixed = prepared.with_columns(**{f"__new_{c}": e for c, e in built.columns.items()})
+                step("new values")
+                for column in built.columns:
+                    if column in frame.columns:
+                        new, old = pl.col(f"__new_{column}"), pl.col(column)
+                        changed = fixed.filter(new.ne_missing(old))
+                        rows += changed.height
+                        if changed.height:
+                            changed.select(rule=pl.lit(rule.name), column=pl.lit(column), original=old.cast(pl.String),
+                                           fixed=new.cast(pl.String), key=_key_expr(key), file=pl.col("_source_file"),
+                                           row_number=pl.col("_row_number"), partition=pl.col("_partition"))
+                step("audit")
+                frame = fixed.with_columns(
+                    **{c: pl.col(f"__new_{c}").cast(frame.schema[c]) for c in built.columns if c in frame.columns},
+                    **{c: pl.col(f"__new_{c}") for c in built.columns if c not in frame.columns},
+                ).select(list(dict.fromkeys([*base_cols, *built.columns])))
+                base_cols = frame.columns
+                step("replace")
+            else:
+                frame = prepared.with_columns(built.value.fill_null(False).alias(built.column)).select(
+                    list(dict.fromkeys([*base_cols, built.column])))
+                base_cols = frame.columns
+                rows = int(frame[built.column].sum())
+                step("flag")
+        rules.append({"rule": rule.name, "action": rule.action, "rows": rows, "steps": steps, "peak": _peak(),
+                      "frame_bytes": frame.estimated_size()})
+    return {"rules": rules, "rows_in": raw.height, "raw_bytes": raw.estimated_size(), "start_peak": start_peak}
+
+
+WHAT_IF_RULES = ("exact_duplicate", "key_duplicate", "bot_session", "normalise_device")
+
+
+def what_if(inp: dict, only: tuple[str, str] | None = None) -> list[dict] | dict:
+    """Cheaper formulations of the engine's slowest rule blocks, timed against the blocks themselves
+    (built from `EVENTS_RULES`) on the same raw frame. Each must find the same rows with the same
+    reason — the reason expression is the block's own, evaluated on the alternative's helper columns.
+    With ``only`` = (rule, "block" | "alternative") just that one runs, for its peak memory."""
+    from governance.cleaning import RULES, text
+    from governance.cleaning.engine import Context
+
+    raw = pl.read_parquet(inp["raw"])
+    refs = {name: pl.read_parquet(Path(inp["refs"]) / f"{name}.parquet") for name in REF_NAMES}
+    ctx = Context(source="events", partition=inp["partition"], run_id=RUN_ID, now=NOW, references=refs)
+    rules = {r.name: r for r in RULES["events"]}
+    contract = [c for c in raw.columns if not c.startswith("_")]
+
+    def engine(name: str) -> tuple[float, pl.DataFrame]:
+        started = time.perf_counter()
+        built = rules[name].build(ctx, raw)
+        prepared = built.enrich(raw) if built.enrich else raw
+        prepared = prepared.with_columns(*built.prepare) if built.prepare else prepared
+        if hasattr(built, "mask"):
+            out = prepared.filter(built.mask.fill_null(False)).select("_row_number", reason=built.reason)
+        else:
+            out = prepared.select("_row_number", **built.columns)
+        return time.perf_counter() - started, out
+
+    def exact(df: pl.DataFrame) -> pl.DataFrame:
+        # a 64-bit row hash finds the candidates; the exact struct comparison runs on those rows only
+        cand = df.filter(pl.struct(contract).hash().is_duplicated())
+        return cand.with_columns(
+            __dup=~pl.struct(contract).is_first_distinct(),
+            __kept_file=pl.col("_source_file").first().over(contract),
+            __kept_row=pl.col("_row_number").first().over(contract),
+        ).filter(pl.col("__dup"))
+
+    def key(df: pl.DataFrame) -> pl.DataFrame:
+        # only ids that occur more than once need ranking: sort those rows once, then plain windows
+        cand = df.with_row_index("__ord").filter(pl.col("event_id").is_duplicated())
+        return cand.sort("_ingested_at", "__ord", descending=[True, False]).with_columns(
+            __rank=pl.int_range(pl.len()).over("event_id"), __versions=pl.len().over("event_id"),
+            __kept_file=pl.col("_source_file").first().over("event_id"),
+            __kept_row=pl.col("_row_number").first().over("event_id"),
+        ).filter(pl.col("__rank") > 0)
+
+    def bots(df: pl.DataFrame) -> pl.DataFrame:
+        # both bot conditions need ≥ 15 events: sort and diff only the rows of such sessions
+        busy = df.group_by("session_id").len().filter(pl.col("len") >= 15)["session_id"].implode()
+        cand = df.filter(pl.col("session_id").is_in(busy))
+        stats = (
+            cand.select("session_id", "event_time").sort("session_id", "event_time").group_by("session_id")
+            .agg(__n=pl.len(),
+                 __span_s=(pl.col("event_time").max() - pl.col("event_time").min()).dt.total_milliseconds() / 1000,
+                 __gap_s=pl.col("event_time").diff().dt.total_milliseconds().median() / 1000)
+            .with_columns(__rate=pl.col("__n") / pl.max_horizontal(pl.col("__span_s") / 60, pl.lit(1 / 60)))
+            .filter(((pl.col("__n") >= 30) & (pl.col("__rate") > 20))
+                    | ((pl.col("__n") >= 15) & (pl.col("__gap_s") < 1)))
+        )
+        return cand.join(stats, on="session_id", how="inner", maintain_order="left")
+
+    def device(df: pl.DataFrame) -> pl.DataFrame:
+        # a per-value text fix evaluated once per distinct value, then mapped
+        values = df["device"].unique()
+        fixed = pl.select(text.tidy(pl.lit(values)).str.to_lowercase()).to_series()
+        return df.select("_row_number", device=pl.col("device").replace_strict(values, fixed, default=None))
+
+    variants = {
+        "exact_duplicate": (exact, "hash → candidates → exact struct check on candidates only"),
+        "key_duplicate": (key, "is_duplicated → sort the duplicated rows once → plain over()"),
+        "bot_session": (bots, "sessions with ≥ 15 events only (both conditions need them)"),
+        "normalise_device": (device, "tidy each distinct value once, replace_strict"),
+    }
+
+    def alternative(name: str) -> tuple[float, pl.DataFrame]:
+        started = time.perf_counter()
+        result = variants[name][0](raw)
+        if name != "normalise_device":
+            result = result.select("_row_number", reason=rules[name].build(ctx, raw).reason)
+        return time.perf_counter() - started, result
+
+    if only:
+        start_peak = _peak()
+        seconds, _ = (engine if only[1] == "block" else alternative)(only[0])
+        return {"seconds": seconds, "start_peak": start_peak, "peak": _peak()}
+    out = []
+    for name, (_, idea) in variants.items():
+        seconds, expected = engine(name)
+        alt_seconds, got = alternative(name)
+        same = got.sort("_row_number").equals(expected.sort("_row_number"))
+        out.append({"rule": name, "idea": idea, "engine": seconds, "alternative": alt_seconds, "same": same,
+                    "rows": expected.height})
+    # the frame every rule filters and copies: lineage values are constant per landed file
+    lineage = ["_source_file", "_file_hash", "_partition"]
+    slim = raw.drop("_extra_columns", strict=False).with_columns(pl.col(lineage).cast(pl.Categorical))
+    return {"rules": out, "raw_bytes": raw.estimated_size(), "slim_bytes": slim.estimated_size(),
+            "columns": {c: raw[c].estimated_size() for c in raw.columns}}
+
+
+# ------------------------------------------------------------------------------------------------
+# --huge: 100 daily partitions, cleaned out of core
+
+
+def _huge_setup_child(days: int, rows: int, root: str) -> dict:
+    root = Path(root)
+    total = 0
+    for d in range(days):
+        day = HUGE_START + timedelta(days=d)
+        raw = root / "raw" / f"date={day.isoformat()}.parquet"
+        refs = root / "refs" / day.isoformat()
+        if raw.exists() and (refs / "product_id_map.parquet").exists():
+            total += pl.scan_parquet(raw).select(pl.len()).collect().item()
+            continue
+        t = time.perf_counter()
+        total += _land_and_collect(rows, SEED + d, day, root / "work", raw, refs)
+        print(f"  day {d + 1}/{days} {day}: {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
+    # the references of every day, with its partition, for one SQL statement over all days
+    (root / "refs_all").mkdir(exist_ok=True)
+    for name in SQL_REFS:
+        pl.concat([pl.read_parquet(root / "refs" / (HUGE_START + timedelta(days=d)).isoformat() / f"{name}.parquet")
+                   .with_columns(_partition=pl.lit((HUGE_START + timedelta(days=d)).isoformat()))
+                   for d in range(days)], how="diagonal_relaxed").write_parquet(root / "refs_all" / f"{name}.parquet")
+    return {"raw_rows": total, "days": days, "rows": rows}
+
+
+def _huge_polars_child(root: str, out: str) -> dict:
+    from governance.cleaning import clean_frame
+    from governance.cleaning.engine import Context
+    from governance.storage import Lake
+
+    root, lake = Path(root), Lake.at(out)
+    seconds, rows_in, slowest = 0.0, 0, 0.0
+    for raw_path in sorted((root / "raw").glob("date=*.parquet")):
+        partition = raw_path.stem.removeprefix("date=")
+        started = time.perf_counter()
+        raw = pl.read_parquet(raw_path)
+        refs = {name: pl.read_parquet(root / "refs" / partition / f"{name}.parquet") for name in REF_NAMES}
+        ctx = Context(source="events", partition=partition, run_id=RUN_ID, now=NOW, references=refs)
+        result = clean_frame("events", raw, ctx)
+        lake.write("clean", "events", result.clean, partition)
+        lake.write("quarantine", "events", result.quarantine, partition, part="cleaning")
+        lake.write("audit", "events", result.audit, partition, part="cleaning")
+        rows_in += result.rows_in
+        del raw, refs, ctx, result
+        took = time.perf_counter() - started
+        seconds += took
+        slowest = max(slowest, took)
+    return {"seconds": seconds, "slowest_partition": slowest, "rows_in": rows_in, "peak_bytes": _peak(),
+            "clean": str(Path(out) / "clean" / "events" / "*" / "data.parquet"),
+            "quarantine": str(Path(out) / "quarantine" / "events" / "*" / "cleaning.parquet"),
+            "audit": str(Path(out) / "audit" / "events" / "*" / "cleaning.parquet")}
+
+
+def _huge_duckdb_child(root: str, out: str, memory_limit: str) -> dict:
+    from clean_baselines import clean_duckdb
+
+    root = Path(root)
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    result = clean_duckdb(sorted((root / "raw").glob("date=*.parquet")),
+                          {name: root / "refs_all" / f"{name}.parquet" for name in SQL_REFS}, Path(out),
+                          now=NOW, run_id=RUN_ID, by_partition=True, memory_limit=memory_limit, timings=timings)
+    return {**{k: str(v) if isinstance(v, Path) else v for k, v in result.items()},
+            "seconds": time.perf_counter() - started, "peak_bytes": _peak(), "timings": timings}
+
+
+def huge(args, work: Path) -> int:
+    root = work / f"huge_{args.huge_days}x{args.huge_rows}"
+    root.mkdir(parents=True, exist_ok=True)
+    print(f"--huge: {args.huge_days} daily partitions of {args.huge_rows:,} generated events "
+          f"(generation, landing and collection first; resumable with --workdir)", flush=True)
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, str(HERE), "--child", "huge-setup",
+                           json.dumps({"days": args.huge_days, "rows": args.huge_rows, "root": str(root)})],
+                          stdout=subprocess.PIPE, text=True, check=False)
+    if proc.returncode:
+        raise RuntimeError("huge setup failed")
+    setup = json.loads(proc.stdout.strip().splitlines()[-1])
+    rows = setup["raw_rows"]
+    print(f"input: {rows:,} raw events in {args.huge_days} partitions ({time.perf_counter() - started:.0f} s)",
+          flush=True)
+    results, summaries = {}, {}
+    print(f"{'rows':>12} {'impl':>22} {'seconds':>8} {'rows/s':>11} {'peak MiB':>9} {'clean':>12} {'quarant.':>10}")
+    impls = [("polars", "polars by partition", "huge-polars", {})]
+    if not args.no_duckdb:
+        impls.append(("duckdb", f"duckdb all ({args.duckdb_memory})", "huge-duckdb",
+                      {"memory_limit": args.duckdb_memory}))
+    for impl, label, kind, extra in impls:
+        out = root / f"out_{impl}"
+        shutil.rmtree(out, ignore_errors=True)
+        r = _spawn(kind, {"root": str(root), "out": str(out), **extra})
+        results[impl] = r
+        s = summarise(r)
+        summaries[impl] = s
+        print(f"{rows:>12,} {label:>22} {r['seconds']:>8.1f} {rows / r['seconds']:>11,.0f} "
+              f"{r['peak_bytes'] / 2**20:>9,.0f} {s['clean_rows']:>12,} {s['quarantined']:>10,}", flush=True)
+        if impl == "polars":
+            print(f"{'':>35} slowest partition {r['slowest_partition']:.1f} s", flush=True)
+    for impl, r in results.items():
+        if r["rows_in"] != rows or summaries[impl]["clean_rows"] + summaries[impl]["quarantined"] != rows:
+            print(f"!! {impl}: conservation broken ({r['rows_in']:,} in)")
+            return 1
+    if len(summaries) > 1:
+        problems = disagreements(summaries)
+        print("check: " + ("OK — clean rows, fingerprint, quarantined rows per rule and audit counts agree"
+                           if not problems else "MISMATCH"))
+        for p in problems:
+            print("  !! " + p)
+        if problems:
+            return 1
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+def _fmt_steps(steps: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.2f}" for k, v in sorted(steps.items(), key=lambda kv: -kv[1]) if v >= 0.005)
+
+
+def print_profile(profile: dict, pandas_timings: dict | None, rows: int) -> None:
+    total = sum(sum(r["steps"].values()) for r in profile["rules"])
+    print(f"\nPolars engine rule by rule at {rows:,} rows (a timing copy of apply_rules' loop; total {total:.1f} s), "
+          f"next to the pandas baseline's time for the same rule")
+    print(f"process peak RSS after reading the input: {profile['start_peak'] / 2**20:,.0f} MiB "
+          f"(raw frame {profile['raw_bytes'] / 2**20:,.0f} MiB); 'peak MiB' is the process peak after each rule")
+    print(f"{'rule':>24} {'action':>10} {'rows':>8} {'polars s':>9} {'pandas s':>9} {'peak MiB':>9}  polars steps (s)")
+    for r in profile["rules"]:
+        t = sum(r["steps"].values())
+        p = (pandas_timings or {}).get(r["rule"])
+        flag = "  <-- slower than pandas" if p is not None and t > p * 1.2 and t - p > 0.1 else ""
+        print(f"{r['rule']:>24} {r['action']:>10} {r['rows']:>8,} {t:>9.2f} "
+              f"{(f'{p:.2f}' if p is not None else ''):>9} {r['peak'] / 2**20:>9,.0f}  {_fmt_steps(r['steps'])}{flag}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, nargs="*", default=None, help="event counts (default 1M and 10M)")
+    parser.add_argument("--quick", action="store_true", help="1M only")
+    parser.add_argument("--impl", nargs="*", default=list(IMPLS), choices=IMPLS)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per implementation and size; the fastest counts")
+    parser.add_argument("--no-profile", action="store_true", help="skip the per-rule profile of the Polars engine")
+    parser.add_argument("--what-if", action="store_true",
+                        help="also time cheaper formulations of the slowest rule blocks (same rows, same reasons)")
+    parser.add_argument("--workdir", type=Path, help="keep generated inputs here (reused when present)")
+    parser.add_argument("--huge", action="store_true", help="100M events as daily partitions, out of core")
+    parser.add_argument("--huge-days", type=int, default=100)
+    parser.add_argument("--huge-rows", type=int, default=1_000_000)
+    parser.add_argument("--duckdb-memory", default="4GB", help="DuckDB memory_limit for --huge")
+    parser.add_argument("--no-duckdb", action="store_true", help="--huge: Polars only")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, payload = args.child[0], json.loads(args.child[1])
+        if kind == "setup":
+            out = _setup_child(payload["rows"], payload["root"])
+        elif kind == "impl":
+            out = _impl_child(payload["impl"], payload["inp"], payload["out"])
+        elif kind == "profile":
+            out = profile_polars(payload["inp"])
+        elif kind == "what-if":
+            out = what_if(payload["inp"], tuple(payload["only"]) if payload.get("only") else None)
+        elif kind == "huge-setup":
+            out = _huge_setup_child(payload["days"], payload["rows"], payload["root"])
+        elif kind == "huge-polars":
+            out = _huge_polars_child(payload["root"], payload["out"])
+        elif kind == "huge-duckdb":
+            out = _huge_duckdb_child(payload["root"], payload["out"], payload["memory_limit"])
+        else:
+            raise SystemExit(f"unknown child {kind}")
+        print(json.dumps(out))
+        return 0
+
+    tmp = None
+    if args.workdir:
+        work = args.workdir.resolve()
+        work.mkdir(parents=True, exist_ok=True)
+    else:
+        tmp = tempfile.TemporaryDirectory(prefix="bench_clean_")
+        work = Path(tmp.name)
+    print(f"raw → clean, events rules ({os.cpu_count()} cores, load average "
+          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}); Polars {pl.__version__}", flush=True)
+    try:
+        if args.huge:
+            return huge(args, work)
+        sizes = args.rows or ([1_000_000] if args.quick else [1_000_000, 10_000_000])
+        failed = False
+        for n in sizes:
+            t = time.perf_counter()
+            inp = prepare(n, work / f"input_{n}")
+            rows = inp["raw_rows"]
+            print(f"\ninput: shop of {n:,} events (1 day) → {rows:,} raw events after collection "
+                  f"({time.perf_counter() - t:.0f} s to generate, land and collect)", flush=True)
+            print(f"{'rows':>11} {'impl':>7} {'seconds':>8} {'rows/s':>11} {'peak MiB':>9} {'clean':>11} "
+                  f"{'quarant.':>9} {'÷ polars':>9}  time split (s)", flush=True)
+            results, summaries = {}, {}
+            for impl in args.impl:
+                runs = []
+                for _ in range(args.repeat):
+                    runs.append(measure(impl, inp, work / f"out_{n}_{impl}"))
+                best = min(runs, key=lambda r: r["seconds"])
+                best["peak_bytes"] = max(r["peak_bytes"] for r in runs)
+                results[impl] = best
+                summaries[impl] = s = summarise(best)
+                ratio = (best["seconds"] / results["polars"]["seconds"]
+                         if "polars" in results and impl != "polars" else None)
+                split = best["timings"] if impl != "pandas" else {
+                    k: v for k, v in best["timings"].items() if k in ("read", "write")} | {
+                    "rules": sum(v for k, v in best["timings"].items() if k not in ("read", "write"))}
+                print(f"{rows:>11,} {impl:>7} {best['seconds']:>8.2f} {rows / best['seconds']:>11,.0f} "
+                      f"{best['peak_bytes'] / 2**20:>9,.0f} {s['clean_rows']:>11,} {s['quarantined']:>9,} "
+                      f"{(f'{ratio:.2f}×' if ratio else ''):>9}  "
+                      f"{', '.join(f'{k} {v:.1f}' for k, v in split.items())}", flush=True)
+                if best["rows_in"] != rows or s["clean_rows"] + s["quarantined"] != rows:
+                    print(f"  !! {impl}: rows in {best['rows_in']:,} ≠ clean + quarantined")
+                    failed = True
+            problems = disagreements(summaries)
+            by_rule = summaries[args.impl[0]]["by_rule"]
+            rules_text = ", ".join(f"{k} {v:,}" for k, v in by_rule.items())
+            print("check: " + (f"OK — {', '.join(summaries)} agree: {summaries[args.impl[0]]['clean_rows']:,} clean, "
+                               f"the same quarantined rows per rule ({rules_text}), the same audit counts and clean "
+                               "fingerprint" if not problems else "MISMATCH between the implementations"), flush=True)
+            for p in problems:
+                print("  !! " + p)
+            failed |= bool(problems)
+            if "polars" in results:
+                goals = [f"{rows / results['polars']['seconds'] / 1e6:.2f}M rows/s (goal ≥ 1M)",
+                         f"peak {results['polars']['peak_bytes'] / 2**30:.2f} GiB (goal ≤ 4)"]
+                if "pandas" in results:
+                    goals.append(f"{results['pandas']['seconds'] / results['polars']['seconds']:.2f}× faster than "
+                                 "pandas (goal ≥ 2)")
+                if "duckdb" in results:
+                    goals.append(f"{results['duckdb']['seconds'] / results['polars']['seconds']:.2f}× faster than "
+                                 "DuckDB (goal ≥ 1)")
+                print("polars vs goals: " + "; ".join(goals), flush=True)
+            for out in work.glob(f"out_{n}_*"):
+                shutil.rmtree(out, ignore_errors=True)
+            if n == sizes[-1] and not args.no_profile and "polars" in args.impl:
+                profile = _spawn("profile", {"inp": inp})
+                counts = {r["rule"]: r["rows"] for r in profile["rules"] if r["action"] == "quarantine" and r["rows"]}
+                if "polars" in summaries and counts != summaries["polars"]["by_rule"]:
+                    print(f"  !! the profile harness disagrees with the engine: {counts}")
+                    failed = True
+                print_profile(profile, results.get("pandas", {}).get("timings"), rows)
+            if n == sizes[-1] and args.what_if:
+                print(f"\nwhat if: the engine's block vs a cheaper formulation, on the raw frame of {rows:,} rows")
+                print("(+MiB: growth of the process peak over the raw frame's, each variant alone in a process)")
+                peaks = {(r, v): _spawn("what-if", {"inp": inp, "only": [r, v]})
+                         for r in WHAT_IF_RULES for v in ("block", "alternative")}
+                print(f"{'rule':>18} {'rows':>8} {'block s':>8} {'alt s':>7} {'speed-up':>9} {'same':>5} "
+                      f"{'+MiB block':>10} {'+MiB alt':>9}  alternative")
+                report = _spawn("what-if", {"inp": inp})
+                for w in report["rules"]:
+                    grow = {v: (peaks[(w["rule"], v)]["peak"] - peaks[(w["rule"], v)]["start_peak"]) / 2**20
+                            for v in ("block", "alternative")}
+                    print(f"{w['rule']:>18} {w['rows']:>8,} {w['engine']:>8.2f} {w['alternative']:>7.2f} "
+                          f"{w['engine'] / w['alternative']:>8.1f}× {('yes' if w['same'] else 'NO'):>5} "
+                          f"{grow['block']:>10,.0f} {grow['alternative']:>9,.0f}  {w['idea']}")
+                    failed |= not w["same"]
+                big = sorted(report["columns"].items(), key=lambda kv: -kv[1])[:6]
+                print(f"raw frame: {report['raw_bytes'] / 2**20:,.0f} MiB ("
+                      + ", ".join(f"{c} {b / 2**20:,.0f}" for c, b in big) + "); without _extra_columns and with "
+                      f"_source_file/_file_hash/_partition as Categorical: {report['slim_bytes'] / 2**20:,.0f} MiB")
+        return 1 if failed else 0
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

