@@ -82,7 +82,7 @@ def test_events_rules_each_remove_their_fault_and_conserve_rows(refs):
     assert hits["price_not_positive"] == {"e35"} and hits["price_outlier"] == {"e36"}
     assert hits["quantity_not_positive"] == {"e37"}
     assert len(hits["bot_session"]) == 40
-    assert "40 events" in result.quarantine.filter(pl.col("rule") == "bot_session")["reason"][0]
+    assert "40 views/clicks" in result.quarantine.filter(pl.col("rule") == "bot_session")["reason"][0]
     assert result.conserved and result.clean.height == 20
     assert result.clean["event_id"].n_unique() == 20
 
@@ -155,3 +155,12 @@ def test_a_wholly_null_optional_column_does_not_break_cleaning(refs):
     skipped = {o.rule: o.skipped for o in result.outcomes if o.skipped}
     assert "price_outlier" in skipped and "canonical_brand" in skipped
     assert result.clean["price_imputed"].all()
+
+
+def test_a_checkout_is_not_a_bot_and_registry_less_users_are_not_orphans(refs):
+    """Many purchases booked at one instant are one checkout; an imported system without user
+    profiles (Instacart) has behaviour-only users."""
+    order = [event(200 + j, session_id="order-1", event_type="purchase", price=21.0, quantity=1,
+                   user_id="instacart:77", event_time=T0) for j in range(25)]
+    result = clean_frame("events", raw("events", order), ctx("events", **refs))
+    assert result.quarantine.is_empty() and result.clean.height == 25

@@ -328,6 +328,20 @@ def price_outlier_vs_catalog(value: str, id_column: str, k: float = 6.0, min_fac
 
 # --- references -------------------------------------------------------------------------------
 
+def _namespace(expr: pl.Expr) -> pl.Expr:
+    """The source system of an imported id ("instacart:123" → "instacart"; plain ids → "")."""
+    return pl.when(expr.str.contains(":", literal=True)).then(expr.str.extract(r"^([^:]*):", 1)).otherwise(pl.lit(""))
+
+
+def _orphan(column: str, ref: pl.DataFrame, ref_column: str) -> pl.Expr:
+    """Not in the reference — judged only for ids of systems that deliver that reference at all: an
+    export without a user registry (Instacart) has behaviour-only users, not orphans."""
+    ids = ref[ref_column].drop_nulls().unique()
+    namespaces = ref.select(_namespace(pl.col(ref_column)).unique()).to_series().to_list()
+    return (pl.col(column).is_not_null() & ~pl.col(column).is_in(ids.implode())
+            & _namespace(pl.col(column)).is_in(namespaces))
+
+
 def unknown_reference(column: str, reference: str, ref_column: str, label: str):
     """Values that do not exist in a reference table of the clean layer (nulls are not orphans)."""
 
@@ -335,27 +349,12 @@ def unknown_reference(column: str, reference: str, ref_column: str, label: str):
         ref = ctx.reference(reference)
         if ref is None:
             return f"reference table {reference} is not available"
-        known = ref[ref_column].drop_nulls().unique().implode()
         return Quarantine(
-            mask=pl.col(column).is_not_null() & ~pl.col(column).is_in(known),
+            mask=_orphan(column, ref, ref_column),
             reason=pl.format(f"{column} {{}} does not exist in {label}", pl.col(column)),
         )
 
     return build
-
-
-def category_of(column: str) -> Callable[[Context], pl.Expr]:
-    """The leaf category of the product an id refers to, looked up in the clean catalog."""
-
-    def group(ctx: Context) -> pl.Expr:
-        ref = ctx.reference("products")
-        if ref is None or ref.is_empty():
-            return pl.lit(None, dtype=pl.String)
-        latest = ref.unique("product_id", keep="last")
-        return pl.col(column).replace_strict(latest["product_id"], latest["category_path"], default=None,
-                                             return_dtype=pl.String)
-
-    return group
 
 
 def remap(column: str, reference: str, from_column: str, to_column: str):
@@ -375,8 +374,7 @@ def flag_unknown_reference(flag: str, column: str, reference: str, ref_column: s
         ref = ctx.reference(reference)
         if ref is None:
             return f"reference table {reference} is not available"
-        known = ref[ref_column].drop_nulls().unique().implode()
-        return Flag(flag, pl.col(column).is_not_null() & ~pl.col(column).is_in(known))
+        return Flag(flag, _orphan(column, ref, ref_column))
 
     return build
 
@@ -385,14 +383,16 @@ def flag_unknown_reference(flag: str, column: str, reference: str, ref_column: s
 
 def bot_sessions(min_events: int = 30, max_per_minute: float = 20.0, burst_events: int = 15,
                  min_median_gap_s: float = 1.0):
-    """Sessions whose event rate no person produces: ≥ ``min_events`` at more than
+    """Sessions whose browsing rate no person produces: ≥ ``min_events`` views/clicks at more than
     ``max_per_minute`` a minute, or ≥ ``burst_events`` with a median gap under ``min_median_gap_s``.
     The whole session is quarantined, each row with the session-level reason."""
 
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
         def enrich(df: pl.DataFrame) -> pl.DataFrame:
+            # only browsing counts: a checkout books many purchases at one instant, which is human
             stats = (
-                df.select("session_id", "event_time")
+                df.filter(pl.col("event_type").is_in(["view", "click"]))
+                .select("session_id", "event_time")
                 .sort("session_id", "event_time")
                 .group_by("session_id")
                 .agg(
@@ -410,7 +410,7 @@ def bot_sessions(min_events: int = 30, max_per_minute: float = 20.0, burst_event
             enrich=enrich,
             mask=pl.col("__n").is_not_null(),
             reason=pl.format(
-                "bot session {}: {} events in {} s ({} per minute, median gap {} s) — faster than a person browses",
+                "bot session {}: {} views/clicks in {} s ({} per minute, median gap {} s) — faster than a person browses",
                 pl.col("session_id"), pl.col("__n"), pl.col("__span_s").round(1), pl.col("__rate").round(1),
                 pl.col("__gap_s").round(2),
             ),

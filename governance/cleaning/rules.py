@@ -64,8 +64,9 @@ EVENTS_RULES: tuple[Rule, ...] = (
          "Event times in the future or before the shop existed (epoch 0 and other broken clocks).",
          ("event_time",), b.timestamp_window("event_time", SHOP_OPENED)),
     Rule("bot_session", "quarantine",
-         "Whole sessions with inhuman event rates (≥30 events at >20 a minute, or ≥15 with a median gap "
-         "under 1 s), kept together with the session-level reason.",
+         "Whole sessions with inhuman browsing rates (≥30 views/clicks at >20 a minute, or ≥15 with a median "
+         "gap under 1 s; checkouts that book many items at once do not count), kept together with the "
+         "session-level reason.",
          ("session_id", "event_time"), b.bot_sessions()),
     Rule("remap_duplicate_product", "fix",
          "Events on a product id that cleaning found to duplicate another product are moved to the kept id.",
@@ -77,7 +78,8 @@ EVENTS_RULES: tuple[Rule, ...] = (
     Rule("unknown_user", "quarantine",
          "Events of a user_id that never appeared in the user profiles (clean or quarantined rows): "
          "quarantined, because such ids are fabricated and integration requires a known user for every "
-         "interaction (anonymous events, user_id null, are kept).",
+         "interaction (anonymous events, user_id null, are kept; so are ids of an imported system that "
+         "delivers no user profiles at all).",
          ("user_id",), b.unknown_reference("user_id", "user_ids", "user_id", "the user profiles")),
     Rule("price_not_positive", "quarantine", "Zero or negative prices.",
          ("price",), b.non_positive("price")),
