@@ -56,7 +56,7 @@ def test_save_load_registry_roundtrip_and_label_reviews(tiny, tmp_path):
     from governance.labelling import label_reviews, load_current_sentiment
     from governance.labelling.workflows import register_sentiment
     decision, version = register_sentiment(tiny, tmp_path, metrics={"macro_f1": 0.9}, eval_set="E",
-                                           training_fp="T")
+                                           training_fp="T", export_onnx=False)
     assert decision.promoted and version == "v0001"
     d = tmp_path / "sentiment" / "v0001"
     assert (d / "encoder" / "model.safetensors").is_file() and (d / "tokenizer" / "tokenizer.json").is_file()

@@ -134,6 +134,7 @@ class ModelRegistry:
         d.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=d))
         try:
+            os.chmod(tmp, 0o755)  # mkdtemp makes it private; a model is read by other processes/users
             write(tmp)
             card.created_at = datetime.now(UTC).isoformat(timespec="seconds")
             card.code_version = card.code_version or code_version()
@@ -160,6 +161,7 @@ class ModelRegistry:
         fd, tmp = tempfile.mkstemp(prefix=".CURRENT-", dir=d)
         with os.fdopen(fd, "w") as f:
             f.write(version + "\n")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, d / CURRENT_FILE)
 
     def promote_if_better(self, task: str, candidate: str, eval_metric: str, *, higher_is_better: bool = True,

@@ -308,6 +308,8 @@ class SentimentClassifier:
             so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             torch, _ = torch_and_transformers()
             so.intra_op_num_threads = torch.get_num_threads()
+            # no busy-waiting between ops: on a shared CPU spinning threads steal each other's time
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
             self._ort = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
         return self._ort
 
@@ -496,8 +498,11 @@ def train_sentiment(texts: Sequence[str], ratings, config: SentimentConfig | str
         say(f"embedded {len(texts)} train + {len(val_texts)} val texts in {embed_seconds:.1f}s")
         opt = torch.optim.AdamW(net.head.parameters(), lr=config.head_lr, weight_decay=config.weight_decay)
         n = len(texts)
-        bs = max(64, config.batch_size * 4)
+        bs = max(64, config.batch_size * 8)
         best = (-1.0, None)
+        threads = torch.get_num_threads()
+        # tiny matrices: one thread is ~20x faster than two when the CPU is shared (no spin-waiting)
+        torch.set_num_threads(1)
         for ep in range(config.head_epochs):
             t0 = time.perf_counter()
             net.train()
@@ -519,6 +524,7 @@ def train_sentiment(texts: Sequence[str], ratings, config: SentimentConfig | str
             history.append({"epoch": ep + 1, "loss": total / n, "val_macro_f1": score})
             if score > best[0]:
                 best = (score, copy.deepcopy(net.head.state_dict()))
+        torch.set_num_threads(threads)
         net.head.load_state_dict(best[1])
         say(f"head trained {config.head_epochs} epochs, best val macro-F1 {best[0]:.3f}")
         net.eval()

@@ -12,7 +12,7 @@ PROMOTION_METRIC = "macro_f1"
 
 def register_sentiment(trained, models_root: Path | str, *, metrics: dict, eval_set: str, training_fp: str,
                        notes: dict | None = None, evaluate_current=None,
-                       metric: str = PROMOTION_METRIC) -> tuple[PromotionDecision, str]:
+                       metric: str = PROMOTION_METRIC, export_onnx: bool = True) -> tuple[PromotionDecision, str]:
     """Store the trained classifier as a new version of task ``sentiment`` and promote it if better."""
     from governance.labelling.encoder import BASE_MODEL_NAME  # noqa: PLC0415
     from governance.labelling.sentiment import MODEL_NAME, TASK  # noqa: PLC0415
@@ -28,7 +28,7 @@ def register_sentiment(trained, models_root: Path | str, *, metrics: dict, eval_
                "calibration": asdict(clf.calibration), "backend_check": trained.backend_check,
                "preferred_backend": clf.preferred_backend, **(notes or {})},
     )
-    version = reg.register(TASK, lambda d: clf.save(d), card)
+    version = reg.register(TASK, lambda d: clf.save(d, export_onnx=export_onnx), card)
     clf.version = version
     clf.path = reg.path(TASK, version)
     decision = reg.promote_if_better(TASK, version, metric, evaluate_current=evaluate_current)
