@@ -6,6 +6,7 @@ metadata and check results printed here are what `make dev` shows in the UI afte
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -96,9 +97,19 @@ def generate(landing: Path, truth: Path, n_events: int, days: int, seed: int, en
         import json
 
         previous = json.loads(manifest.read_text()).get("config", {})
-        if (previous.get("n_events"), previous.get("seed"), str(previous.get("end_date"))) == (n_events, seed, str(end)):
+        if (previous.get("n_events"), previous.get("days"), previous.get("seed"), str(previous.get("end_date"))) == (
+                n_events, days, seed, str(end)):
             _say(f"   the landing zone already holds this shop (seed {seed}, {n_events:,} events): kept")
             return
+    if landing.exists():
+        # another shop landed earlier: its files and everything derived from them go, so the lake and
+        # the quality history describe this shop only (trained models stay in their registry)
+        data = landing.parent
+        for stale in (landing, truth, data / "lake", data / "reports"):
+            shutil.rmtree(stale, ignore_errors=True)
+        for stale in (data / "warehouse.duckdb", data / "quality.db"):
+            stale.unlink(missing_ok=True)
+        _say("   removed the previous shop's landing zone, lake, catalog and quality history")
     shop = generate_shop(config)
     summary = land_shop(shop, landing, truth)
     _say(f"   landed {summary}")
@@ -106,8 +117,9 @@ def generate(landing: Path, truth: Path, n_events: int, days: int, seed: int, en
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--events", type=int, default=int(os.environ.get("DEMO_EVENTS", 300_000)))
-    parser.add_argument("--days", type=int, default=14)
+    # sized so that the whole lifecycle, installation included, runs in about ten minutes on 2 cores
+    parser.add_argument("--events", type=int, default=int(os.environ.get("DEMO_EVENTS", 200_000)))
+    parser.add_argument("--days", type=int, default=int(os.environ.get("DEMO_DAYS", 7)))
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
 
