@@ -26,19 +26,22 @@ def _fmt_num(expr: pl.Expr) -> pl.Expr:
 # --- duplicates -------------------------------------------------------------------------------
 
 def exact_duplicates(columns: list[str]):
-    """Rows equal in every contract column to an earlier row (landing order); the first is kept."""
+    """Rows equal in every contract column to an earlier row (landing order); the first is kept.
+    A 64-bit row hash finds the few candidate rows; the exact comparison runs on those only."""
 
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
-        first = ~pl.struct(columns).is_first_distinct()
-        row_hash = pl.struct(columns).hash()
+        def enrich(df: pl.DataFrame) -> pl.DataFrame:
+            df = df.with_row_index("__ord")
+            cand = df.filter(pl.struct(columns).hash().is_duplicated())
+            found = cand.with_columns(
+                __dup=~pl.struct(columns).is_first_distinct(),
+                __kept_file=pl.col("_source_file").first().over(columns),
+                __kept_row=pl.col("_row_number").first().over(columns),
+            ).filter(pl.col("__dup")).select("__ord", "__dup", "__kept_file", "__kept_row")
+            return df.join(found, on="__ord", how="left", maintain_order="left")
+
         return Quarantine(
-            prepare=(first.alias("__dup"),),
-            # the kept row's position is only looked up when there are duplicates at all
-            enrich=lambda df: df.with_columns(
-                __kept_file=pl.col("_source_file").first().over(row_hash),
-                __kept_row=pl.col("_row_number").first().over(row_hash),
-            ) if df.select(first.any()).item() else df.with_columns(__kept_file=pl.lit(None, pl.String),
-                                                                     __kept_row=pl.lit(None, pl.Int64)),
+            enrich=enrich,
             mask=pl.col("__dup"),
             reason=pl.format("exact duplicate of {} row {} (kept)", pl.col("__kept_file"), pl.col("__kept_row")),
         )
@@ -49,19 +52,26 @@ def exact_duplicates(columns: list[str]):
 def key_duplicates(key: tuple[str, ...]):
     """Several rows with one business key: the row of the latest delivery (ingest time) is kept, and
     within one delivery the first in landing order — a later row of the same key is a re-sent copy.
-    For snapshot sources the key includes ``_source_file``: each landed file holds one version."""
+    For snapshot sources the key includes ``_source_file``: each landed file holds one version.
+    Only the rows whose key occurs more than once are sorted and ranked."""
+
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
         def enrich(df: pl.DataFrame) -> pl.DataFrame:
-            df = df.with_columns(__versions=pl.len().over(key))
-            if df.select((pl.col("__versions") > 1).any()).item():
-                df = df.with_columns(__ord=pl.int_range(pl.len()), __neg_ingest=-pl.col("_ingested_at").dt.epoch("us"))
-                by = ["__neg_ingest", "__ord"]
-                return df.with_columns(
-                    __rank=pl.int_range(pl.len()).over(key, order_by=by),
-                    __kept_file=pl.col("_source_file").sort_by(by).first().over(key),
-                    __kept_row=pl.col("_row_number").sort_by(by).first().over(key),
+            df = df.with_row_index("__ord")
+            repeated = pl.col(key[0]).is_duplicated() if len(key) == 1 else pl.struct(key).is_duplicated()
+            ranked = (
+                df.filter(repeated)
+                .sort(["_ingested_at", "__ord"], descending=[True, False])
+                .with_columns(
+                    __rank=pl.int_range(pl.len()).over(key),
+                    __versions=pl.len().over(key),
+                    __kept_file=pl.col("_source_file").first().over(key),
+                    __kept_row=pl.col("_row_number").first().over(key),
                 )
-            return df.with_columns(__rank=pl.lit(0), __kept_file=pl.lit(None, pl.String), __kept_row=pl.lit(None, pl.Int64))
+                .filter(pl.col("__rank") > 0)
+                .select("__ord", "__rank", "__versions", "__kept_file", "__kept_row")
+            )
+            return df.join(ranked, on="__ord", how="left", maintain_order="left")
 
         shown = [k for k in key if not k.startswith("_")]
         return Quarantine(
