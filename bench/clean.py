@@ -14,19 +14,24 @@ quarantine and the audit as Parquet:
 
 Each run is its own subprocess (peak RSS is that implementation's alone; imports happen before the
 clock starts). The three must agree — clean rows, a fingerprint of the clean values, the quarantined
-rows per rule (the same rows, not only the same number) and the audit counts — or the script fails.
-Then the Polars engine is profiled rule by rule (and step by step inside each rule) at the largest
-size, next to the pandas baseline's time for the same rule.
+rows per rule (the same rows, not only the same number) and the audit counts — or the script exits 1.
+Then the Polars engine is profiled rule by rule (and step by step inside each rule, with the process
+peak after each rule) at the largest size, next to the pandas baseline's time for the same rule.
 
-    python bench/clean.py                    # 1M and 10M events (~10 min on 2 busy cores)
+    python bench/clean.py                    # 1M and 10M events, then the 10M profile
     python bench/clean.py --quick            # 1M only
     python bench/clean.py --rows 3000000     # any sizes
-    python bench/clean.py --huge             # 100 daily partitions of 1M: Polars partition by partition
-                                             # vs DuckDB over all 100M with a memory_limit
+    python bench/clean.py --what-if          # + cheaper formulations of the slowest rule blocks, checked
+                                             #   to find the same rows with the same reasons
+    python bench/clean.py --huge             # 100 daily partitions of 1M (generated day by day), Polars
+                                             # partition by partition vs one DuckDB statement over all
+                                             # 100M with memory_limit 4GB (--duckdb-memory); resumable
     --workdir DIR keeps the generated inputs (reused by the next run with the same sizes)
+    --no-profile, --impl polars pandas, --repeat N (fastest of N)
 
-Other processes on the machine skew absolute numbers (the load average is printed): compare rows
-of one run, not runs.
+Timing: generating, landing and collecting the 10M input takes ~2 min (once per --workdir); the
+default run took ~12 min on 2 cores shared with other jobs (load average ~8); idle cores are faster. --huge spends ~20 min generating and collecting the 100 days before it measures.
+Other processes skew absolute numbers (the load average is printed): compare rows of one run, not runs.
 """
 
 from __future__ import annotations
@@ -488,7 +493,8 @@ def _huge_duckdb_child(root: str, out: str, memory_limit: str) -> dict:
     timings: dict[str, float] = {}
     result = clean_duckdb(sorted((root / "raw").glob("date=*.parquet")),
                           {name: root / "refs_all" / f"{name}.parquet" for name in SQL_REFS}, Path(out),
-                          now=NOW, run_id=RUN_ID, by_partition=True, memory_limit=memory_limit, timings=timings)
+                          now=NOW, run_id=RUN_ID, by_partition=True, memory_limit=memory_limit,
+                          preserve_insertion_order=False, timings=timings)
     return {**{k: str(v) if isinstance(v, Path) else v for k, v in result.items()},
             "seconds": time.perf_counter() - started, "peak_bytes": _peak(), "timings": timings}
 
@@ -510,14 +516,25 @@ def huge(args, work: Path) -> int:
           flush=True)
     results, summaries = {}, {}
     print(f"{'rows':>12} {'impl':>22} {'seconds':>8} {'rows/s':>11} {'peak MiB':>9} {'clean':>12} {'quarant.':>10}")
-    impls = [("polars", "polars by partition", "huge-polars", {})]
-    if not args.no_duckdb:
-        impls.append(("duckdb", f"duckdb all ({args.duckdb_memory})", "huge-duckdb",
-                      {"memory_limit": args.duckdb_memory}))
+    impls = [("polars", "polars by partition", "huge-polars", {}),
+             ("duckdb", f"duckdb all ({args.duckdb_memory})", "huge-duckdb", {"memory_limit": args.duckdb_memory})]
     for impl, label, kind, extra in impls:
-        out = root / f"out_{impl}"
-        shutil.rmtree(out, ignore_errors=True)
-        r = _spawn(kind, {"root": str(root), "out": str(out), **extra})
+        saved = root / f"result_{impl}.json"
+        if impl in args.huge_impl:
+            out = root / f"out_{impl}"
+            shutil.rmtree(out, ignore_errors=True)
+            try:
+                r = _spawn(kind, {"root": str(root), "out": str(out), **extra})
+            except RuntimeError as exc:  # e.g. DuckDB out of memory: a result too
+                shutil.rmtree(out, ignore_errors=True)
+                print(f"{rows:>12,} {label:>22}  FAILED: {str(exc).strip().splitlines()[-1][:160]}", flush=True)
+                continue
+            saved.write_text(json.dumps(r))
+        elif saved.exists():  # measured by an earlier run (its outputs are still there): shown for the check
+            r = json.loads(saved.read_text())
+            label += " (earlier run)"
+        else:
+            continue
         results[impl] = r
         s = summarise(r)
         summaries[impl] = s
@@ -525,6 +542,8 @@ def huge(args, work: Path) -> int:
               f"{r['peak_bytes'] / 2**20:>9,.0f} {s['clean_rows']:>12,} {s['quarantined']:>10,}", flush=True)
         if impl == "polars":
             print(f"{'':>35} slowest partition {r['slowest_partition']:.1f} s", flush=True)
+        else:
+            print(f"{'':>35} {', '.join(f'{k} {v:.0f} s' for k, v in r['timings'].items())}", flush=True)
     for impl, r in results.items():
         if r["rows_in"] != rows or summaries[impl]["clean_rows"] + summaries[impl]["quarantined"] != rows:
             print(f"!! {impl}: conservation broken ({r['rows_in']:,} in)")
@@ -576,7 +595,8 @@ def main() -> int:
     parser.add_argument("--huge-days", type=int, default=100)
     parser.add_argument("--huge-rows", type=int, default=1_000_000)
     parser.add_argument("--duckdb-memory", default="4GB", help="DuckDB memory_limit for --huge")
-    parser.add_argument("--no-duckdb", action="store_true", help="--huge: Polars only")
+    parser.add_argument("--huge-impl", nargs="*", default=["polars", "duckdb"], choices=["polars", "duckdb"],
+                        help="--huge: which to (re)run; the other's earlier result in --workdir is reused")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -616,7 +616,7 @@ def _audit_sql(now: datetime, run_id: str) -> str:
 
 def clean_duckdb(raw_paths: list[Path], refs: dict[str, Path], out_dir: Path, *, now: datetime, run_id: str,
                  by_partition: bool = False, memory_limit: str | None = None, threads: int | None = None,
-                 timings: dict | None = None) -> dict:
+                 preserve_insertion_order: bool = True, timings: dict | None = None) -> dict:
     """``refs``: parquet files of the reference tables (products, product_ids, user_ids,
     product_id_map), with a ``_partition`` column when ``by_partition``."""
     import duckdb
@@ -631,6 +631,8 @@ def clean_duckdb(raw_paths: list[Path], refs: dict[str, Path], out_dir: Path, *,
         con.execute(f"SET memory_limit = {_s(memory_limit)}")
     if threads:
         con.execute(f"SET threads = {threads}")
+    if not preserve_insertion_order:  # what DuckDB recommends for larger-than-memory work
+        con.execute("SET preserve_insertion_order = false")
     ref_views = {}
     for name, path in refs.items():
         source = (f"SELECT * EXCLUDE (file_row_number), file_row_number AS __ref_ord FROM read_parquet("
