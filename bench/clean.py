@@ -29,9 +29,13 @@ peak after each rule) at the largest size, next to the pandas baseline's time fo
     --workdir DIR keeps the generated inputs (reused by the next run with the same sizes)
     --no-profile, --impl polars pandas, --repeat N (fastest of N)
 
-Timing: generating, landing and collecting the 10M input takes ~2 min (once per --workdir); the
-default run took ~12 min on 2 cores shared with other jobs (load average ~8); idle cores are faster. --huge spends ~20 min generating and collecting the 100 days before it measures.
-Other processes skew absolute numbers (the load average is printed): compare rows of one run, not runs.
+Timing (2 cores): generating, landing and collecting the 10M input takes ~2 min (once per --workdir);
+with the inputs in place the default run took 4.4 min on quiet cores and ~12 min while other jobs kept
+the load average at ~8 — the engine's window-heavy rules slow down far more under contention than
+pandas does, so compare rows of one run, never runs (the load average is printed). --huge spends
+~20 min generating and collecting the 100 days first; Polars then took ~5 min. The one DuckDB
+statement over all 100M ran out of memory at 4GB and was still spilling (>55 GB) after 12 min at 8GB;
+--duckdb-temp (default 30GB) caps its spill so a shared disk does not fill up.
 """
 
 from __future__ import annotations
@@ -335,11 +339,21 @@ def profile_polars(inp: dict) -> dict:
 WHAT_IF_RULES = ("exact_duplicate", "key_duplicate", "bot_session", "normalise_device")
 
 
+def _scatter(df: pl.DataFrame, rows: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """Helper columns known for a few rows (``rows``: ``__ord`` + ``columns``) onto the whole frame,
+    null elsewhere, without copying the frame's other columns (a left join gathers every column)."""
+    n, idx = df.height, rows["__ord"]
+    return df.with_columns(
+        pl.Series(c, [None], rows.schema[c]).extend_constant(None, n - 1).scatter(idx, rows[c]) if n else
+        pl.Series(c, [], rows.schema[c]) for c in columns)
+
+
 def what_if(inp: dict, only: tuple[str, str] | None = None) -> list[dict] | dict:
     """Cheaper formulations of the engine's slowest rule blocks, timed against the blocks themselves
-    (built from `EVENTS_RULES`) on the same raw frame. Each must find the same rows with the same
-    reason — the reason expression is the block's own, evaluated on the alternative's helper columns.
-    With ``only`` = (rule, "block" | "alternative") just that one runs, for its peak memory."""
+    (built from `EVENTS_RULES`) on the same raw frame. An alternative replaces the block's ``enrich``
+    (or a fix's expression) only: the block's own mask and reason then run on its helper columns, and
+    the rows found and reasons given must be identical. With ``only`` = (rule, "block" |
+    "alternative") just that one runs, for its peak memory."""
     from governance.cleaning import RULES, text
     from governance.cleaning.engine import Context
 
@@ -349,41 +363,34 @@ def what_if(inp: dict, only: tuple[str, str] | None = None) -> list[dict] | dict
     rules = {r.name: r for r in RULES["events"]}
     contract = [c for c in raw.columns if not c.startswith("_")]
 
-    def engine(name: str) -> tuple[float, pl.DataFrame]:
-        started = time.perf_counter()
-        built = rules[name].build(ctx, raw)
-        prepared = built.enrich(raw) if built.enrich else raw
-        prepared = prepared.with_columns(*built.prepare) if built.prepare else prepared
-        if hasattr(built, "mask"):
-            out = prepared.filter(built.mask.fill_null(False)).select("_row_number", reason=built.reason)
-        else:
-            out = prepared.select("_row_number", **built.columns)
-        return time.perf_counter() - started, out
-
     def exact(df: pl.DataFrame) -> pl.DataFrame:
-        # a 64-bit row hash finds the candidates; the exact struct comparison runs on those rows only
-        cand = df.filter(pl.struct(contract).hash().is_duplicated())
-        return cand.with_columns(
-            __dup=~pl.struct(contract).is_first_distinct(),
-            __kept_file=pl.col("_source_file").first().over(contract),
-            __kept_row=pl.col("_row_number").first().over(contract),
-        ).filter(pl.col("__dup"))
+        # as the block (hash → candidates → exact check), but scatter the findings instead of a left join
+        df = df.with_row_index("__ord")
+        found = (df.filter(pl.struct(contract).hash().is_duplicated())
+                 .with_columns(__dup=~pl.struct(contract).is_first_distinct(),
+                               __kept_file=pl.col("_source_file").first().over(contract),
+                               __kept_row=pl.col("_row_number").first().over(contract))
+                 .filter(pl.col("__dup")))
+        return _scatter(df, found, ["__dup", "__kept_file", "__kept_row"])
 
     def key(df: pl.DataFrame) -> pl.DataFrame:
-        # only ids that occur more than once need ranking: sort those rows once, then plain windows
-        cand = df.with_row_index("__ord").filter(pl.col("event_id").is_duplicated())
-        return cand.sort("_ingested_at", "__ord", descending=[True, False]).with_columns(
-            __rank=pl.int_range(pl.len()).over("event_id"), __versions=pl.len().over("event_id"),
-            __kept_file=pl.col("_source_file").first().over("event_id"),
-            __kept_row=pl.col("_row_number").first().over("event_id"),
-        ).filter(pl.col("__rank") > 0)
+        # as the block (rank only the repeated ids), but scatter the findings instead of a left join
+        df = df.with_row_index("__ord")
+        ranked = (df.filter(pl.col("event_id").is_duplicated())
+                  .sort(["_ingested_at", "__ord"], descending=[True, False])
+                  .with_columns(__rank=pl.int_range(pl.len()).over("event_id"), __versions=pl.len().over("event_id"),
+                                __kept_file=pl.col("_source_file").first().over("event_id"),
+                                __kept_row=pl.col("_row_number").first().over("event_id"))
+                  .filter(pl.col("__rank") > 0))
+        return _scatter(df, ranked, ["__rank", "__versions", "__kept_file", "__kept_row"])
 
     def bots(df: pl.DataFrame) -> pl.DataFrame:
-        # both bot conditions need ≥ 15 events: sort and diff only the rows of such sessions
-        busy = df.group_by("session_id").len().filter(pl.col("len") >= 15)["session_id"].implode()
-        cand = df.filter(pl.col("session_id").is_in(busy))
+        # both bot conditions need ≥ 15 views/clicks: sort and diff only the rows of such sessions, and
+        # put the session statistics on the bot sessions' rows only
+        browsing = df.filter(pl.col("event_type").is_in(["view", "click"])).select("session_id", "event_time")
+        busy = browsing.group_by("session_id").len().filter(pl.col("len") >= 15)["session_id"].implode()
         stats = (
-            cand.select("session_id", "event_time").sort("session_id", "event_time").group_by("session_id")
+            browsing.filter(pl.col("session_id").is_in(busy)).sort("session_id", "event_time").group_by("session_id")
             .agg(__n=pl.len(),
                  __span_s=(pl.col("event_time").max() - pl.col("event_time").min()).dt.total_milliseconds() / 1000,
                  __gap_s=pl.col("event_time").diff().dt.total_milliseconds().median() / 1000)
@@ -391,7 +398,10 @@ def what_if(inp: dict, only: tuple[str, str] | None = None) -> list[dict] | dict
             .filter(((pl.col("__n") >= 30) & (pl.col("__rate") > 20))
                     | ((pl.col("__n") >= 15) & (pl.col("__gap_s") < 1)))
         )
-        return cand.join(stats, on="session_id", how="inner", maintain_order="left")
+        df = df.with_row_index("__ord")
+        hits = (df.select("__ord", "session_id").filter(pl.col("session_id").is_in(stats["session_id"].implode()))
+                .join(stats, on="session_id", how="left"))
+        return _scatter(df, hits, ["__n", "__span_s", "__gap_s", "__rate"])
 
     def device(df: pl.DataFrame) -> pl.DataFrame:
         # a per-value text fix evaluated once per distinct value, then mapped
@@ -400,18 +410,33 @@ def what_if(inp: dict, only: tuple[str, str] | None = None) -> list[dict] | dict
         return df.select("_row_number", device=pl.col("device").replace_strict(values, fixed, default=None))
 
     variants = {
-        "exact_duplicate": (exact, "hash → candidates → exact struct check on candidates only"),
-        "key_duplicate": (key, "is_duplicated → sort the duplicated rows once → plain over()"),
-        "bot_session": (bots, "sessions with ≥ 15 events only (both conditions need them)"),
+        "exact_duplicate": (exact, "as the block, findings scattered onto the frame instead of a left join"),
+        "key_duplicate": (key, "as the block, findings scattered onto the frame instead of a left join"),
+        "bot_session": (bots, "only sessions with ≥ 15 views/clicks sorted; stats scattered onto bot rows"),
         "normalise_device": (device, "tidy each distinct value once, replace_strict"),
     }
 
+    def found(name: str, enriched: pl.DataFrame) -> pl.DataFrame:
+        built = rules[name].build(ctx, raw)
+        if name == "normalise_device":
+            return enriched
+        return enriched.filter(built.mask.fill_null(False)).select("_row_number", reason=built.reason)
+
+    def engine(name: str) -> tuple[float, pl.DataFrame]:
+        started = time.perf_counter()
+        built = rules[name].build(ctx, raw)
+        if name == "normalise_device":
+            out = raw.select("_row_number", **built.columns)
+        else:
+            prepared = built.enrich(raw) if built.enrich else raw
+            prepared = prepared.with_columns(*built.prepare) if built.prepare else prepared
+            out = found(name, prepared)
+        return time.perf_counter() - started, out
+
     def alternative(name: str) -> tuple[float, pl.DataFrame]:
         started = time.perf_counter()
-        result = variants[name][0](raw)
-        if name != "normalise_device":
-            result = result.select("_row_number", reason=rules[name].build(ctx, raw).reason)
-        return time.perf_counter() - started, result
+        out = found(name, variants[name][0](raw))
+        return time.perf_counter() - started, out
 
     if only:
         start_peak = _peak()
@@ -485,7 +510,7 @@ def _huge_polars_child(root: str, out: str) -> dict:
             "audit": str(Path(out) / "audit" / "events" / "*" / "cleaning.parquet")}
 
 
-def _huge_duckdb_child(root: str, out: str, memory_limit: str) -> dict:
+def _huge_duckdb_child(root: str, out: str, memory_limit: str, max_temp: str) -> dict:
     from clean_baselines import clean_duckdb
 
     root = Path(root)
@@ -494,7 +519,7 @@ def _huge_duckdb_child(root: str, out: str, memory_limit: str) -> dict:
     result = clean_duckdb(sorted((root / "raw").glob("date=*.parquet")),
                           {name: root / "refs_all" / f"{name}.parquet" for name in SQL_REFS}, Path(out),
                           now=NOW, run_id=RUN_ID, by_partition=True, memory_limit=memory_limit,
-                          preserve_insertion_order=False, timings=timings)
+                          preserve_insertion_order=False, max_temp=max_temp, timings=timings)
     return {**{k: str(v) if isinstance(v, Path) else v for k, v in result.items()},
             "seconds": time.perf_counter() - started, "peak_bytes": _peak(), "timings": timings}
 
@@ -517,7 +542,8 @@ def huge(args, work: Path) -> int:
     results, summaries = {}, {}
     print(f"{'rows':>12} {'impl':>22} {'seconds':>8} {'rows/s':>11} {'peak MiB':>9} {'clean':>12} {'quarant.':>10}")
     impls = [("polars", "polars by partition", "huge-polars", {}),
-             ("duckdb", f"duckdb all ({args.duckdb_memory})", "huge-duckdb", {"memory_limit": args.duckdb_memory})]
+             ("duckdb", f"duckdb all ({args.duckdb_memory})", "huge-duckdb",
+              {"memory_limit": args.duckdb_memory, "max_temp": args.duckdb_temp})]
     for impl, label, kind, extra in impls:
         saved = root / f"result_{impl}.json"
         if impl in args.huge_impl:
@@ -527,7 +553,9 @@ def huge(args, work: Path) -> int:
                 r = _spawn(kind, {"root": str(root), "out": str(out), **extra})
             except RuntimeError as exc:  # e.g. DuckDB out of memory: a result too
                 shutil.rmtree(out, ignore_errors=True)
-                print(f"{rows:>12,} {label:>22}  FAILED: {str(exc).strip().splitlines()[-1][:160]}", flush=True)
+                lines = str(exc).strip().splitlines()
+                error = next((line for line in reversed(lines) if "Error" in line or "Exception" in line), lines[-1])
+                print(f"{rows:>12,} {label:>22}  FAILED: {error[:200]}", flush=True)
                 continue
             saved.write_text(json.dumps(r))
         elif saved.exists():  # measured by an earlier run (its outputs are still there): shown for the check
@@ -595,6 +623,7 @@ def main() -> int:
     parser.add_argument("--huge-days", type=int, default=100)
     parser.add_argument("--huge-rows", type=int, default=1_000_000)
     parser.add_argument("--duckdb-memory", default="4GB", help="DuckDB memory_limit for --huge")
+    parser.add_argument("--duckdb-temp", default="30GB", help="DuckDB max_temp_directory_size for --huge")
     parser.add_argument("--huge-impl", nargs="*", default=["polars", "duckdb"], choices=["polars", "duckdb"],
                         help="--huge: which to (re)run; the other's earlier result in --workdir is reused")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
@@ -614,7 +643,7 @@ def main() -> int:
         elif kind == "huge-polars":
             out = _huge_polars_child(payload["root"], payload["out"])
         elif kind == "huge-duckdb":
-            out = _huge_duckdb_child(payload["root"], payload["out"], payload["memory_limit"])
+            out = _huge_duckdb_child(payload["root"], payload["out"], payload["memory_limit"], payload["max_temp"])
         else:
             raise SystemExit(f"unknown child {kind}")
         print(json.dumps(out))

@@ -38,6 +38,7 @@ LINEAGE = list(LINEAGE_COLUMNS)
 RECORD = [*CONTRACT, *LINEAGE]
 CLEAN = [*CONTRACT, "price_usd_converted", "is_anonymous", *LINEAGE]
 CARTED = ("add_to_cart", "purchase")
+BROWSING = ("view", "click")  # bot rates count these only
 # defaults of the rule blocks used by EVENTS_RULES (governance/cleaning/blocks.py)
 FUTURE_TOLERANCE = timedelta(hours=1)
 BOT_MIN_EVENTS, BOT_MAX_PER_MINUTE, BOT_BURST_EVENTS, BOT_MIN_MEDIAN_GAP_S = 30, 20.0, 15, 1.0
@@ -236,11 +237,14 @@ def clean_pandas(raw_path: Path, refs_dir: Path, out_dir: Path, *, now: datetime
                    f" is before the shop existed ({SHOP_OPENED:%Y-%m-%d})"))
     clock("timestamp_out_of_range")
 
-    # 9 bot sessions: per session count, span and median gap (events sorted by time)
+    # 9 bot sessions: per session count, span and median gap of its views/clicks (sorted by time);
+    #   the whole session (checkout rows too) leaves
     codes, _ = pd.factorize(df["session_id"])
-    t_us = df["event_time"].astype("int64[pyarrow]").to_numpy()
-    order = np.lexsort((t_us, codes))
-    c, t = codes[order], t_us[order]
+    browsing = b(df["event_type"].isin(BROWSING))
+    bc = codes[browsing]
+    t_us = df["event_time"].astype("int64[pyarrow]").to_numpy()[browsing]
+    order = np.lexsort((t_us, bc))
+    c, t = bc[order], t_us[order]
     first = np.r_[True, c[1:] != c[:-1]]
     gap_ms = np.where(first, np.nan, np.r_[0, np.diff(t)] // 1000)
     stats = (pd.DataFrame({"c": c, "t": t, "gap": gap_ms}).groupby("c", sort=False)
@@ -261,7 +265,7 @@ def clean_pandas(raw_path: Path, refs_dir: Path, out_dir: Path, *, now: datetime
             values = st[name] if digits is None else st[name].round(digits)
             return s(pd.Series(values.to_numpy(), index=q.index))
 
-        return ("bot session " + q["session_id"] + ": " + col("n") + " events in " + col("span_s", 1) + " s ("
+        return ("bot session " + q["session_id"] + ": " + col("n") + " views/clicks in " + col("span_s", 1) + " s ("
                 + col("rate", 1) + " per minute, median gap " + col("gap_s", 2)
                 + " s) — faster than a person browses")
 
@@ -275,11 +279,20 @@ def clean_pandas(raw_path: Path, refs_dir: Path, out_dir: Path, *, now: datetime
         fix("remap_duplicate_product", item_id=df["item_id"].where(idx < 0, mapped))
     clock("remap_duplicate_product")
 
-    # 11, 12 unknown references (anti-joins); null ids are not orphans
-    quarantine("unknown_item", b(df["item_id"].notna() & ~df["item_id"].isin(product_ids)),
+    # 11, 12 unknown references (anti-joins); null ids are not orphans, nor ids of an imported system
+    #   ("instacart:123") that delivers no such reference at all
+    def namespace(ids: pd.Series) -> pd.Series:
+        return ids.str.extract(r"^([^:]*):", expand=False).fillna("")
+
+    def orphan(ids: pd.Series, known: pd.Series) -> np.ndarray:
+        out = b(ids.notna() & ~ids.isin(known)).copy()
+        out[out] = b(namespace(ids[out]).isin(namespace(known).unique()))
+        return out
+
+    quarantine("unknown_item", orphan(df["item_id"], product_ids),
                lambda q: "item_id " + q["item_id"] + " does not exist in the catalog")
     clock("unknown_item")
-    quarantine("unknown_user", b(df["user_id"].notna() & ~df["user_id"].isin(user_ids)),
+    quarantine("unknown_user", orphan(df["user_id"], user_ids),
                lambda q: "user_id " + q["user_id"] + " does not exist in the user profiles")
     clock("unknown_user")
 
@@ -402,6 +415,11 @@ def _sql_median(x: str) -> str:
 _WS = r"[\t\n\x{0B}\f\r\x{85}\p{Z}]"
 
 
+def _namespace(x: str) -> str:
+    """The source system of an imported id ("instacart:123" → "instacart"; plain ids → "")."""
+    return f"CASE WHEN contains({x}, ':') THEN regexp_extract({x}, '^([^:]*):', 1) ELSE '' END"
+
+
 def _strip(x: str) -> str:
     return f"regexp_replace({x}, '^{_WS}+|{_WS}+$', '', 'g')"
 
@@ -428,6 +446,7 @@ def events_sql(raw: str, refs: dict[str, str], *, now: datetime, by_partition: b
     rates = " ".join(f"WHEN {_s(k)} THEN {_f(v)}" for k, v in USD_RATES.items())
     types = ", ".join(_s(t) for t in EVENT_TYPES)
     carted = ", ".join(_s(t) for t in CARTED)
+    browsing = ", ".join(_s(t) for t in BROWSING)
     latest, earliest = _ts(now + FUTURE_TOLERANCE), _ts(SHOP_OPENED)
     contract = ", ".join(CONTRACT)
     lineage = ", ".join(LINEAGE)
@@ -497,9 +516,9 @@ gaps AS (
   SELECT {P}session_id, event_time,
     (epoch_us(event_time) - lag(epoch_us(event_time)) OVER (PARTITION BY {P}session_id ORDER BY event_time))
       // 1000 AS __gap_ms
-  FROM s6 WHERE __q IS NULL
+  FROM s6 WHERE __q IS NULL AND event_type IN ({browsing})
 ),
-bots AS (  -- bot_session: inhuman event rates per session
+bots AS (  -- bot_session: inhuman browsing rates per session (the whole session leaves)
   SELECT {P}session_id, count(*) AS __n,
     ((epoch_us(max(event_time)) - epoch_us(min(event_time))) // 1000) / 1000 AS __span_s,
     {_sql_median('__gap_ms')} / 1000 AS __gap_s,
@@ -511,7 +530,7 @@ bots AS (  -- bot_session: inhuman event rates per session
 s7 AS (  -- bot_session, then remap_duplicate_product
   SELECT s6.* EXCLUDE (__q, __reason, item_id),
     {q_steps(("bot_session", "__n IS NOT NULL",
-              "format('bot session {}: {} events in {} s ({} per minute, median gap {} s) — faster than a "
+              "format('bot session {}: {} views/clicks in {} s ({} per minute, median gap {} s) — faster than a "
               "person browses', s6.session_id, __n, round(__span_s, 1), round(__rate, 1), round(__gap_s, 2))"))},
     s6.item_id AS item_id__0,
     CASE WHEN __q IS NULL AND bots.__n IS NULL AND m.duplicate_id IS NOT NULL THEN m.canonical_id ELSE s6.item_id END
@@ -521,12 +540,22 @@ s7 AS (  -- bot_session, then remap_duplicate_product
   LEFT JOIN {refs['product_id_map']} m ON s6.item_id = m.duplicate_id{on('s6', 'm')}
 ),
 catalog AS (SELECT {P}product_id, price AS __catalog, category_path AS __cat FROM {refs['products']} WHERE price > 0),
+known_ns AS (  -- id namespaces ("instacart:123" → instacart) that deliver each reference at all
+  SELECT {P}list(DISTINCT {_namespace('product_id')}) AS __item_ns FROM {refs['product_ids']}
+  {'GROUP BY _partition' if by_partition else ''}
+),
+known_user_ns AS (
+  SELECT {P}list(DISTINCT {_namespace('user_id')}) AS __user_ns FROM {refs['user_ids']}
+  {'GROUP BY _partition' if by_partition else ''}
+),
 s8 AS (  -- unknown_item, unknown_user (anti-joins), price_not_positive; the catalog price for outliers
   SELECT s7.* EXCLUDE (__q, __reason),
     {q_steps(
-        ("unknown_item", "s7.item_id IS NOT NULL AND pi.product_id IS NULL",
+        ("unknown_item", "s7.item_id IS NOT NULL AND pi.product_id IS NULL AND "
+         f"coalesce(list_contains(kn.__item_ns, {_namespace('s7.item_id')}), false)",
          "format('item_id {} does not exist in the catalog', s7.item_id)"),
-        ("unknown_user", "s7.user_id IS NOT NULL AND ui.user_id IS NULL",
+        ("unknown_user", "s7.user_id IS NOT NULL AND ui.user_id IS NULL AND "
+         f"coalesce(list_contains(ku.__user_ns, {_namespace('s7.user_id')}), false)",
          "format('user_id {} does not exist in the user profiles', s7.user_id)"),
         ("price_not_positive", "s7.price <= 0", "format('price {} is not positive', s7.price)"),
     )},
@@ -536,6 +565,8 @@ s8 AS (  -- unknown_item, unknown_user (anti-joins), price_not_positive; the cat
   LEFT JOIN {refs['product_ids']} pi ON s7.item_id = pi.product_id{on('s7', 'pi')}
   LEFT JOIN {refs['user_ids']} ui ON s7.user_id = ui.user_id{on('s7', 'ui')}
   LEFT JOIN catalog c ON s7.item_id = c.product_id{on('s7', 'c')}
+  LEFT JOIN known_ns kn ON true{on('s7', 'kn')}
+  LEFT JOIN known_user_ns ku ON true{on('s7', 'ku')}
 ),
 pairs AS (SELECT DISTINCT {P}item_id, price, __lr, __cat FROM s8 WHERE __q IS NULL AND __lr IS NOT NULL),
 overall AS (
@@ -616,7 +647,8 @@ def _audit_sql(now: datetime, run_id: str) -> str:
 
 def clean_duckdb(raw_paths: list[Path], refs: dict[str, Path], out_dir: Path, *, now: datetime, run_id: str,
                  by_partition: bool = False, memory_limit: str | None = None, threads: int | None = None,
-                 preserve_insertion_order: bool = True, timings: dict | None = None) -> dict:
+                 preserve_insertion_order: bool = True, max_temp: str | None = None,
+                 timings: dict | None = None) -> dict:
     """``refs``: parquet files of the reference tables (products, product_ids, user_ids,
     product_id_map), with a ``_partition`` column when ``by_partition``."""
     import duckdb
@@ -631,6 +663,8 @@ def clean_duckdb(raw_paths: list[Path], refs: dict[str, Path], out_dir: Path, *,
         con.execute(f"SET memory_limit = {_s(memory_limit)}")
     if threads:
         con.execute(f"SET threads = {threads}")
+    if max_temp:  # spilling stops (with an error) here rather than filling a shared disk
+        con.execute(f"SET max_temp_directory_size = {_s(max_temp)}")
     if not preserve_insertion_order:  # what DuckDB recommends for larger-than-memory work
         con.execute("SET preserve_insertion_order = false")
     ref_views = {}

@@ -23,6 +23,16 @@ def _fmt_num(expr: pl.Expr) -> pl.Expr:
     return expr.round(2).cast(pl.String)
 
 
+def _scatter(df: pl.DataFrame, found: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+    """Helper columns known for a few rows (``found``: ``__ord`` + ``columns``) onto the whole frame,
+    null elsewhere. A left join would gather every column of the frame; this writes only the new ones."""
+    n = df.height
+    return df.with_columns(
+        pl.select(pl.repeat(None, n, dtype=found.schema[c]).alias(c)).to_series().scatter(found["__ord"], found[c])
+        for c in columns
+    )
+
+
 # --- duplicates -------------------------------------------------------------------------------
 
 def exact_duplicates(columns: list[str]):
@@ -37,8 +47,8 @@ def exact_duplicates(columns: list[str]):
                 __dup=~pl.struct(columns).is_first_distinct(),
                 __kept_file=pl.col("_source_file").first().over(columns),
                 __kept_row=pl.col("_row_number").first().over(columns),
-            ).filter(pl.col("__dup")).select("__ord", "__dup", "__kept_file", "__kept_row")
-            return df.join(found, on="__ord", how="left", maintain_order="left")
+            ).filter(pl.col("__dup"))
+            return _scatter(df, found, ["__dup", "__kept_file", "__kept_row"])
 
         return Quarantine(
             enrich=enrich,
@@ -69,9 +79,8 @@ def key_duplicates(key: tuple[str, ...]):
                     __kept_row=pl.col("_row_number").first().over(key),
                 )
                 .filter(pl.col("__rank") > 0)
-                .select("__ord", "__rank", "__versions", "__kept_file", "__kept_row")
             )
-            return df.join(ranked, on="__ord", how="left", maintain_order="left")
+            return _scatter(df, ranked, ["__rank", "__versions", "__kept_file", "__kept_row"])
 
         shown = [k for k in key if not k.startswith("_")]
         return Quarantine(
@@ -399,10 +408,12 @@ def bot_sessions(min_events: int = 30, max_per_minute: float = 20.0, burst_event
 
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
         def enrich(df: pl.DataFrame) -> pl.DataFrame:
-            # only browsing counts: a checkout books many purchases at one instant, which is human
+            # only browsing counts: a checkout books many purchases at one instant, which is human.
+            # Both conditions need ≥ burst_events rows, so only such sessions are sorted and measured.
+            browsing = df.filter(pl.col("event_type").is_in(["view", "click"])).select("session_id", "event_time")
+            busy = browsing.group_by("session_id").len().filter(pl.col("len") >= min(min_events, burst_events))
             stats = (
-                df.filter(pl.col("event_type").is_in(["view", "click"]))
-                .select("session_id", "event_time")
+                browsing.filter(pl.col("session_id").is_in(busy["session_id"].implode()))
                 .sort("session_id", "event_time")
                 .group_by("session_id")
                 .agg(
@@ -414,7 +425,11 @@ def bot_sessions(min_events: int = 30, max_per_minute: float = 20.0, burst_event
                 .filter(((pl.col("__n") >= min_events) & (pl.col("__rate") > max_per_minute))
                         | ((pl.col("__n") >= burst_events) & (pl.col("__gap_s") < min_median_gap_s)))
             )
-            return df.join(stats, on="session_id", how="left", maintain_order="left")
+            df = df.with_row_index("__ord")
+            hits = (df.select("__ord", "session_id")
+                    .filter(pl.col("session_id").is_in(stats["session_id"].implode()))
+                    .join(stats, on="session_id", how="left"))
+            return _scatter(df, hits, ["__n", "__span_s", "__gap_s", "__rate"])
 
         return Quarantine(
             enrich=enrich,
@@ -434,6 +449,22 @@ def bot_sessions(min_events: int = 30, max_per_minute: float = 20.0, burst_event
 def fixes(**columns: pl.Expr):
     def build(ctx: Context, frame: pl.DataFrame) -> Fix:
         return Fix(columns=dict(columns))
+
+    return build
+
+
+def fixes_per_value(**columns: pl.Expr):
+    """Fixes whose new value depends on the column's own value only (text tidying of a short list of
+    spellings): each expression runs once per distinct value and the result is mapped onto the rows.
+    Nulls stay null."""
+
+    def build(ctx: Context, frame: pl.DataFrame) -> Fix:
+        mapped = {}
+        for column, expr in columns.items():
+            values = frame[column].drop_nulls().unique()
+            fixed = values.to_frame().select(expr).to_series()
+            mapped[column] = pl.col(column).replace_strict(values, fixed, default=None, return_dtype=fixed.dtype)
+        return Fix(columns=mapped)
 
     return build
 

@@ -46,10 +46,10 @@ EVENTS_RULES: tuple[Rule, ...] = (
          tuple(_columns("events")), b.exact_duplicates(_columns("events"))),
     Rule("normalise_event_type", "fix",
          "Event types lower-cased, trimmed and mapped from common synonyms (pv, cart, buy, orders…).",
-         ("event_type",), b.fixes(event_type=pl.col("event_type").str.strip_chars().str.to_lowercase()
+         ("event_type",), b.fixes_per_value(event_type=pl.col("event_type").str.strip_chars().str.to_lowercase()
                                   .replace(EVENT_TYPE_SYNONYMS))),
     Rule("normalise_device", "fix", "Device names lower-cased and trimmed.",
-         ("device",), b.fixes(device=text.tidy(pl.col("device")).str.to_lowercase())),
+         ("device",), b.fixes_per_value(device=text.tidy(pl.col("device")).str.to_lowercase())),
     Rule("price_usd_converted", "flag", "Marks prices that arrived in another currency (converted next).",
          ("currency",), b.flag("price_usd_converted",
                                pl.col("currency").str.strip_chars().str.to_uppercase().fill_null("USD") != "USD")),
