@@ -258,81 +258,38 @@ def disagreements(summaries: dict[str, dict]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------
-# the Polars engine, rule by rule and step by step (a timing copy of `apply_rules`' loop)
+# the Polars engine, rule by rule and step by step (through `apply_rules`' on_step hook)
 
 
 def profile_polars(inp: dict) -> dict:
     from governance.cleaning import RULES
-    from governance.cleaning.engine import Context, Fix, Quarantine, _check_columns, _key_expr
+    from governance.cleaning.engine import Context, apply_rules
     from governance.contracts import CONTRACTS, LINEAGE_COLUMNS
-    from governance.quarantine import record_json
 
     raw = pl.read_parquet(inp["raw"])
     refs = {name: pl.read_parquet(Path(inp["refs"]) / f"{name}.parquet") for name in REF_NAMES}
     ctx = Context(source="events", partition=inp["partition"], run_id=RUN_ID, now=NOW, references=refs)
     contract = CONTRACTS["events"]
-    key, record_columns = contract.key, [*contract.column_names, *LINEAGE_COLUMNS]
-    frame, base_cols = raw, raw.columns
-    rules = []
     start_peak = _peak()
-    for rule in RULES["events"]:
-        steps: dict[str, float] = {}
-        last = time.perf_counter()
+    steps: dict[str, dict[str, float]] = {}
+    peaks: dict[str, int] = {}
+    last = time.perf_counter()
 
-        def step(name: str) -> None:
-            nonlocal last
-            now = time.perf_counter()
-            steps[name] = steps.get(name, 0.0) + now - last
-            last = now
+    def on_step(rule: str, name: str) -> None:
+        nonlocal last
+        now = time.perf_counter()
+        by_rule = steps.setdefault(rule, {})
+        by_rule[name] = by_rule.get(name, 0.0) + now - last
+        peaks[rule] = _peak()
+        last = now
 
-        _check_columns(rule, frame, ctx.source)
-        built = rule.build(ctx, frame)
-        step("build")
-        rows = 0
-        if not isinstance(built, str):
-            prepared = built.enrich(frame) if built.enrich else frame
-            step("enrich")
-            prepared = prepared.with_columns(*built.prepare) if built.prepare else prepared
-            step("prepare")
-            if isinstance(built, Quarantine):
-                marked = prepared.with_columns(built.mask.fill_null(False).alias("__hit"))
-                hit = marked.filter(pl.col("__hit"))
-                step("mask")
-                rows = hit.height
-                if hit.height:
-                    hit.select(rule=pl.lit(rule.name), reason=built.reason, key=_key_expr(key),
-                               record=record_json(record_columns), file=pl.col("_source_file"),
-                               row_number=pl.col("_row_number"), partition=pl.col("_partition"))
-                    step("reason+record")
-                    frame = marked.filter(~pl.col("__hit")).select(base_cols)
-                    step("keep rest")
-            elif isinstance(built, Fix):
-                fixed = prepared.with_columns(**{f"__new_{c}": e for c, e in built.columns.items()})
-                step("new values")
-                for column in built.columns:
-                    if column in frame.columns:
-                        new, old = pl.col(f"__new_{column}"), pl.col(column)
-                        changed = fixed.filter(new.ne_missing(old))
-                        rows += changed.height
-                        if changed.height:
-                            changed.select(rule=pl.lit(rule.name), column=pl.lit(column), original=old.cast(pl.String),
-                                           fixed=new.cast(pl.String), key=_key_expr(key), file=pl.col("_source_file"),
-                                           row_number=pl.col("_row_number"), partition=pl.col("_partition"))
-                step("audit")
-                frame = fixed.with_columns(
-                    **{c: pl.col(f"__new_{c}").cast(frame.schema[c]) for c in built.columns if c in frame.columns},
-                    **{c: pl.col(f"__new_{c}") for c in built.columns if c not in frame.columns},
-                ).select(list(dict.fromkeys([*base_cols, *built.columns])))
-                base_cols = frame.columns
-                step("replace")
-            else:
-                frame = prepared.with_columns(built.value.fill_null(False).alias(built.column)).select(
-                    list(dict.fromkeys([*base_cols, built.column])))
-                base_cols = frame.columns
-                rows = int(frame[built.column].sum())
-                step("flag")
-        rules.append({"rule": rule.name, "action": rule.action, "rows": rows, "steps": steps, "peak": _peak(),
-                      "frame_bytes": frame.estimated_size()})
+    result = apply_rules(raw, RULES["events"], ctx, key=contract.key,
+                         record_columns=[*contract.column_names, *LINEAGE_COLUMNS], on_step=on_step)
+    rules = [{"rule": o.rule, "action": o.action, "rows": o.rows, "steps": steps.get(o.rule, {}),
+              "peak": peaks.get(o.rule, 0)} for o in result.outcomes]
+    if "(end)" in steps:
+        rules.append({"rule": "(end)", "action": "", "rows": result.clean.height, "steps": steps["(end)"],
+                      "peak": peaks["(end)"]})
     return {"rules": rules, "rows_in": raw.height, "raw_bytes": raw.estimated_size(), "start_peak": start_peak}
 
 
@@ -596,7 +553,7 @@ def _fmt_steps(steps: dict[str, float]) -> str:
 
 def print_profile(profile: dict, pandas_timings: dict | None, rows: int) -> None:
     total = sum(sum(r["steps"].values()) for r in profile["rules"])
-    print(f"\nPolars engine rule by rule at {rows:,} rows (a timing copy of apply_rules' loop; total {total:.1f} s), "
+    print(f"\nPolars engine rule by rule at {rows:,} rows (apply_rules with its on_step hook; total {total:.1f} s), "
           f"next to the pandas baseline's time for the same rule")
     print(f"process peak RSS after reading the input: {profile['start_peak'] / 2**20:,.0f} MiB "
           f"(raw frame {profile['raw_bytes'] / 2**20:,.0f} MiB); 'peak MiB' is the process peak after each rule")

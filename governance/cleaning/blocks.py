@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from governance.cleaning import text
-from governance.cleaning.engine import Context, Fix, Flag, Quarantine
+from governance.cleaning.engine import Context, Fix, Flag, Quarantine, row_local
 
 #: the scale factor that makes a MAD comparable with a standard deviation
 MAD_SCALE = 1.4826
@@ -25,12 +25,12 @@ def _fmt_num(expr: pl.Expr) -> pl.Expr:
 
 def _scatter(df: pl.DataFrame, found: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
     """Helper columns known for a few rows (``found``: ``__ord`` + ``columns``) onto the whole frame,
-    null elsewhere. A left join would gather every column of the frame; this writes only the new ones."""
-    n = df.height
-    return df.with_columns(
-        pl.select(pl.repeat(None, n, dtype=found.schema[c]).alias(c)).to_series().scatter(found["__ord"], found[c])
-        for c in columns
-    )
+    null elsewhere. A left join would gather every column of the frame; this gathers only the new
+    ones, through one position index (null where a row has no finding)."""
+    position = (pl.select(pl.repeat(None, df.height, dtype=pl.UInt32)).to_series()
+                .scatter(found["__ord"], pl.int_range(found.height, dtype=pl.UInt32, eager=True)))
+    found = found.rechunk()
+    return df.with_columns(found[c].gather(position) for c in columns)
 
 
 # --- duplicates -------------------------------------------------------------------------------
@@ -168,6 +168,7 @@ def near_duplicate_products():
 # --- values -----------------------------------------------------------------------------------
 
 def missing(column: str):
+    @row_local
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
         return Quarantine(mask=pl.col(column).is_null(), reason=pl.lit(f"{column} is empty"))
 
@@ -175,6 +176,7 @@ def missing(column: str):
 
 
 def not_in_set(column: str, allowed: tuple[str, ...]):
+    @row_local
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
         return Quarantine(
             mask=pl.col(column).is_not_null() & ~pl.col(column).is_in(list(allowed)),
@@ -185,6 +187,7 @@ def not_in_set(column: str, allowed: tuple[str, ...]):
 
 
 def outside_range(column: str, low: float | None, high: float | None, unit: str = ""):
+    @row_local
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
         col = pl.col(column)
         mask = pl.lit(False)
@@ -200,6 +203,7 @@ def outside_range(column: str, low: float | None, high: float | None, unit: str 
 
 
 def non_positive(column: str, where: pl.Expr | None = None):
+    @row_local
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
         mask = pl.col(column) <= 0
         if where is not None:
@@ -212,6 +216,7 @@ def non_positive(column: str, where: pl.Expr | None = None):
 def timestamp_window(column: str, earliest: datetime, future_tolerance: timedelta = timedelta(hours=1)):
     """Timestamps after the run (beyond a tolerance for clock skew) or before the shop existed."""
 
+    @row_local
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
         col = pl.col(column)
         latest = ctx.now + future_tolerance
@@ -231,6 +236,7 @@ def _out_of_range(column: str, ctx: Context, earliest: datetime, future_toleranc
 
 def flag_out_of_range_timestamp(flag_column: str, column: str, earliest: datetime,
                                 future_tolerance: timedelta = timedelta(hours=1)):
+    @row_local
     def build(ctx: Context, frame: pl.DataFrame) -> Flag:
         return Flag(flag_column, _out_of_range(column, ctx, earliest, future_tolerance))
 
@@ -241,6 +247,7 @@ def null_out_of_range_timestamp(column: str, earliest: datetime, future_toleranc
     """An impossible timestamp in a record that is otherwise sound: the value is removed (audited)
     and the record kept."""
 
+    @row_local
     def build(ctx: Context, frame: pl.DataFrame) -> Fix:
         bad = _out_of_range(column, ctx, earliest, future_tolerance)
         return Fix(columns={column: pl.when(bad).then(None).otherwise(pl.col(column))})
@@ -364,6 +371,7 @@ def _orphan(column: str, ref: pl.DataFrame, ref_column: str) -> pl.Expr:
 def unknown_reference(column: str, reference: str, ref_column: str, label: str):
     """Values that do not exist in a reference table of the clean layer (nulls are not orphans)."""
 
+    @row_local
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine | str:
         ref = ctx.reference(reference)
         if ref is None:
@@ -379,6 +387,7 @@ def unknown_reference(column: str, reference: str, ref_column: str, label: str):
 def remap(column: str, reference: str, from_column: str, to_column: str):
     """Replace ids listed in a mapping table (e.g. duplicate product → kept product)."""
 
+    @row_local
     def build(ctx: Context, frame: pl.DataFrame) -> Fix | str:
         ref = ctx.reference(reference)
         if ref is None or ref.is_empty():
@@ -389,6 +398,7 @@ def remap(column: str, reference: str, from_column: str, to_column: str):
 
 
 def flag_unknown_reference(flag: str, column: str, reference: str, ref_column: str):
+    @row_local
     def build(ctx: Context, frame: pl.DataFrame) -> Flag | str:
         ref = ctx.reference(reference)
         if ref is None:
@@ -447,6 +457,10 @@ def bot_sessions(min_events: int = 30, max_per_minute: float = 20.0, burst_event
 # --- fixes ------------------------------------------------------------------------------------
 
 def fixes(**columns: pl.Expr):
+    """New values computed from the row's own values (no windows or aggregates: those need a block of
+    their own, such as `impute_group_median`, because removed rows must not count)."""
+
+    @row_local
     def build(ctx: Context, frame: pl.DataFrame) -> Fix:
         return Fix(columns=dict(columns))
 
@@ -458,6 +472,7 @@ def fixes_per_value(**columns: pl.Expr):
     spellings): each expression runs once per distinct value and the result is mapped onto the rows.
     Nulls stay null."""
 
+    @row_local
     def build(ctx: Context, frame: pl.DataFrame) -> Fix:
         mapped = {}
         for column, expr in columns.items():
@@ -469,7 +484,19 @@ def fixes_per_value(**columns: pl.Expr):
     return build
 
 
+def impute_group_median(column: str, group: str):
+    """Missing values filled with the median of their group (the whole partition's median where the
+    group has none), computed over the rows still in the clean set."""
+
+    def build(ctx: Context, frame: pl.DataFrame) -> Fix:
+        return Fix(columns={column: pl.col(column).fill_null(pl.col(column).median().over(group))
+                            .fill_null(pl.col(column).median())})
+
+    return build
+
+
 def flag(column: str, value: pl.Expr):
+    @row_local
     def build(ctx: Context, frame: pl.DataFrame) -> Flag:
         return Flag(column, value)
 
@@ -503,6 +530,7 @@ def impute_from_reference(column: str, where: pl.Expr, reference: str, key: str,
                           label: str):
     """Fill a missing value from a reference table (e.g. a purchase's price from the catalog)."""
 
+    @row_local
     def build(ctx: Context, frame: pl.DataFrame) -> Fix | str:
         ref = ctx.reference(reference)
         if ref is None:
@@ -518,6 +546,7 @@ def impute_from_reference(column: str, where: pl.Expr, reference: str, key: str,
 def currency_to_usd(rates: dict[str, float]):
     """Prices in another currency are converted to USD at the declared rates, rounded to cents."""
 
+    @row_local
     def build(ctx: Context, frame: pl.DataFrame) -> Fix:
         cur = pl.col("currency").str.strip_chars().str.to_uppercase()
         rate = cur.replace_strict(list(rates), list(rates.values()), default=None, return_dtype=pl.Float64)
@@ -536,6 +565,7 @@ def mask_pii(*columns: str, count_column: str):
     """Emails, phone numbers and card-like numbers in free text replaced by [EMAIL]/[PHONE]/[CARD];
     the number of masked spans per row goes to ``count_column``."""
 
+    @row_local
     def build(ctx: Context, frame: pl.DataFrame) -> Fix:
         counts = pl.sum_horizontal([text.pii_count(pl.col(c)).fill_null(0) for c in columns]).cast(pl.Int32)
         return Fix(columns={**{c: text.mask_pii(pl.col(c)) for c in columns}, count_column: counts})

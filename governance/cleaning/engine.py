@@ -122,6 +122,18 @@ def _key_expr(key: tuple[str, ...]) -> pl.Expr:
     return pl.concat_str([pl.col(k).cast(pl.String) for k in key], separator="|")
 
 
+def row_local(build: Callable) -> Callable:
+    """Marks a block whose result for a row depends on that row (and reference tables) only, never
+    on the partition's other rows: the engine may then run it before dropping the rows that earlier
+    rules quarantined (see `apply_rules`)."""
+    build.row_local = True
+    return build
+
+
+def _is_row_local(rule: Rule) -> bool:
+    return getattr(rule.build, "row_local", False)
+
+
 def apply_rules(
     frame: pl.DataFrame,
     rules: tuple[Rule, ...],
@@ -129,48 +141,70 @@ def apply_rules(
     *,
     key: tuple[str, ...],
     record_columns: list[str],
+    on_step: Callable[[str, str], None] | None = None,
 ) -> CleaningResult:
-    """Run ``rules`` in order over ``frame``; see the module docstring for the guarantees."""
+    """Run ``rules`` in order over ``frame``; see the module docstring for the guarantees.
+
+    Quarantined rows are not cut out of the frame rule by rule (each cut copies the partition):
+    they are marked ``removed`` and cut once before the next rule that looks at other rows (a
+    window, a group statistic, a distinct count) and at the end. Row-local rules skip the marked
+    rows, so every row still leaves through the first rule that matches it. ``on_step(rule, step)``
+    is called after each step (a benchmark's profiler).
+    """
     rows_in = frame.height
     quarantined: list[pl.DataFrame] = []
     audits: list[pl.DataFrame] = []
     outcomes: list[RuleOutcome] = []
     base_cols = frame.columns
+    removed: pl.Series | None = None  # rows quarantined but not yet cut out of ``frame``
+    step = on_step or (lambda rule, name: None)
 
     for rule in rules:
         _check_columns(rule, frame, ctx.source)
+        if removed is not None and not _is_row_local(rule):
+            frame, removed = frame.filter(~removed), None
+            step(rule.name, "cut removed rows")
         try:
             built = rule.build(ctx, frame)
         except RuleError:
             raise
         except Exception as exc:  # noqa: BLE001 - re-raised with the rule's name for the user
             raise RuleError(f"cleaning rule {rule.name!r} on {ctx.source} could not be built: {exc}") from exc
+        step(rule.name, "build")
         if isinstance(built, str):
             outcomes.append(RuleOutcome(rule.name, rule.action, 0, skipped=built))
             continue
+        alive = ~removed if removed is not None else pl.lit(True)
         try:
             prepared = built.enrich(frame) if built.enrich else frame
             prepared = prepared.with_columns(*built.prepare) if built.prepare else prepared
+            step(rule.name, "enrich")
             if isinstance(built, Quarantine):
-                marked = prepared.with_columns(built.mask.fill_null(False).alias("__hit"))
-                hit = marked.filter(pl.col("__hit"))
+                hits = prepared.select(built.mask.fill_null(False) & alive).to_series()
+                # rechunked: Polars 2.1 panics in pl.format over a many-chunk string column next to a
+                # one-chunk column (seen at 10M rows); the hit rows are few, so this costs little
+                hit = prepared.filter(hits).rechunk()
+                step(rule.name, "mask")
                 if hit.height:
                     quarantined.append(hit.select(
                         rule=pl.lit(rule.name), reason=built.reason, key=_key_expr(key),
                         record=record_json(record_columns), file=pl.col("_source_file"),
                         row_number=pl.col("_row_number"), partition=pl.col("_partition"),
                     ))
-                    frame = marked.filter(~pl.col("__hit")).select(base_cols)
+                    removed = hits if removed is None else removed | hits
+                    step(rule.name, "reason+record")
                 outcomes.append(RuleOutcome(rule.name, rule.action, hit.height))
             elif isinstance(built, Fix):
+                # removed rows may take the new values too: their record was kept when they left
                 fixed = prepared.with_columns(**{f"__new_{c}": e for c, e in built.columns.items()})
+                step(rule.name, "new values")
                 changed_total = 0
                 for column in built.columns:
                     if column not in frame.columns:  # a column the fix derives, e.g. a count: nothing to audit
                         continue
                     new = pl.col(f"__new_{column}")
                     old = pl.col(column)
-                    changed = fixed.filter(new.ne_missing(old))
+                    changed = fixed.filter(new.ne_missing(old) & alive)
                     changed_total += changed.height
                     if changed.height:
                         audits.append(changed.select(
@@ -179,20 +213,27 @@ def apply_rules(
                             file=pl.col("_source_file"), row_number=pl.col("_row_number"),
                             partition=pl.col("_partition"),
                         ))
+                step(rule.name, "audit")
                 frame = fixed.with_columns(
                     **{c: pl.col(f"__new_{c}").cast(frame.schema[c]) for c in built.columns if c in frame.columns},
                     **{c: pl.col(f"__new_{c}") for c in built.columns if c not in frame.columns},
                 ).select(list(dict.fromkeys([*base_cols, *built.columns])))
                 base_cols = frame.columns
+                step(rule.name, "replace")
                 outcomes.append(RuleOutcome(rule.name, rule.action, changed_total))
             else:
                 frame = prepared.with_columns(built.value.fill_null(False).alias(built.column)).select(
                     list(dict.fromkeys([*base_cols, built.column])))
                 base_cols = frame.columns
-                outcomes.append(RuleOutcome(rule.name, rule.action, int(frame[built.column].sum())))
+                outcomes.append(RuleOutcome(rule.name, rule.action,
+                                            int(frame.select((pl.col(built.column) & alive).sum()).item())))
+                step(rule.name, "flag")
         except pl.exceptions.PolarsError as exc:
             raise RuleError(f"cleaning rule {rule.name!r} on {ctx.source} failed: {str(exc).splitlines()[0]}") from exc
 
+    if removed is not None:
+        frame = frame.filter(~removed)
+        step("(end)", "cut removed rows")
     meta = dict(source=pl.lit(ctx.source), stage=pl.lit(STAGE), run_id=pl.lit(ctx.run_id))
     quarantine = (
         conform(pl.concat(quarantined, how="diagonal_relaxed").with_columns(**meta, quarantined_at=pl.lit(ctx.now)),

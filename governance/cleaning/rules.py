@@ -134,8 +134,7 @@ PRODUCTS_RULES: tuple[Rule, ...] = (
     Rule("price_imputed", "flag", "Marks prices that are missing and get imputed next.",
          ("price",), b.flag("price_imputed", pl.col("price").is_null())),
     Rule("impute_price", "fix", "Missing prices filled with the median price of the product's leaf category.",
-         ("price", "category_path"), b.fixes(price=pl.col("price").fill_null(
-             pl.col("price").median().over("category_path")).fill_null(pl.col("price").median()))),
+         ("price", "category_path"), b.impute_group_median("price", "category_path")),
 )
 
 USERS_RULES: tuple[Rule, ...] = (
