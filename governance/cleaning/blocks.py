@@ -35,14 +35,24 @@ def _scatter(df: pl.DataFrame, found: pl.DataFrame, columns: list[str]) -> pl.Da
 
 # --- duplicates -------------------------------------------------------------------------------
 
-def exact_duplicates(columns: list[str]):
+def _repeated(columns) -> pl.Expr:
+    """True for rows whose value of ``columns`` may occur more than once: a 64-bit hash of the value
+    repeats. Hashing beats comparing strings several times over; a collision only adds a candidate,
+    which the exact comparison that follows rejects."""
+    columns = [columns] if isinstance(columns, str) else list(columns)
+    hashed = pl.col(columns[0]).hash() if len(columns) == 1 else pl.struct(columns).hash()
+    return hashed.is_duplicated()
+
+
+def exact_duplicates(columns: list[str], key: tuple[str, ...] | None = None):
     """Rows equal in every contract column to an earlier row (landing order); the first is kept.
-    A 64-bit row hash finds the few candidate rows; the exact comparison runs on those only."""
+    Equal rows share their business ``key``, so only rows whose key (else whole row) hash repeats
+    are candidates; the exact comparison runs on those only."""
 
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
         def enrich(df: pl.DataFrame) -> pl.DataFrame:
             df = df.with_row_index("__ord")
-            cand = df.filter(pl.struct(columns).hash().is_duplicated())
+            cand = df.filter(_repeated(key or columns))
             found = cand.with_columns(
                 __dup=~pl.struct(columns).is_first_distinct(),
                 __kept_file=pl.col("_source_file").first().over(columns),
@@ -68,9 +78,8 @@ def key_duplicates(key: tuple[str, ...]):
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
         def enrich(df: pl.DataFrame) -> pl.DataFrame:
             df = df.with_row_index("__ord")
-            repeated = pl.col(key[0]).is_duplicated() if len(key) == 1 else pl.struct(key).is_duplicated()
             ranked = (
-                df.filter(repeated)
+                df.filter(_repeated(key))
                 .sort(["_ingested_at", "__ord"], descending=[True, False])
                 .with_columns(
                     __rank=pl.int_range(pl.len()).over(key),
@@ -312,27 +321,34 @@ def price_outlier_vs_catalog(value: str, id_column: str, k: float = 6.0, min_fac
         ref = ctx.reference("products")
         if ref is None or ref.filter(pl.col("price") > 0).is_empty():
             return "clean.products has no prices to compare against"
-        priced = ref.filter(pl.col("price") > 0)
-        catalog_price = pl.col(id_column).replace_strict(priced["product_id"], priced["price"], default=None,
-                                                         return_dtype=pl.Float64)
-        category = pl.col(id_column).replace_strict(priced["product_id"], priced["category_path"], default=None,
-                                                    return_dtype=pl.String)
+        # items and categories become integer codes once: lookups and groupings then run on numbers
+        priced = (ref.filter(pl.col("price") > 0).unique("product_id", keep="last", maintain_order=True)
+                  .with_columns(__cat=(pl.col("category_path").rank("dense") - 1).cast(pl.UInt32)))
+        categories = priced.select("__cat", "category_path").drop_nulls("__cat").unique("__cat").sort("__cat")
         ratio = pl.when((pl.col(value) > 0) & (pl.col("__catalog") > 0)).then((pl.col(value) / pl.col("__catalog")).log())
 
         def enrich(df: pl.DataFrame) -> pl.DataFrame:
-            df = df.with_columns(__catalog=catalog_price, __cat=category).with_columns(__lr=ratio)
-            pairs = df.filter(pl.col("__lr").is_not_null()).unique([id_column, value])
+            item = df[id_column].replace_strict(priced["product_id"], pl.int_range(priced.height, dtype=pl.UInt32,
+                                                eager=True), default=None, return_dtype=pl.UInt32)
+            slim = pl.DataFrame({"__item": item, value: df[value], "__catalog": priced["price"].gather(item),
+                                 "__cat": priced["__cat"].gather(item)}).with_columns(__lr=ratio)
+            pairs = slim.filter(pl.col("__lr").is_not_null()).unique(["__item", value])
             # too few prices to estimate a spread: only the min_factor floor applies
             overall = MAD_SCALE * (pairs["__lr"].abs().median() or 0.0) if pairs.height >= min_group else 0.0
             # categories with fewer than min_group distinct item prices use the partition's spread
             spread = (pairs.group_by("__cat").agg(__n=pl.len(), __s=MAD_SCALE * pl.col("__lr").abs().median())
                       .select("__cat", __spread=pl.when(pl.col("__n") >= min_group).then("__s").otherwise(overall)))
-            df = df.join(spread, on="__cat", how="left", maintain_order="left").with_columns(
-                __allowed=pl.max_horizontal(k * pl.col("__spread").fill_null(overall), pl.lit(math.log(min_factor))))
-            # an item without a usable catalog price (its row was quarantined) is judged against the
-            # whole catalog's robust range instead
-            return df.with_columns(__far_from_catalog=pl.when(pl.col("__catalog").is_null() & (pl.col(value) > 0))
-                                   .then((pl.col(value).log() - catalog_median).abs() > catalog_allowed))
+            per_category = (categories.select("__cat").join(spread, on="__cat", how="left", maintain_order="left")
+                            ["__spread"])
+            helpers = slim.with_columns(
+                __allowed=pl.max_horizontal(k * pl.lit(per_category).gather(pl.col("__cat")).fill_null(overall),
+                                            pl.lit(math.log(min_factor))),
+                # an item without a usable catalog price (its row was quarantined) is judged against the
+                # whole catalog's robust range instead
+                __far_from_catalog=pl.when(pl.col("__catalog").is_null() & (pl.col(value) > 0))
+                .then((pl.col(value).log() - catalog_median).abs() > catalog_allowed),
+            )
+            return df.with_columns(helpers.select("__catalog", "__cat", "__lr", "__allowed", "__far_from_catalog"))
 
         logp = priced["price"].log()
         catalog_median = logp.median()
@@ -346,7 +362,9 @@ def price_outlier_vs_catalog(value: str, id_column: str, k: float = 6.0, min_fac
                 _fmt_num(pl.col(value)))).otherwise(pl.format(
                     f"{value} {{}} is {{}}× the item's catalog price {{}}; prices in category {{}} stay within {{}}× of it",
                     _fmt_num(pl.col(value)), (pl.col(value) / pl.col("__catalog")).round(2),
-                    _fmt_num(pl.col("__catalog")), pl.col("__cat"), (pl.col("__allowed").exp()).round(1))),
+                    _fmt_num(pl.col("__catalog")),
+                    pl.col("__cat").replace_strict(categories["__cat"], categories["category_path"], default=None),
+                    (pl.col("__allowed").exp()).round(1))),
         )
 
     return build
@@ -420,25 +438,28 @@ def bot_sessions(min_events: int = 30, max_per_minute: float = 20.0, burst_event
         def enrich(df: pl.DataFrame) -> pl.DataFrame:
             # only browsing counts: a checkout books many purchases at one instant, which is human.
             # Both conditions need ≥ burst_events rows, so only such sessions are sorted and measured.
-            browsing = df.filter(pl.col("event_type").is_in(["view", "click"])).select("session_id", "event_time")
-            busy = browsing.group_by("session_id").len().filter(pl.col("len") >= min(min_events, burst_events))
+            # sessions are counted by a 64-bit hash of their id, a numeric pass over the partition (a
+            # collision only adds a candidate); only the candidate sessions' rows are grouped by id
+            keys = df.select(__h=pl.col("session_id").hash(), __b=pl.col("event_type").is_in(["view", "click"]))
+            busy = (keys.filter("__b").group_by("__h").len()
+                    .filter(pl.col("len") >= min(min_events, burst_events))["__h"].implode())
+            candidate = keys.select(pl.col("__b") & pl.col("__h").is_in(busy)).to_series()
             stats = (
-                browsing.filter(pl.col("session_id").is_in(busy["session_id"].implode()))
-                .sort("session_id", "event_time")
+                df.select("session_id", "event_time").filter(candidate)
                 .group_by("session_id")
                 .agg(
                     __n=pl.len(),
                     __span_s=(pl.col("event_time").max() - pl.col("event_time").min()).dt.total_milliseconds() / 1000,
-                    __gap_s=pl.col("event_time").diff().dt.total_milliseconds().median() / 1000,
+                    __gap_s=pl.col("event_time").sort().diff().dt.total_milliseconds().median() / 1000,
                 )
                 .with_columns(__rate=pl.col("__n") / pl.max_horizontal(pl.col("__span_s") / 60, pl.lit(1 / 60)))
                 .filter(((pl.col("__n") >= min_events) & (pl.col("__rate") > max_per_minute))
                         | ((pl.col("__n") >= burst_events) & (pl.col("__gap_s") < min_median_gap_s)))
             )
             df = df.with_row_index("__ord")
-            hits = (df.select("__ord", "session_id")
-                    .filter(pl.col("session_id").is_in(stats["session_id"].implode()))
-                    .join(stats, on="session_id", how="left"))
+            in_bot_session = keys.select(pl.col("__h").is_in(stats["session_id"].hash().implode())).to_series()
+            hits = (df.select("__ord", "session_id").filter(in_bot_session)
+                    .join(stats, on="session_id", how="inner"))
             return _scatter(df, hits, ["__n", "__span_s", "__gap_s", "__rate"])
 
         return Quarantine(

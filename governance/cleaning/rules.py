@@ -36,6 +36,11 @@ def _columns(source: str) -> list[str]:
     return CONTRACTS[source].column_names
 
 
+def _exact_duplicates(source: str):
+    """Exact duplicates over the source's contract columns, narrowed by its business key."""
+    return b.exact_duplicates(_columns(source), key=tuple(k for k in CONTRACTS[source].key if not k.startswith("_")))
+
+
 def _tidy_all(*columns: str):
     return b.fixes(**{c: text.tidy(pl.col(c)) for c in columns})
 
@@ -43,7 +48,7 @@ def _tidy_all(*columns: str):
 EVENTS_RULES: tuple[Rule, ...] = (
     Rule("exact_duplicate", "quarantine",
          "Rows equal in every contract column to an earlier row; the first in landing order is kept.",
-         tuple(_columns("events")), b.exact_duplicates(_columns("events"))),
+         tuple(_columns("events")), _exact_duplicates("events")),
     Rule("normalise_event_type", "fix",
          "Event types lower-cased, trimmed and mapped from common synonyms (pv, cart, buy, orders…).",
          ("event_type",), b.fixes_per_value(event_type=pl.col("event_type").str.strip_chars().str.to_lowercase()
@@ -103,7 +108,7 @@ EVENTS_RULES: tuple[Rule, ...] = (
 PRODUCTS_RULES: tuple[Rule, ...] = (
     Rule("exact_duplicate", "quarantine",
          "Rows equal in every contract column to an earlier row; the first in landing order is kept.",
-         tuple(_columns("products")), b.exact_duplicates(_columns("products"))),
+         tuple(_columns("products")), _exact_duplicates("products")),
     Rule("tidy_text", "fix", "Title, description and brand: Unicode NFC, trimmed, whitespace collapsed.",
          ("title", "description", "brand"), _tidy_all("title", "description", "brand")),
     Rule("normalise_category_path", "fix", "Category paths written 'Level 1 > Level 2 > Level 3'.",
@@ -140,7 +145,7 @@ PRODUCTS_RULES: tuple[Rule, ...] = (
 USERS_RULES: tuple[Rule, ...] = (
     Rule("exact_duplicate", "quarantine",
          "Rows equal in every contract column to an earlier row; the first in landing order is kept.",
-         tuple(_columns("users")), b.exact_duplicates(_columns("users"))),
+         tuple(_columns("users")), _exact_duplicates("users")),
     Rule("normalise_contact", "fix",
          "Emails trimmed and lower-cased (invalid ones removed); phones trimmed (fewer than 7 digits removed); "
          "country codes upper-cased (anything but two letters removed); names tidied.",
@@ -171,7 +176,7 @@ USERS_RULES: tuple[Rule, ...] = (
 REVIEWS_RULES: tuple[Rule, ...] = (
     Rule("exact_duplicate", "quarantine",
          "Rows equal in every contract column to an earlier row; the first in landing order is kept.",
-         tuple(_columns("reviews")), b.exact_duplicates(_columns("reviews"))),
+         tuple(_columns("reviews")), _exact_duplicates("reviews")),
     Rule("tidy_text", "fix", "Title and text: Unicode NFC, trimmed, whitespace collapsed.",
          ("title", "text"), _tidy_all("title", "text")),
     Rule("key_duplicate", "quarantine", "Several rows with one review_id: the latest landed is kept.",
@@ -207,7 +212,7 @@ REVIEWS_RULES: tuple[Rule, ...] = (
 QUERIES_RULES: tuple[Rule, ...] = (
     Rule("exact_duplicate", "quarantine",
          "Rows equal in every contract column to an earlier row; the first in landing order is kept.",
-         tuple(_columns("queries")), b.exact_duplicates(_columns("queries"))),
+         tuple(_columns("queries")), _exact_duplicates("queries")),
     Rule("normalise_query", "fix", "Query text: Unicode NFC, trimmed, whitespace collapsed (case is kept: "
          "brand and model names carry meaning).",
          ("query_text",), b.fixes(query_text=text.tidy(pl.col("query_text")))),
