@@ -488,19 +488,32 @@ def fixes(**columns: pl.Expr):
     return build
 
 
+def _per_value(frame: pl.DataFrame, column: str, expr: pl.Expr) -> pl.Expr:
+    """``expr`` (a function of ``column`` alone) evaluated once per distinct value of the partition
+    and mapped onto the rows: a handful of spellings instead of millions of string operations.
+    Nulls map to null."""
+    values = frame[column].drop_nulls().unique()
+    mapped = values.to_frame().select(expr).to_series()
+    return pl.col(column).replace_strict(values, mapped, default=None, return_dtype=mapped.dtype)
+
+
 def fixes_per_value(**columns: pl.Expr):
     """Fixes whose new value depends on the column's own value only (text tidying of a short list of
-    spellings): each expression runs once per distinct value and the result is mapped onto the rows.
-    Nulls stay null."""
+    spellings), computed per distinct value. Nulls stay null."""
 
     @row_local
     def build(ctx: Context, frame: pl.DataFrame) -> Fix:
-        mapped = {}
-        for column, expr in columns.items():
-            values = frame[column].drop_nulls().unique()
-            fixed = values.to_frame().select(expr).to_series()
-            mapped[column] = pl.col(column).replace_strict(values, fixed, default=None, return_dtype=fixed.dtype)
-        return Fix(columns=mapped)
+        return Fix(columns={column: _per_value(frame, column, expr) for column, expr in columns.items()})
+
+    return build
+
+
+def flag_per_value(flag_column: str, column: str, value: pl.Expr):
+    """A flag that depends on one column's value only, computed per distinct value (null: not set)."""
+
+    @row_local
+    def build(ctx: Context, frame: pl.DataFrame) -> Flag:
+        return Flag(flag_column, _per_value(frame, column, value))
 
     return build
 
@@ -569,14 +582,15 @@ def currency_to_usd(rates: dict[str, float]):
 
     @row_local
     def build(ctx: Context, frame: pl.DataFrame) -> Fix:
-        cur = pl.col("currency").str.strip_chars().str.to_uppercase()
-        rate = cur.replace_strict(list(rates), list(rates.values()), default=None, return_dtype=pl.Float64)
-        foreign = rate.is_not_null() & (cur != "USD")
+        code = pl.col("currency").str.strip_chars().str.to_uppercase()
+        foreign_rate = pl.when(code != "USD").then(
+            code.replace_strict(list(rates), list(rates.values()), default=None, return_dtype=pl.Float64))
+        rate = _per_value(frame, "currency", foreign_rate)  # null: USD, unknown or missing currency
         return Fix(columns={
-            "price": pl.when(foreign).then((pl.col("price") * rate).round(2)).otherwise(pl.col("price")),
+            "price": pl.when(rate.is_not_null()).then((pl.col("price") * rate).round(2)).otherwise(pl.col("price")),
             # a priced row without a currency is in the shop's currency
-            "currency": pl.when(foreign | (cur.is_null() & pl.col("price").is_not_null())).then(pl.lit("USD"))
-            .otherwise(pl.col("currency")),
+            "currency": pl.when(rate.is_not_null() | (pl.col("currency").is_null() & pl.col("price").is_not_null()))
+            .then(pl.lit("USD")).otherwise(pl.col("currency")),
         })
 
     return build

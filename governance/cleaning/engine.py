@@ -152,6 +152,10 @@ def apply_rules(
     is called after each step (a benchmark's profiler).
     """
     rows_in = frame.height
+    # one chunk per column: a Parquet file read in row groups arrives in many chunks, and Polars
+    # then realigns chunks in every expression that meets a freshly computed column (measured: a
+    # price rule's mask took 2.9 s instead of 0.02 s at 10M rows)
+    frame = frame.rechunk()
     quarantined: list[pl.DataFrame] = []
     audits: list[pl.DataFrame] = []
     outcomes: list[RuleOutcome] = []
