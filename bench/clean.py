@@ -138,7 +138,7 @@ def run_polars(inp: dict, out: Path, timings: dict) -> dict:
     from governance.storage import Lake
 
     t = time.perf_counter()
-    raw = pl.read_parquet(inp["raw"])
+    raw = pl.read_parquet(inp["raw"]).rechunk()
     refs = {name: pl.read_parquet(Path(inp["refs"]) / f"{name}.parquet") for name in REF_NAMES}
     timings["read"] = time.perf_counter() - t
     ctx = Context(source="events", partition=inp["partition"], run_id=RUN_ID, now=NOW, references=refs)

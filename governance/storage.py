@@ -90,7 +90,8 @@ class Lake:
         if not path.exists():
             where = f"partition {partition}" if partition else "snapshot"
             raise FileNotFoundError(f"{layer}.{table} ({where}) has not been materialized: {path} is missing")
-        return pl.read_parquet(path)
+        # one chunk per column (a file arrives in row-group chunks): see the cleaning engine's note
+        return pl.read_parquet(path).rechunk()
 
     def scan(
         self, layer: str, table: str, partitions: Iterable[str] | None = None, part: str = "data"

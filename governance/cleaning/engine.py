@@ -166,6 +166,7 @@ def apply_rules(
     for rule in rules:
         _check_columns(rule, frame, ctx.source)
         if removed is not None and not _is_row_local(rule):
+            prepared = hit = fixed = None  # the previous rule's frames share the old columns: let them go
             frame, removed = frame.filter(~removed), None
             step(rule.name, "cut removed rows")
         try:
