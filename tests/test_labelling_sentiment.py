@@ -119,3 +119,34 @@ def test_real_reviews_fixed_split_shape():
     train, test = fixed_split(df)
     assert (train.height, test.height) == (18112, 4529)
     assert test["text"].str.starts_with(". ").sum() > 0  # null titles kept literally
+
+
+def test_student_layers_are_evenly_spaced_and_end_at_the_top():
+    from governance.labelling.distill import student_layers
+    assert student_layers(6, 3) == [1, 3, 5]
+    assert student_layers(6, 2) == [2, 5]
+    assert student_layers(6, 6) == list(range(6))
+    with pytest.raises(ValueError, match="1..6 layers"):
+        student_layers(6, 7)
+
+
+@pytest.mark.slow
+def test_distilled_student_is_smaller_starts_from_the_teacher_and_labels(tmp_path):
+    from governance.labelling.distill import distill_sentiment
+    from governance.labelling.sentiment import SentimentClassifier, config_for, train_sentiment
+    texts, ratings = _data()
+    teacher = train_sentiment(texts * 2, np.concatenate([ratings, ratings]),
+                              config_for("full", epochs=1, max_steps=4, batch_size=8, max_length=32, num_layers=2),
+                              check_backends=False).classifier
+    trained = distill_sentiment(teacher, texts * 2, np.concatenate([ratings, ratings]), num_layers=1, epochs=1,
+                                batch_size=8, check_backends=False, log_fn=lambda _: None)
+    student = trained.classifier
+    assert student.net.encoder.config.num_hidden_layers == 1 and len(student.net.encoder.encoder.layer) == 1
+    assert trained.config.num_layers == 1 and trained.config.setting == "full-distilled-1l"
+    assert teacher.net.encoder.config.num_hidden_layers == 2  # the teacher is left as it was
+    p = student.predict_proba([t for t, _ in HELD_OUT], backend="torch")
+    assert p.shape == (4, 3) and np.allclose(p.sum(1), 1.0)
+    # persisted and loaded back as a 1-layer model with the same outputs
+    loaded = SentimentClassifier.load(student.save(tmp_path / "student", export_onnx=False))
+    assert loaded.net.encoder.config.num_hidden_layers == 1
+    assert np.allclose(loaded.predict_proba([t for t, _ in HELD_OUT], backend="torch"), p, atol=1e-4)

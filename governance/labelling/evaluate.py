@@ -2,6 +2,7 @@
 
     python -m governance.labelling.evaluate --setting full      # the real evaluation (CPU: ~1 h)
     python -m governance.labelling.evaluate --setting demo      # frozen encoder + trained head
+    python -m governance.labelling.evaluate --distill 3         # 3-layer student of the promoted model
 
 Data and split: see :mod:`governance.labelling.data`. The production model is trained on the
 training part only; its calibration and epoch selection use a 10 % validation split carved from
@@ -144,6 +145,63 @@ def run_evaluation(setting: str = "full", *, models_root: Path | str = "data/mod
     return results
 
 
+def run_distillation(num_layers: int = 3, *, models_root: Path | str = "data/models", epochs: int = 2,
+                     out: Path | str | None = "data/eval", register: bool = True, limit: int | None = None,
+                     log_fn=print) -> dict:
+    """Distil the promoted (fine-tuned) sentiment model into a ``num_layers`` student on the training
+    part of the fixed split, then report teacher and student, fp32 and ONNX int8, on the test part:
+    accuracy and reviews/s side by side, so the accuracy kept for the speed is visible."""
+    from governance.labelling.data import fingerprint, fixed_split, load_real_reviews  # noqa: PLC0415
+    from governance.labelling.distill import distill_sentiment  # noqa: PLC0415
+    from governance.labelling.workflows import load_current_sentiment, register_sentiment  # noqa: PLC0415
+
+    teacher = load_current_sentiment(models_root)
+    if teacher.config.freeze_encoder:
+        raise ValueError(f"the promoted model {teacher.version} has a frozen encoder: distil from a fine-tuned one "
+                         f"(python -m governance.labelling.evaluate --setting full)")
+    train, test = fixed_split(load_real_reviews())
+    if limit:  # smoke runs only
+        train, test = train.sample(min(limit, train.height), seed=0), test.sample(min(limit // 4, test.height), seed=0)
+    tr_text, tr_y = train["text"].to_list(), train["rating"].to_numpy()
+    te_text, te_y = test["text"].to_list(), test["rating"].to_numpy()
+    log_fn(f"teacher {teacher.version} ({teacher.config.setting}); distilling a {num_layers}-layer student")
+    t0 = time.perf_counter()
+    trained = distill_sentiment(teacher, tr_text, tr_y, num_layers=num_layers, epochs=epochs, log_fn=log_fn)
+    results: dict = {"teacher": teacher.version, "num_layers": num_layers, "train_seconds": time.perf_counter() - t0,
+                     "epoch_seconds": trained.epoch_seconds, "history": trained.history,
+                     "validation": trained.validation, "backend_check": trained.backend_check}
+    rows, speeds = {}, {}
+    for who, clf in (("teacher", teacher), ("student", trained.classifier)):
+        layers = clf.net.encoder.config.num_hidden_layers
+        for backend in ("torch", "onnx-int8"):
+            t0 = time.perf_counter()
+            p = clf.predict_proba(te_text, backend=backend)
+            label = f"{who} ({layers} layers) {'fp32' if backend == 'torch' else 'ONNX int8'}"
+            speeds[label] = len(te_text) / (time.perf_counter() - t0)
+            rows[label] = sentiment_report(te_y, p)
+    results["test"], results["test_texts_per_second"] = rows, speeds
+    table = format_report_table(rows, title=f"Distillation on the real reviews, fixed test split (n={test.height})")
+    results["table"] = table
+    if register:
+        student_label = f"student ({num_layers} layers) fp32"
+        decision, version = register_sentiment(
+            trained, models_root, metrics=rows[student_label], eval_set=fingerprint(te_text, te_y),
+            training_fp=fingerprint(tr_text, tr_y),
+            notes={"evaluation": "real reviews fixed split", "distilled_from": teacher.version,
+                   "test_rows": rows, "test_texts_per_second": speeds})
+        results["registered_version"], results["promotion"] = version, decision.reason
+        log_fn(decision.reason)
+    if out:
+        o = Path(out)
+        o.mkdir(parents=True, exist_ok=True)
+        (o / f"sentiment_distill_{num_layers}l{'_limit' if limit else ''}.json").write_text(
+            json.dumps(results, indent=2, default=float))
+    print(table)
+    print("\ntest reviews/s: " + ", ".join(f"{k} {v:.0f}" for k, v in speeds.items()))
+    print("student training: " + ", ".join(f"{s:.0f}s" for s in trained.epoch_seconds) + " per epoch")
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--setting", default="full", choices=["demo", "full"])
@@ -156,7 +214,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-steps", type=int, default=None)
     ap.add_argument("--only-baseline-embeddings", action="store_true",
                     help="just compute and cache the frozen-encoder embeddings of the fixed split")
+    ap.add_argument("--distill", type=int, metavar="LAYERS", default=None,
+                    help="distil the promoted fine-tuned model into a student of LAYERS layers instead of training")
     a = ap.parse_args(argv)
+    if a.distill:
+        run_distillation(a.distill, models_root=a.models_root, epochs=a.epochs or 2, out=a.out,
+                         register=not a.no_register, limit=a.limit)
+        return 0
     if a.only_baseline_embeddings:
         from governance.labelling.data import fixed_split, load_real_reviews  # noqa: PLC0415
         train, test = fixed_split(load_real_reviews())
