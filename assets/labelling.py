@@ -84,6 +84,50 @@ def sentiment_model(context: dg.AssetExecutionContext, config: SentimentTraining
     })
 
 
+@dg.asset(
+    key=["models", "intent"],
+    group_name=GROUP,
+    deps=[dg.AssetKey(["clean", "queries"]), dg.AssetKey(["clean", "events"]), dg.AssetKey(["clean", "products"])],
+    kinds={"scikitlearn", "transformers"},
+    owners=OWNERS,
+    description=(
+        "Search-query intent and category model: logistic regression on MiniLM query embeddings trained from weak "
+        "labels (patterns, and the categories of items clicked after the query) plus category prototypes, fitted "
+        "on every clean query but a fixed fifth (by hash of query_id) held out for evaluation. Each run is a "
+        "versioned artifact under data/models/intent/<version>/ and is promoted only if its intent macro-F1 beats "
+        "the current model's on that held-out set."
+    ),
+    tags={"layer": "models", "stage": "labelling"},
+)
+def intent_model(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+    from governance.labelling.intent_training import train_intent
+
+    lake = warehouse.lake
+    queries = _all_partitions(lake, "clean", "queries")
+    if queries.is_empty():
+        raise dg.Failure("clean.queries has no materialized partitions: nothing to train the intent model on")
+    events = lake.scan("clean", "events").select("session_id", "item_id", "event_type", "event_time").collect()
+    products = lake.read("clean", "products").filter(pl.col("is_current"))
+    truth_file = warehouse.data_dir / "truth" / "queries.parquet"  # the generated shop's, when there is one
+    truth = pl.read_parquet(truth_file) if truth_file.is_file() else None
+    result = train_intent(queries, products=products, events=events, truth=truth,
+                          models_root=warehouse.data_dir / "models", log_fn=context.log.info,
+                          progress=_progress(context, "embedding queries"))
+    (context.log.info if result.promoted else context.log.warning)(result.reason)
+    return dg.MaterializeResult(metadata={
+        "version": result.version,
+        "promoted": result.promoted,
+        "decision": result.reason,
+        "metrics (held-out fifth)": dg.MetadataValue.json(
+            {k: round(v, 4) if isinstance(v, float) else v for k, v in result.metrics.items()}),
+        "evaluated_against": result.evaluated_against,
+        "train_rows": result.n_train,
+        "eval_rows": result.n_eval,
+        "train_seconds": round(result.train_seconds, 1),
+        "path": dg.MetadataValue.path(result.model_path),
+    })
+
+
 def _label_summary(labelled: pl.DataFrame, label: str, probability: str) -> dict:
     counts = labelled.group_by(pl.col(label).fill_null("(unlabelable)")).len().sort("len", descending=True)
     reasons = labelled.filter(pl.col("unlabelable_reason").is_not_null()).group_by("unlabelable_reason").len()
@@ -138,30 +182,38 @@ def labelled_reviews(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     key=["labelled", "queries"],
     group_name=GROUP,
     partitions_def=daily,
-    deps=[dg.AssetKey(["clean", "queries"]), dg.AssetKey(["clean", "events"]), dg.AssetKey(["clean", "products"])],
+    deps=[dg.AssetKey(["clean", "queries"]), dg.AssetKey(["clean", "events"]), dg.AssetKey(["clean", "products"]),
+          intent_model],
     kinds={"pytorch", "polars", "parquet"},
     owners=OWNERS,
     description=(
         "Every clean search query with its intent (product, category, brand, deal, support) and a leaf category "
-        "of the shop's own tree, each with a probability. Trained per day from weak labels — patterns and the "
-        "categories of items clicked or bought after the query in the same session — with zero-shot similarity "
-        "to category names where no clicks exist."
+        "of the shop's own tree, each with a probability, from the promoted intent model (models/intent) plus the "
+        "high-precision patterns and the day's own clicks; zero-shot similarity to category names for categories "
+        "nobody clicked. Without a promoted model the day's queries train one on the fly (model_version says so)."
     ),
     tags={"layer": "labelled", "stage": "labelling"},
 )
 def labelled_queries(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
     from governance.labelling import label_queries
+    from governance.labelling.intent import MODEL_VERSION
+    from governance.labelling.intent_training import load_current_intent
 
     lake, day = warehouse.lake, context.partition_key
     queries = lake.read("clean", "queries", day)
     products = lake.read("clean", "products").filter(pl.col("is_current"))
     events = lake.read("clean", "events", day).select("session_id", "item_id", "event_type", "event_time")
-    labelled = label_queries(queries, products=products, events=events, progress=_progress(context, "labelling queries"))
+    current = load_current_intent(warehouse.data_dir / "models")
+    model, version = current if current else (None, "fitted on this day's queries")
+    labelled = label_queries(queries, products=products, events=events, model=model,
+                             model_version=version if model else MODEL_VERSION,
+                             progress=_progress(context, "labelling queries"))
     lake.write("labelled", "queries", labelled, day)
     warehouse.catalog.register("labelled", "queries")
     intents = labelled.group_by(pl.col("intent").fill_null("(unlabelable)")).len().sort("len", descending=True)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": labelled.height,
+        "model_version": version,
         **_label_summary(labelled, "intent", "intent_probability"),
         "intents": counts_table(dict(zip(intents["intent"].to_list(), intents["len"].to_list(), strict=True)), "intent"),
         "dagster/column_schema": table_schema(labelled),
@@ -205,4 +257,4 @@ def review_audit(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     })
 
 
-labelling_assets = [sentiment_model, labelled_reviews, labelled_queries, review_audit]
+labelling_assets = [sentiment_model, intent_model, labelled_reviews, labelled_queries, review_audit]

@@ -27,9 +27,12 @@ thresholds, not calibrated.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -268,31 +271,102 @@ def behaviour_intent(ev: dict | None) -> tuple[str | None, float]:
 # the labeller
 
 
-def label_queries(queries: pl.DataFrame, *, products: pl.DataFrame | None = None, events: pl.DataFrame | None = None,
-                  category_names: Sequence[str] | None = None, query_column: str = "query_text", embedder=None,
-                  progress: Progress | None = None, show_progress: bool | None = None,
-                  tau: float = TAU, behaviour_intent_votes: bool = False) -> pl.DataFrame:
-    """`queries` plus intent, intent_probability, intent_source, category, category_probability,
-    category_source, model_name, model_version, labelled_at, unlabelable_reason.
+@dataclass
+class IntentModel:
+    """What labelling queries learns from one set of clean queries, kept so other days (and a
+    registry version) reuse it: the intent classifier on query embeddings and the category
+    prototypes. The patterns (support, deal, brand) are code, applied at labelling time."""
 
-    `products` (product_id, brand, category_path[, title]) supplies brands and the category tree;
-    `events` (session_id, item_id, event_type[, event_time]) supplies click evidence (queries need a
-    session_id, and query_time to bound the evidence to the events before the next query).
-    Without either, the labeller runs on patterns + zero-shot similarity (`category_names`).
-    `behaviour_intent_votes`: let click spread label queries no pattern covers (off by default: on
-    the generated shop it cost 7 points of intent accuracy — one clicked item does not make a
-    product query); clicks always inform the category and the weak labels' confidence.
-    """
-    n = queries.height
+    #: logistic regression over MiniLM query embeddings; None when too few weak labels (zero-shot)
+    intent_coef: np.ndarray | None
+    intent_intercept: np.ndarray | None
+    intent_classes: list[int]
+    #: embeddings of INTENT_DESCRIPTIONS: the zero-shot fallback and the share of unseen classes
+    description_embeddings: np.ndarray
+    categories: list[str]
+    #: per category: normalised (name embedding + mean embedding of queries whose clicks landed there)
+    category_prototypes: np.ndarray
+    #: categories whose prototype saw clicks (the others are zero-shot: their name alone)
+    category_seen: np.ndarray
+    tau: float = TAU
+    n_weak_labels: int = 0
+
+    @property
+    def trained(self) -> bool:
+        return self.intent_coef is not None
+
+    def intent_proba(self, qe: np.ndarray) -> np.ndarray:
+        zero = _softmax_rows((qe @ self.description_embeddings.T) / TAU)
+        if not self.trained or len(qe) == 0:
+            return zero
+        z = qe @ self.intent_coef.T + self.intent_intercept
+        if len(self.intent_classes) == 2:  # sklearn's binary case: one decision function
+            p1 = 1 / (1 + np.exp(-z[:, 0]))
+            fitted = np.stack([1 - p1, p1], 1)
+        else:
+            fitted = _softmax_rows(z)
+        p = np.zeros((len(qe), len(INTENTS)))
+        p[:, self.intent_classes] = fitted
+        missing = [j for j in range(len(INTENTS)) if j not in set(self.intent_classes)]
+        if missing:  # classes no weak label reached: give them their zero-shot share
+            p = 0.85 * p
+            p[:, missing] += 0.15 * zero[:, missing] / np.maximum(zero[:, missing].sum(1, keepdims=True), 1e-9)
+        return p
+
+    def category_proba(self, qe: np.ndarray) -> np.ndarray:
+        return _softmax_rows((qe @ self.category_prototypes.T) / self.tau)
+
+    def save(self, directory: Path | str) -> Path:
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        arrays = {"description_embeddings": self.description_embeddings, "category_prototypes": self.category_prototypes,
+                  "category_seen": self.category_seen}
+        if self.trained:
+            arrays |= {"intent_coef": self.intent_coef, "intent_intercept": self.intent_intercept}
+        np.savez(d / "intent_model.npz", **arrays)
+        (d / "intent_model.json").write_text(json.dumps({
+            "intents": list(INTENTS), "intent_classes": self.intent_classes, "categories": self.categories,
+            "tau": self.tau, "n_weak_labels": self.n_weak_labels, "encoder": "all-MiniLM-L6-v2 (mean pooled)"},
+            indent=2))
+        return d
+
+    @classmethod
+    def load(cls, directory: Path | str) -> IntentModel:
+        d = Path(directory)
+        meta = json.loads((d / "intent_model.json").read_text())
+        if meta["intents"] != list(INTENTS):
+            raise ValueError(f"intent model at {d} was trained for intents {meta['intents']}, not {list(INTENTS)}")
+        a = np.load(d / "intent_model.npz")
+        return cls(intent_coef=a["intent_coef"] if "intent_coef" in a else None,
+                   intent_intercept=a["intent_intercept"] if "intent_intercept" in a else None,
+                   intent_classes=meta["intent_classes"], description_embeddings=a["description_embeddings"],
+                   categories=meta["categories"], category_prototypes=a["category_prototypes"],
+                   category_seen=a["category_seen"], tau=meta["tau"], n_weak_labels=meta["n_weak_labels"])
+
+
+@dataclass
+class _Prepared:
+    """A query table made ready for labelling: texts, reasons, embeddings, click evidence."""
+
+    queries: pl.DataFrame
+    texts: list[str | None]
+    reasons: list[str | None]
+    idx: np.ndarray          # rows that can be labelled
+    qe: np.ndarray           # their embeddings
+    qids: list[str]
+    evidence: dict[str, dict]
+    catalog: Catalog
+    rule: list[tuple[str | None, str, float]]
+
+
+def _prepare(queries: pl.DataFrame, products, events, category_names, query_column, emb, rep) -> _Prepared:
     if "query_id" not in queries.columns:
         queries = queries.with_row_index("query_id").with_columns(pl.col("query_id").cast(pl.String))
     texts = [t if isinstance(t, str) else None for t in queries[query_column].to_list()]
     reasons = [unlabelable_reason(t, max_chars=QUERY_MAX_CHARS) for t in texts]
     ok = np.array([r is None for r in reasons], dtype=bool)
     catalog = Catalog(products, category_names)
-    rep = ProgressReporter(n, progress, show_progress, "queries")
     rep.update(int((~ok).sum()))
-    emb = _embedder(embedder)
     idx = np.flatnonzero(ok)
     qtext = [texts[i] for i in idx]
     last = [0]
@@ -305,29 +379,111 @@ def label_queries(queries: pl.DataFrame, *, products: pl.DataFrame | None = None
     rep.close()
     qids = queries["query_id"].cast(pl.String).to_list()
     evidence = session_evidence(queries, events, catalog) if "session_id" in queries.columns else {}
+    return _Prepared(queries, texts, reasons, idx, qe, qids, evidence, catalog, [weak_intent(t, catalog) for t in qtext])
 
-    # ---- intent --------------------------------------------------------------------------------
-    rule = [weak_intent(t, catalog) for t in qtext]
+
+def _click_distribution(ev: dict | None, col: dict[str, int]) -> np.ndarray | None:
+    if not ev:
+        return None
+    d = np.zeros(len(col))
+    for c, v in ev["categories"].items():
+        if c in col:
+            d[col[c]] = v
+    return d / d.sum() if d.sum() > 0 else None
+
+
+def _fit(prep: _Prepared, emb, tau: float, behaviour_intent_votes: bool) -> IntentModel:
     y, w = [], []
-    for (lab, _src, conf), i in zip(rule, idx):
-        b_lab, b_conf = behaviour_intent(evidence.get(qids[i]))
+    for (lab, _src, conf), i in zip(prep.rule, prep.idx):
+        b_lab, b_conf = behaviour_intent(prep.evidence.get(prep.qids[i]))
         if lab is None and b_lab is not None and behaviour_intent_votes:
             lab, conf = b_lab, b_conf
         elif lab is not None and b_lab is not None:
             conf = min(0.99, conf + 0.1) if b_lab == lab else conf * 0.8
         y.append(lab)
         w.append(conf)
-    p_int, trained = _intent_model(qe, y, w, emb)
+    lab = np.array([INTENTS.index(v) if v else -1 for v in y], dtype=np.int64)
+    have = lab >= 0
+    de = emb.encode([INTENT_DESCRIPTIONS[i] for i in INTENTS])
+    coef = intercept = None
+    classes: list[int] = []
+    if have.sum() >= 10 and len(np.unique(lab[have])) >= 2:
+        from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
+        lr = LogisticRegression(C=2.0, max_iter=2000)
+        lr.fit(prep.qe[have], lab[have], sample_weight=np.asarray(w)[have])
+        coef, intercept, classes = lr.coef_, lr.intercept_, [int(c) for c in lr.classes_]
+
+    cats = prep.catalog.categories
+    dim = prep.qe.shape[1] if prep.qe.size else 384
+    if cats:
+        ce = emb.encode([category_text(c) for c in cats])
+        col = {c: j for j, c in enumerate(cats)}
+        sums, mass = np.zeros_like(ce), np.zeros(len(cats))
+        for k, i in enumerate(prep.idx):
+            d = _click_distribution(prep.evidence.get(prep.qids[i]), col)
+            if d is not None:
+                sums += np.outer(d, prep.qe[k])
+                mass += d
+        seen = mass > 0
+        proto = ce.copy()
+        proto[seen] = ce[seen] + sums[seen] / mass[seen, None]
+        proto /= np.linalg.norm(proto, axis=1, keepdims=True)
+    else:
+        proto, seen = np.zeros((0, dim), dtype=np.float32), np.zeros(0, dtype=bool)
+    return IntentModel(intent_coef=coef, intent_intercept=intercept, intent_classes=classes,
+                       description_embeddings=de, categories=list(cats), category_prototypes=proto,
+                       category_seen=seen, tau=tau, n_weak_labels=int(have.sum()))
+
+
+def fit_intent_model(queries: pl.DataFrame, *, products: pl.DataFrame | None = None,
+                     events: pl.DataFrame | None = None, category_names: Sequence[str] | None = None,
+                     query_column: str = "query_text", embedder=None, tau: float = TAU,
+                     behaviour_intent_votes: bool = False, progress: Progress | None = None) -> IntentModel:
+    """Learn an `IntentModel` from queries' weak labels (see the module docstring)."""
+    emb = _embedder(embedder)
+    prep = _prepare(queries, products, events, category_names, query_column, emb,
+                    ProgressReporter(queries.height, progress, False, "queries"))
+    return _fit(prep, emb, tau, behaviour_intent_votes)
+
+
+def label_queries(queries: pl.DataFrame, *, products: pl.DataFrame | None = None, events: pl.DataFrame | None = None,
+                  category_names: Sequence[str] | None = None, query_column: str = "query_text", embedder=None,
+                  progress: Progress | None = None, show_progress: bool | None = None,
+                  tau: float = TAU, behaviour_intent_votes: bool = False,
+                  model: IntentModel | None = None, model_name: str = MODEL_NAME,
+                  model_version: str = MODEL_VERSION) -> pl.DataFrame:
+    """`queries` plus intent, intent_probability, intent_source, category, category_probability,
+    category_source, model_name, model_version, labelled_at, unlabelable_reason.
+
+    `products` (product_id, brand, category_path[, title]) supplies brands and the category tree;
+    `events` (session_id, item_id, event_type[, event_time]) supplies click evidence (queries need a
+    session_id, and query_time to bound the evidence to the events before the next query).
+    Without either, the labeller runs on patterns + zero-shot similarity (`category_names`).
+    `model`: a registered `IntentModel` to apply; without one, a model is fitted on these queries.
+    `behaviour_intent_votes`: let click spread label queries no pattern covers (off by default: on
+    the generated shop it cost 7 points of intent accuracy — one clicked item does not make a
+    product query); clicks always inform the category and the weak labels' confidence.
+    """
+    n = queries.height
+    emb = _embedder(embedder)
+    prep = _prepare(queries, products, events, category_names, query_column, emb,
+                    ProgressReporter(n, progress, show_progress, "queries"))
+    if model is None:
+        model = _fit(prep, emb, tau, behaviour_intent_votes)
+    idx, qe = prep.idx, prep.qe
+
+    # ---- intent --------------------------------------------------------------------------------
+    p_int = model.intent_proba(qe)
     intent, intent_p, intent_src = [None] * n, [None] * n, [None] * n
     strong = {"support", "deal", "brand"}
     for k, i in enumerate(idx):
         p = p_int[k]
-        lab, src, _ = rule[k]
+        lab, src, _ = prep.rule[k]
         if lab in strong:
             j = INTENTS.index(lab)
             intent[i], intent_p[i], intent_src[i] = lab, float(0.5 + 0.5 * p[j]), f"rule: {src}"
         else:
-            if not trained:
+            if not model.trained:
                 # zero-shot similarity to descriptions is only trusted between product and category:
                 # support, deal and brand are what the patterns recognise
                 p = p.copy()
@@ -335,82 +491,38 @@ def label_queries(queries: pl.DataFrame, *, products: pl.DataFrame | None = None
                 p = p / max(p.sum(), 1e-12)
             j = int(p.argmax())
             intent[i], intent_p[i] = INTENTS[j], float(p[j])
-            intent_src[i] = "model" if trained else "zero-shot"
+            intent_src[i] = "model" if model.trained else "zero-shot"
 
     # ---- category ------------------------------------------------------------------------------
     cat, cat_p, cat_src = [None] * n, [None] * n, [None] * n
-    cats = catalog.categories
+    cats = model.categories
     if cats and len(idx):
-        ce = emb.encode([category_text(c) for c in cats])
         col = {c: j for j, c in enumerate(cats)}
-        proto = ce.copy()
-        sums = np.zeros_like(ce)
-        mass = np.zeros(len(cats))
-        click_dist = {}
-        for k, i in enumerate(idx):
-            ev = evidence.get(qids[i])
-            if not ev:
-                continue
-            d = np.zeros(len(cats))
-            for c, v in ev["categories"].items():
-                if c in col:
-                    d[col[c]] = v
-            if d.sum() > 0:
-                click_dist[k] = d / d.sum()
-                sums += np.outer(click_dist[k], qe[k])
-                mass += click_dist[k]
-        seen = mass > 0
-        proto[seen] = ce[seen] + sums[seen] / mass[seen, None]
-        proto /= np.linalg.norm(proto, axis=1, keepdims=True)
-        pc = _softmax_rows((qe @ proto.T) / tau)
+        pc = model.category_proba(qe)
         for k, i in enumerate(idx):
             if intent[i] == "support":
                 cat_src[i] = "none: support query"
                 continue
-            if k in click_dist:
-                p = 0.5 * click_dist[k] + 0.5 * pc[k]
-                src = "clicks + model"
+            d = _click_distribution(prep.evidence.get(prep.qids[i]), col)
+            if d is not None:
+                p, src = 0.5 * d + 0.5 * pc[k], "clicks + model"
             else:
-                p = pc[k]
-                src = "model" if seen.any() else "zero-shot"
+                p, src = pc[k], "model" if model.category_seen.any() else "zero-shot"
             j = int(p.argmax())
             cat[i], cat_p[i], cat_src[i] = cats[j], float(p[j]), src
     now = datetime.now(UTC)
-    return queries.with_columns(
+    return prep.queries.with_columns(
         pl.Series("intent", intent, dtype=pl.String),
         pl.Series("intent_probability", intent_p, dtype=pl.Float64),
         pl.Series("intent_source", intent_src, dtype=pl.String),
         pl.Series("category", cat, dtype=pl.String),
         pl.Series("category_probability", cat_p, dtype=pl.Float64),
         pl.Series("category_source", cat_src, dtype=pl.String),
-        pl.lit(MODEL_NAME, dtype=pl.String).alias("model_name"),
-        pl.lit(MODEL_VERSION, dtype=pl.String).alias("model_version"),
+        pl.lit(model_name, dtype=pl.String).alias("model_name"),
+        pl.lit(model_version, dtype=pl.String).alias("model_version"),
         pl.lit(now, dtype=pl.Datetime("us", "UTC")).alias("labelled_at"),
-        pl.Series("unlabelable_reason", reasons, dtype=pl.String),
+        pl.Series("unlabelable_reason", prep.reasons, dtype=pl.String),
     )
-
-
-def _intent_model(qe: np.ndarray, y: list[str | None], w: list[float], emb) -> tuple[np.ndarray, bool]:
-    """(P(intent | query embedding), trained): logistic regression on the weak labels, or zero-shot prototypes."""
-    if len(qe) == 0:
-        return np.zeros((0, len(INTENTS))), False
-    lab = np.array([INTENTS.index(v) if v else -1 for v in y])
-    have = lab >= 0
-    classes = np.unique(lab[have])
-    de = emb.encode([INTENT_DESCRIPTIONS[i] for i in INTENTS])
-    zero = _softmax_rows((qe @ de.T) / TAU)
-    if have.sum() < 10 or len(classes) < 2:
-        return zero, False
-    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
-    lr = LogisticRegression(C=2.0, max_iter=2000)
-    lr.fit(qe[have], lab[have], sample_weight=np.asarray(w)[have])
-    p = np.zeros((len(qe), len(INTENTS)))
-    p[:, lr.classes_] = lr.predict_proba(qe)
-    missing = [j for j in range(len(INTENTS)) if j not in set(lr.classes_)]
-    if missing:  # classes no weak label reached: give them their zero-shot share
-        p = 0.85 * p
-        p[:, missing] += 0.15 * zero[:, missing] / np.maximum(zero[:, missing].sum(1, keepdims=True), 1e-9)
-    return p, True
 
 
 def evaluate_queries(labelled: pl.DataFrame, truth: pl.DataFrame, *, intent_column: str | None = None,
