@@ -102,35 +102,36 @@ def build_review_audit(labelled: pl.DataFrame, *, rating_column: str = "rating",
     if df.height == 0:
         return pl.DataFrame(schema={"rank": pl.Int64, "issue": pl.String, "reason": pl.String,
                                     "audit_score": pl.Float64})
-    r = df[rating_column].to_numpy().astype(int)
+    labels = stars_to_class(df[rating_column].to_numpy().astype(int))
     p = df.select(PROBA_COLUMNS).to_numpy()
-    labels = stars_to_class(r)
-    _, issues = estimate_label_noise(labels, p) if include_label_issues else (None, np.zeros(len(r), bool))
-    top = p.max(1)
-    pred = p.argmax(1)
-    issue, reason, score = [None] * len(r), [None] * len(r), np.zeros(len(r))
-    for i in range(len(r)):
-        extremity = 1.0 if r[i] in (1, 5) else 0.8
-        if r[i] >= 4 and p[i, 0] >= contradiction_threshold:
-            issue[i] = "contradiction"
-            reason[i] = f"{r[i]}★ but the text reads clearly negative (p_negative {p[i, 0]:.2f})"
-            score[i] = 2 + extremity * p[i, 0]
-        elif r[i] <= 2 and p[i, 2] >= contradiction_threshold:
-            issue[i] = "contradiction"
-            reason[i] = f"{r[i]}★ but the text reads clearly positive (p_positive {p[i, 2]:.2f})"
-            score[i] = 2 + extremity * p[i, 2]
-        elif issues[i]:
-            issue[i] = "label_issue"
-            reason[i] = (f"confident learning: stars say {LABELS[labels[i]]}, the model is confident it is "
-                         f"{LABELS[pred[i]]} (p {top[i]:.2f})")
-            score[i] = 1 + p[i, pred[i]] - p[i, labels[i]]
-        elif top[i] < low_confidence:
-            issue[i] = "low_confidence"
-            reason[i] = f"low confidence: top probability {top[i]:.2f} < {low_confidence:.2f} ({LABELS[pred[i]]})"
-            score[i] = 1 - top[i] - 0.5
-    flagged = pl.Series("issue", issue, dtype=pl.String)
-    res = df.with_columns(flagged, pl.Series("reason", reason, dtype=pl.String),
-                          pl.Series("audit_score", score, dtype=pl.Float64)).filter(pl.col("issue").is_not_null())
+    _, issues = estimate_label_noise(labels, p) if include_label_issues else (None, np.zeros(len(labels), bool))
+    stars, p_neg, p_pos = pl.col(rating_column), pl.col("p_negative"), pl.col("p_positive")
+    extremity = pl.when(stars.is_in([1, 5])).then(1.0).otherwise(0.8)
+    top = pl.max_horizontal(*PROBA_COLUMNS)
+    predicted = pl.lit(list(LABELS)).list.get(pl.col("__pred"))
+    stars_say = pl.lit(list(LABELS)).list.get(pl.col("__label"))
+    p_of = lambda k: pl.concat_list(*PROBA_COLUMNS).list.get(pl.col(k))  # noqa: E731
+    negative_text = (stars >= 4) & (p_neg >= contradiction_threshold)
+    positive_text = (stars <= 2) & (p_pos >= contradiction_threshold)
+    label_issue = pl.col("__issue")
+    low = top < low_confidence
+    res = df.with_columns(__label=pl.Series(labels), __pred=pl.Series(p.argmax(1)), __issue=pl.Series(issues)).with_columns(
+        issue=pl.when(negative_text | positive_text).then(pl.lit("contradiction"))
+        .when(label_issue).then(pl.lit("label_issue"))
+        .when(low).then(pl.lit("low_confidence")),
+        reason=pl.when(negative_text).then(pl.format("{}★ but the text reads clearly negative (p_negative {})",
+                                                     stars, p_neg.round(2)))
+        .when(positive_text).then(pl.format("{}★ but the text reads clearly positive (p_positive {})",
+                                            stars, p_pos.round(2)))
+        .when(label_issue).then(pl.format("confident learning: stars say {}, the model is confident it is {} (p {})",
+                                          stars_say, predicted, top.round(2)))
+        .when(low).then(pl.format("low confidence: top probability {} < {} ({})", top.round(2),
+                                  pl.lit(f"{low_confidence:.2f}"), predicted)),
+        audit_score=pl.when(negative_text).then(2 + extremity * p_neg)
+        .when(positive_text).then(2 + extremity * p_pos)
+        .when(label_issue).then(1 + p_of("__pred") - p_of("__label"))
+        .when(low).then(0.5 - top),
+    ).drop("__label", "__pred", "__issue").filter(pl.col("issue").is_not_null())
     res = res.sort("audit_score", descending=True).with_row_index("rank", offset=1).with_columns(
         pl.col("rank").cast(pl.Int64))
     keep = [c for c in ("review_id", "product_id", rating_column, "sentiment", "sentiment_probability",
