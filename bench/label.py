@@ -9,6 +9,8 @@ Paths (same model, same texts, same run):
   torch bf16      as production, bf16 autocast on the CPU (fast only where the CPU has AVX512-BF16/AMX)
   torch int8      torch.ao dynamic int8 quantisation of the Linear layers
   ONNX int8       exported, attention-fused, int8-quantised, ONNX Runtime
+  student         the newest distilled model (`python -m governance.labelling.evaluate --distill 3`),
+                  fp32 and ONNX int8, when one is registered
 The model is the promoted one under --models-root when there is one (else base MiniLM with an
 untrained head: identical compute). Texts: the real reviews' fixed test split when available.
 Balanced accuracy (1–2★ vs 4–5★) is shown per path where labels exist and the model is trained.
@@ -38,6 +40,17 @@ def _texts(n: int):
     words = "the dress fits well fabric soft love color quality poor returned small large great nice".split()
     texts = [" ".join(rng.choice(words, rng.integers(10, 80))) for _ in range(n)]
     return texts, None, "synthetic word salad (real data absent)"
+
+
+def _latest_student(models_root: str):
+    """The newest registered distilled sentiment model (``evaluate --distill``), promoted or not."""
+    from governance.labelling.registry import ModelRegistry
+    from governance.labelling.sentiment import TASK, SentimentClassifier
+    reg = ModelRegistry(models_root)
+    for version in reversed(reg.versions(TASK)):
+        if "distilled" in reg.card(TASK, version).hyperparameters.get("setting", ""):
+            return SentimentClassifier.load(reg.path(TASK, version), version=version)
+    return None
 
 
 def main(argv=None) -> int:
@@ -100,7 +113,19 @@ def main(argv=None) -> int:
             bal = binary_scores(ratings, apply_calibration(logits, clf.calibration))[1]
         rows.append((label, speed, bal, len(texts)))
 
-    if not a.quick and not clf.device.startswith("cuda"):
+    student = _latest_student(a.models_root)
+    if student is not None:
+        layers = student.net.encoder.config.num_hidden_layers
+        for label, backend in ((f"distilled student {student.version}, {layers} layers, fp32", "torch"),
+                               (f"distilled student {student.version}, {layers} layers, ONNX int8", "onnx-int8")):
+            student.star_logits(texts[:16], backend=backend)
+            t0 = time.perf_counter()
+            logits = student.star_logits(texts, backend=backend)
+            speed = len(texts) / (time.perf_counter() - t0)
+            bal = binary_scores(ratings, apply_calibration(logits, student.calibration))[1] if ratings is not None \
+                else None
+            rows.append((label, speed, bal, len(texts)))
+    elif not a.quick and not clf.device.startswith("cuda"):
         for layers in (4, 3):
             c = untrained_classifier(num_layers=layers)
             c.star_logits(texts[:16], backend="onnx-int8")
