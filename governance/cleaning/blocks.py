@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from governance.cleaning import text
-from governance.cleaning.engine import Context, Fix, Flag, Quarantine, row_local
+from governance.cleaning.engine import ALIVE, Context, Fix, Flag, Quarantine, row_local, skips_removed_rows
 
 #: the scale factor that makes a MAD comparable with a standard deviation
 MAD_SCALE = 1.4826
@@ -36,12 +36,12 @@ def _scatter(df: pl.DataFrame, found: pl.DataFrame, columns: list[str]) -> pl.Da
 # --- duplicates -------------------------------------------------------------------------------
 
 def _repeated(columns) -> pl.Expr:
-    """True for rows whose value of ``columns`` may occur more than once: a 64-bit hash of the value
-    repeats. Hashing beats comparing strings several times over; a collision only adds a candidate,
-    which the exact comparison that follows rejects."""
+    """True for live rows whose value of ``columns`` may occur more than once among the live rows: a
+    64-bit hash of the value repeats. Hashing beats comparing strings several times over; a
+    collision only adds a candidate, which the exact comparison that follows rejects."""
     columns = [columns] if isinstance(columns, str) else list(columns)
     hashed = pl.col(columns[0]).hash() if len(columns) == 1 else pl.struct(columns).hash()
-    return hashed.is_duplicated()
+    return ALIVE & pl.when(ALIVE).then(hashed).is_duplicated()
 
 
 def exact_duplicates(columns: list[str], key: tuple[str, ...] | None = None):
@@ -49,6 +49,7 @@ def exact_duplicates(columns: list[str], key: tuple[str, ...] | None = None):
     Equal rows share their business ``key``, so only rows whose key (else whole row) hash repeats
     are candidates; the exact comparison runs on those only."""
 
+    @skips_removed_rows
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
         def enrich(df: pl.DataFrame) -> pl.DataFrame:
             df = df.with_row_index("__ord")
@@ -75,6 +76,7 @@ def key_duplicates(key: tuple[str, ...]):
     For snapshot sources the key includes ``_source_file``: each landed file holds one version.
     Only the rows whose key occurs more than once are sorted and ranked."""
 
+    @skips_removed_rows
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
         def enrich(df: pl.DataFrame) -> pl.DataFrame:
             df = df.with_row_index("__ord")
@@ -317,6 +319,7 @@ def price_outlier_vs_catalog(value: str, id_column: str, k: float = 6.0, min_fac
     one popular item cannot dominate; the partition's when a category has fewer than ``min_group``)
     sets the allowed distance k·spread, never less than a factor of ``min_factor``. Comparing with the item's own price separates an absurd price from an expensive item."""
 
+    @skips_removed_rows
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine | str:
         ref = ctx.reference("products")
         if ref is None or ref.filter(pl.col("price") > 0).is_empty():
@@ -331,8 +334,8 @@ def price_outlier_vs_catalog(value: str, id_column: str, k: float = 6.0, min_fac
             item = df[id_column].replace_strict(priced["product_id"], pl.int_range(priced.height, dtype=pl.UInt32,
                                                 eager=True), default=None, return_dtype=pl.UInt32)
             slim = pl.DataFrame({"__item": item, value: df[value], "__catalog": priced["price"].gather(item),
-                                 "__cat": priced["__cat"].gather(item)}).with_columns(__lr=ratio)
-            pairs = slim.filter(pl.col("__lr").is_not_null()).unique(["__item", value])
+                                 "__cat": priced["__cat"].gather(item), "__alive": df["__alive"]}).with_columns(__lr=ratio)
+            pairs = slim.filter(pl.col("__lr").is_not_null() & ALIVE).unique(["__item", value])
             # too few prices to estimate a spread: only the min_factor floor applies
             overall = MAD_SCALE * (pairs["__lr"].abs().median() or 0.0) if pairs.height >= min_group else 0.0
             # categories with fewer than min_group distinct item prices use the partition's spread
@@ -434,13 +437,15 @@ def bot_sessions(min_events: int = 30, max_per_minute: float = 20.0, burst_event
     ``max_per_minute`` a minute, or ≥ ``burst_events`` with a median gap under ``min_median_gap_s``.
     The whole session is quarantined, each row with the session-level reason."""
 
+    @skips_removed_rows
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
         def enrich(df: pl.DataFrame) -> pl.DataFrame:
             # only browsing counts: a checkout books many purchases at one instant, which is human.
             # Both conditions need ≥ burst_events rows, so only such sessions are sorted and measured.
             # sessions are counted by a 64-bit hash of their id, a numeric pass over the partition (a
             # collision only adds a candidate); only the candidate sessions' rows are grouped by id
-            keys = df.select(__h=pl.col("session_id").hash(), __b=pl.col("event_type").is_in(["view", "click"]))
+            keys = df.select(__h=pl.col("session_id").hash(),
+                             __b=pl.col("event_type").is_in(["view", "click"]) & ALIVE, __alive=ALIVE)
             busy = (keys.filter("__b").group_by("__h").len()
                     .filter(pl.col("len") >= min(min_events, burst_events))["__h"].implode())
             candidate = keys.select(pl.col("__b") & pl.col("__h").is_in(busy)).to_series()
@@ -457,7 +462,8 @@ def bot_sessions(min_events: int = 30, max_per_minute: float = 20.0, burst_event
                         | ((pl.col("__n") >= burst_events) & (pl.col("__gap_s") < min_median_gap_s)))
             )
             df = df.with_row_index("__ord")
-            in_bot_session = keys.select(pl.col("__h").is_in(stats["session_id"].hash().implode())).to_series()
+            in_bot_session = keys.select(
+                ALIVE & pl.col("__h").is_in(stats["session_id"].hash().implode())).to_series()
             hits = (df.select("__ord", "session_id").filter(in_bot_session)
                     .join(stats, on="session_id", how="inner"))
             return _scatter(df, hits, ["__n", "__span_s", "__gap_s", "__rate"])

@@ -122,6 +122,18 @@ def _key_expr(key: tuple[str, ...]) -> pl.Expr:
     return pl.concat_str([pl.col(k).cast(pl.String) for k in key], separator="|")
 
 
+#: the column a `skips_removed_rows` block reads: False for rows an earlier rule quarantined
+ALIVE = pl.col("__alive")
+
+
+def skips_removed_rows(build: Callable) -> Callable:
+    """Marks a block that looks at other rows (windows, groups) but reads `ALIVE` and ignores rows
+    already quarantined: the engine then hands it the whole frame instead of cutting those rows out
+    (a copy of the partition) first."""
+    build.skips_removed_rows = True
+    return build
+
+
 def row_local(build: Callable) -> Callable:
     """Marks a block whose result for a row depends on that row (and reference tables) only, never
     on the partition's other rows: the engine may then run it before dropping the rows that earlier
@@ -146,9 +158,10 @@ def apply_rules(
     """Run ``rules`` in order over ``frame``; see the module docstring for the guarantees.
 
     Quarantined rows are not cut out of the frame rule by rule (each cut copies the partition):
-    they are marked ``removed`` and cut once before the next rule that looks at other rows (a
-    window, a group statistic, a distinct count) and at the end. Row-local rules skip the marked
-    rows, so every row still leaves through the first rule that matches it. ``on_step(rule, step)``
+    they are marked ``removed`` and cut once at the end, or before a rule that looks at other rows
+    (a window, a group statistic) and cannot skip marked rows itself. Row-local rules and
+    `skips_removed_rows` blocks ignore the marked rows, so every row still leaves through the
+    first rule that matches it. ``on_step(rule, step)``
     is called after each step (a benchmark's profiler).
     """
     rows_in = frame.height
@@ -165,7 +178,8 @@ def apply_rules(
 
     for rule in rules:
         _check_columns(rule, frame, ctx.source)
-        if removed is not None and not _is_row_local(rule):
+        skips_removed = getattr(rule.build, "skips_removed_rows", False)
+        if removed is not None and not _is_row_local(rule) and not skips_removed:
             prepared = hit = fixed = None  # the previous rule's frames share the old columns: let them go
             frame, removed = frame.filter(~removed), None
             step(rule.name, "cut removed rows")
@@ -181,7 +195,8 @@ def apply_rules(
             continue
         alive = ~removed if removed is not None else pl.lit(True)
         try:
-            prepared = built.enrich(frame) if built.enrich else frame
+            prepared = frame.with_columns(alive.alias("__alive")) if skips_removed else frame
+            prepared = built.enrich(prepared) if built.enrich else prepared
             prepared = prepared.with_columns(*built.prepare) if built.prepare else prepared
             step(rule.name, "enrich")
             if isinstance(built, Quarantine):
