@@ -254,6 +254,23 @@ def test_sessions_belong_to_their_first_day_and_cross_midnight():
         assert C.primary_key(s, "sessions").passed and C._aggregates(s, "sessions").passed
 
 
+def test_a_sessions_device_is_its_first_landed_events():
+    # admission keeps landing order through its joins (maintain_order), so "first" is well defined
+    n = 500
+    users, pkeys, _ = lookups(users_frame(*[f"u{i}" for i in range(n)]),
+                              clean_frame("products", [product(f"p{i}") for i in range(n)]))
+    rows = []
+    for i in range(n):
+        first = event(f"e{i}a", f"s{i}", f"u{i}", f"p{i}", "view", at(1))
+        later = event(f"e{i}b", f"s{i}", f"u{(i + 1) % n}", f"p{(i + 7) % n}", "view", at(1))  # same instant
+        first["device"], later["device"] = ("mobile", "web") if i % 2 else ("web", "mobile")
+        rows += [first, later]
+    admitted = admit_events(clean_frame("events", rows), "2026-10-01", users, pkeys).admitted
+    s = build_sessions("2026-10-01", admitted, prepare_queries(None, users)).sessions
+    got = s.with_columns(pl.col("session_id").str.slice(1).cast(pl.Int64).alias("i")).sort("i")["device"]
+    assert got.to_list() == ["mobile" if i % 2 else "web" for i in range(n)]
+
+
 def test_query_clicks_attribute_events_to_the_latest_earlier_query():
     users, pkeys, _ = lookups(users_frame("u1"), clean_frame("products", [product("p1"), product("p2")]))
     ev = clean_frame("events", [

@@ -50,6 +50,9 @@ EVENT_COLUMNS = ["event_id", "session_id", "user_id", "item_id", "event_type", "
                  "currency", "device"]
 #: columns the integration stage reads from clean.events (the rest of the clean row is not needed)
 READ_COLUMNS = [*EVENT_COLUMNS, "_source_file", "_row_number"]
+#: engine for plans over one day's frames: they are already in memory, and the streaming engine's
+#: start-up costs more than it saves there (admission at 1M events: 0.50 s streaming, 0.30 s in-memory)
+DAY_ENGINE = "in-memory"
 
 
 @dataclass
@@ -82,10 +85,11 @@ def admit_events(events: pl.DataFrame, day: str, users: UserLookup, product_keys
     ev = events.lazy().select([c for c in READ_COLUMNS if c in events.columns]).with_columns(
         [pl.lit(None).cast(CONTRACTS["events"].column(c).dtype if c in EVENT_COLUMNS else pl.String).alias(c)
          for c in missing])
+    # landing order is kept: "first" (the kept duplicate, a session's device) must not depend on a join
     ev = ev.join(product_keys.lazy().select(pl.col("source_product_id").alias("item_id"), pl.col("product_key")),
-                 on="item_id", how="left")
+                 on="item_id", how="left", maintain_order="left")
     ev = ev.join(users.lookup_frame(events["user_id"] if "user_id" in events.columns else None).lazy(),
-                 on="user_id", how="left")
+                 on="user_id", how="left", maintain_order="left")
     rule = (
         pl.when(pl.any_horizontal([pl.col(c).is_null() for c in ("event_id", "session_id", "item_id", "event_time")]))
         .then(pl.lit("missing_value"))
@@ -104,7 +108,7 @@ def admit_events(events: pl.DataFrame, day: str, users: UserLookup, product_keys
         "price", "quantity", "device", pl.col("user_id").is_null().alias("is_anonymous"),
     )
     if not with_quarantine:
-        return Admission(day=day, clean_rows=clean_rows, admitted=admitted.collect(),
+        return Admission(day=day, clean_rows=clean_rows, admitted=admitted.collect(engine=DAY_ENGINE),
                          quarantine=pl.DataFrame(schema=QUARANTINE_SCHEMA), by_rule={})
     quarantine = ev.filter(pl.col("__rule").is_not_null()).select(
         pl.lit("events").alias("source"),
@@ -119,7 +123,7 @@ def admit_events(events: pl.DataFrame, day: str, users: UserLookup, product_keys
         pl.lit(day).alias("partition"),
         pl.lit(now, dtype=QUARANTINE_SCHEMA["quarantined_at"]).alias("quarantined_at"),
     )
-    admitted, quarantine = pl.collect_all([admitted, quarantine])
+    admitted, quarantine = pl.collect_all([admitted, quarantine], engine=DAY_ENGINE)
     quarantine = conform(quarantine, QUARANTINE_SCHEMA)
     return Admission(day=day, clean_rows=clean_rows, admitted=admitted, quarantine=quarantine,
                      by_rule=counts_by_rule(quarantine))
@@ -195,7 +199,7 @@ def product_activity(admission: Admission) -> pl.DataFrame:
                pl.col("__session").filter(pl.col("purchases") > 0).n_unique().cast(pl.Int64)
                .alias("purchase_sessions"))
            .with_columns(pl.lit(day).alias("date")))
-    return conform_table("product_activity", out.collect(engine="streaming"))
+    return conform_table("product_activity", out.collect(engine=DAY_ENGINE))
 
 
 @dataclass

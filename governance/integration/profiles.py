@@ -138,20 +138,26 @@ def build_product_features(lake: Lake, current: pl.DataFrame, facts: ReviewFacts
 # users
 
 
-def _top(frame: pl.LazyFrame, column: str, n: int) -> pl.LazyFrame:
-    """The n values of ``column`` with the largest summed weight per user ("A|B|C"); ties by name."""
-    return (frame.filter(pl.col(column).is_not_null()).group_by("user_key", column).agg(pl.col("weight").sum())
-            .group_by("user_key").agg(
-                pl.col(column).sort_by([pl.col("weight"), pl.col(column)], descending=[True, False]).head(n)
-                .str.join("|").alias(f"__top_{column}")))
+def _top(keyed: pl.LazyFrame, column: str, n: int) -> pl.LazyFrame:
+    """The n values of ``column`` with the largest summed weight per user ("A|B|C"); ties by name.
+
+    Grouped on the user's 64-bit hash and a categorical ``column``: integer keys group ~3x faster
+    than two strings (a hash collision, ~1e-10 at 200k users, would share a top list, never a count);
+    categoricals sort by their text, so the tie order is the names'."""
+    return (keyed.filter(pl.col(column).is_not_null()).group_by("__user", column).agg(pl.col("weight").sum())
+            .sort(["__user", "weight", column], descending=[False, True, False])
+            .group_by("__user", maintain_order=True).agg(
+                pl.col(column).head(n).cast(pl.String).str.join("|").alias(f"__top_{column}")))
 
 
 def user_aggregates_fn(config: IntegrationConfig):
     level = f"category_l{config.top_category_level}"
 
     def aggregate(scans: dict[str, pl.LazyFrame], dims: dict[str, pl.DataFrame]) -> pl.DataFrame:
-        inter = scans["interactions"].filter(pl.col("user_key").is_not_null())
+        inter = scans["interactions"].filter(pl.col("user_key").is_not_null()).with_columns(
+            pl.col("user_key").hash().alias("__user"))
         base = inter.group_by("user_key").agg(
+            pl.col("__user").first(),
             pl.col("first_event_at").min().alias("first_seen_at"),
             pl.col("last_event_at").max().alias("last_seen_at"),
             pl.col("date").n_unique().cast(pl.Int64).alias("active_days"),
@@ -159,15 +165,17 @@ def user_aggregates_fn(config: IntegrationConfig):
             pl.col("revenue").sum().alias("monetary"),
             pl.when(pl.col("purchases") > 0).then(pl.col("date")).max().alias("last_purchase_date"),
         )
-        keyed = inter.select("user_key", "product_id", "weight").join(
-            dims["product_categories"].lazy(), on="product_id", how="left")
-        top_categories = _top(keyed.rename({level: "category"}), "category", config.top_n)
+        categories = dims["product_categories"].lazy().select(
+            "product_id", pl.col(level).cast(pl.Categorical).alias("category"), pl.col("brand").cast(pl.Categorical))
+        keyed = inter.select("__user", "product_id", "weight").join(categories, on="product_id", how="left")
+        top_categories = _top(keyed, "category", config.top_n)
         top_brands = _top(keyed, "brand", config.top_n)
         sess = scans["sessions"].filter(pl.col("user_key").is_not_null()).group_by("user_key").agg(
             pl.len().cast(pl.Int64).alias("sessions"), pl.col("converted").sum().cast(pl.Int64).alias("orders"))
         base, top_categories, top_brands, sess = pl.collect_all([base, top_categories, top_brands, sess])
         return (base.join(sess, on="user_key", how="full", coalesce=True)
-                .join(top_categories, on="user_key", how="left").join(top_brands, on="user_key", how="left")
+                .join(top_categories, on="__user", how="left").join(top_brands, on="__user", how="left")
+                .drop("__user")
                 .rename({"__top_category": "top_categories", "__top_brand": "top_brands"}))
 
     return aggregate

@@ -25,6 +25,7 @@ from datetime import date
 import polars as pl
 
 from governance.integration.config import COUNT_COLUMNS
+from governance.integration.events import DAY_ENGINE
 from governance.integration.identity import UserLookup
 from governance.integration.schemas import conform_table
 
@@ -66,12 +67,13 @@ def build_sessions(day: str, admitted: pl.DataFrame, queries: pl.DataFrame, *,
     d = date.fromisoformat(day)
     earlier = (earlier_session_ids if earlier_session_ids is not None
                else pl.Series("session_id", [], pl.String)).unique().implode()
-    owned = (pl.concat([admitted.select("session_id"), queries.select("session_id")]).unique()
-             .filter(~pl.col("session_id").is_in(earlier)))
+    # the day's sessions are owned unless seen the day before: one membership test per day's rows
+    admitted = admitted.with_columns(pl.col("session_id").is_in(earlier).alias("__earlier"))
+    in_earlier = int(admitted["__earlier"].sum())
+    ev = admitted.filter(~pl.col("__earlier")).drop("__earlier")
+    q = queries.filter(~pl.col("session_id").is_in(earlier))
+    owned = pl.concat([ev.select("session_id"), q.select("session_id")]).unique()
     owned_ids = owned["session_id"].implode()
-    in_earlier = admitted.filter(pl.col("session_id").is_in(earlier)).height
-    ev = admitted.filter(pl.col("session_id").is_in(owned_ids))
-    q = queries.filter(pl.col("session_id").is_in(owned_ids))
     beyond = 0
     if next_admitted is not None:
         ev = pl.concat([ev, next_admitted.filter(pl.col("session_id").is_in(owned_ids))], how="vertical_relaxed")
@@ -101,13 +103,13 @@ def build_sessions(day: str, admitted: pl.DataFrame, queries: pl.DataFrame, *,
         pl.col("device").first().alias("device"),  # of the session's first landed event
     ).with_columns(
         (pl.col("__ev_keys") - (pl.col("__ev_nulls") > 0).cast(pl.UInt32)).alias("__ev_users"),
-    ).collect()
+    ).collect(engine=DAY_ENGINE)
     per_query = q.lazy().group_by("session_id").agg(
         pl.len().cast(pl.Int64).alias("queries"),
         pl.col("query_time").min().alias("__q_start"),
         pl.col("query_time").max().alias("__q_end"),
         pl.col("user_key").min().alias("__q_user"),
-    ).collect()
+    ).collect(engine=DAY_ENGINE)
     s = owned.join(per_event, on="session_id", how="left").join(per_query, on="session_id", how="left")
     zero = ["events", *COUNT_COLUMNS.values(), "units", "products", "queries"]
     s = s.with_columns(
