@@ -75,6 +75,23 @@ def _materialize(instance: dg.DagsterInstance, keys: list[dg.AssetKey], partitio
     return result
 
 
+def _model_lines(models_root) -> list[str]:
+    """The promoted model of each task with its held-out figures, from the registry's cards."""
+    from governance.labelling.registry import ModelRegistry
+
+    registry, lines = ModelRegistry(models_root), []
+    shown = {"sentiment": ("macro_f1", "balanced_accuracy"), "intent": ("intent_accuracy", "category_accuracy")}
+    for task, metrics in shown.items():
+        version = registry.current(task)
+        if version is None:
+            continue
+        card = registry.card(task, version)
+        figures = ", ".join(f"{m} {card.metrics[m]:.3f}" for m in metrics if isinstance(card.metrics.get(m), float))
+        lines.append(f"   model {task}: {version} ({card.hyperparameters.get('setting', card.model_name)}; "
+                     f"held out: {figures})")
+    return lines
+
+
 def _check_summary(results: list[dg.ExecuteInProcessResult]) -> tuple[int, int, list[str]]:
     passed = failed = 0
     failures: list[str] = []
@@ -171,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     runs_failed = sum(not r.success for r in results)
     _say(f"   runs: {len(results)} ({runs_failed} failed); asset checks: {passed} passed, {failed} failed"
          + (f" ({', '.join(sorted(set(failures))[:8])})" if failures else ""))
+    for line in _model_lines(data / "models"):
+        _say(line)
     _say(f"   lake (Parquet, store of record): {warehouse.lake.root}")
     _say(f"   catalog: duckdb {catalog.path} \"select * from clean.events limit 5\"")
     _say(f"   ground truth of injected faults: {truth / 'faults.parquet'}")

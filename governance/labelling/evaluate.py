@@ -2,7 +2,7 @@
 
     python -m governance.labelling.evaluate --setting full      # the real evaluation (CPU: ~1 h)
     python -m governance.labelling.evaluate --setting demo      # frozen encoder + trained head
-    python -m governance.labelling.evaluate --distill 3         # 3-layer student of the promoted model
+    python -m governance.labelling.evaluate --distill 3 --teacher v0003   # a 3-layer student of v0003
 
 Data and split: see :mod:`governance.labelling.data`. The production model is trained on the
 training part only; its calibration and epoch selection use a 10 % validation split carved from
@@ -145,20 +145,27 @@ def run_evaluation(setting: str = "full", *, models_root: Path | str = "data/mod
     return results
 
 
-def run_distillation(num_layers: int = 3, *, models_root: Path | str = "data/models", epochs: int = 2,
-                     out: Path | str | None = "data/eval", register: bool = True, limit: int | None = None,
-                     log_fn=print) -> dict:
-    """Distil the promoted (fine-tuned) sentiment model into a ``num_layers`` student on the training
-    part of the fixed split, then report teacher and student, fp32 and ONNX int8, on the test part:
-    accuracy and reviews/s side by side, so the accuracy kept for the speed is visible."""
+def run_distillation(num_layers: int = 3, *, teacher_version: str | None = None,
+                     models_root: Path | str = "data/models", epochs: int = 2, out: Path | str | None = "data/eval",
+                     register: bool = True, limit: int | None = None, log_fn=print) -> dict:
+    """Distil a fine-tuned sentiment model (``teacher_version``, else the promoted one) into a
+    ``num_layers`` student on the training part of the fixed split, then report teacher and student,
+    fp32 and ONNX int8, on the test part: accuracy and reviews/s side by side, so the accuracy kept
+    for the speed is visible."""
     from governance.labelling.data import fingerprint, fixed_split, load_real_reviews  # noqa: PLC0415
     from governance.labelling.distill import distill_sentiment  # noqa: PLC0415
     from governance.labelling.workflows import load_current_sentiment, register_sentiment  # noqa: PLC0415
 
-    teacher = load_current_sentiment(models_root)
+    if teacher_version:
+        from governance.labelling.registry import ModelRegistry  # noqa: PLC0415
+        from governance.labelling.sentiment import TASK, SentimentClassifier  # noqa: PLC0415
+        teacher = SentimentClassifier.load(ModelRegistry(models_root).path(TASK, teacher_version),
+                                           version=teacher_version)
+    else:
+        teacher = load_current_sentiment(models_root)
     if teacher.config.freeze_encoder:
-        raise ValueError(f"the promoted model {teacher.version} has a frozen encoder: distil from a fine-tuned one "
-                         f"(python -m governance.labelling.evaluate --setting full)")
+        raise ValueError(f"sentiment model {teacher.version} has a frozen encoder: distil from a fine-tuned one "
+                         f"(python -m governance.labelling.evaluate --setting full, then --teacher <its version>)")
     train, test = fixed_split(load_real_reviews())
     if limit:  # smoke runs only
         train, test = train.sample(min(limit, train.height), seed=0), test.sample(min(limit // 4, test.height), seed=0)
@@ -215,11 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only-baseline-embeddings", action="store_true",
                     help="just compute and cache the frozen-encoder embeddings of the fixed split")
     ap.add_argument("--distill", type=int, metavar="LAYERS", default=None,
-                    help="distil the promoted fine-tuned model into a student of LAYERS layers instead of training")
+                    help="distil a fine-tuned model into a student of LAYERS layers instead of training")
+    ap.add_argument("--teacher", default=None, help="--distill: the teacher's version (default: the promoted one)")
     a = ap.parse_args(argv)
     if a.distill:
-        run_distillation(a.distill, models_root=a.models_root, epochs=a.epochs or 2, out=a.out,
-                         register=not a.no_register, limit=a.limit)
+        run_distillation(a.distill, teacher_version=a.teacher, models_root=a.models_root, epochs=a.epochs or 2,
+                         out=a.out, register=not a.no_register, limit=a.limit)
         return 0
     if a.only_baseline_embeddings:
         from governance.labelling.data import fixed_split, load_real_reviews  # noqa: PLC0415
