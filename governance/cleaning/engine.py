@@ -161,8 +161,8 @@ def apply_rules(
     they are marked ``removed`` and cut once at the end, or before a rule that looks at other rows
     (a window, a group statistic) and cannot skip marked rows itself. Row-local rules and
     `skips_removed_rows` blocks ignore the marked rows, so every row still leaves through the
-    first rule that matches it. ``on_step(rule, step)``
-    is called after each step (a benchmark's profiler).
+    first rule that matches it. ``on_step(rule, step)`` is called after each step (a benchmark's
+    profiler).
     """
     rows_in = frame.height
     # one chunk per column: a Parquet file read in row groups arrives in many chunks, and Polars
