@@ -11,8 +11,8 @@ Paths (same model, same texts, same run):
   ONNX int8       exported, attention-fused, int8-quantised, ONNX Runtime
   student         the newest distilled model (`python -m governance.labelling.evaluate --distill 3`),
                   fp32 and ONNX int8, when one is registered
-The model is the promoted one under --models-root when there is one (else base MiniLM with an
-untrained head: identical compute). Texts: the real reviews' fixed test split when available.
+The model is --model (a registered version) or the promoted one under --models-root (else base
+MiniLM with an untrained head: identical compute). Texts: the real reviews' fixed test split when available.
 Balanced accuracy (1–2★ vs 4–5★) is shown per path where labels exist and the model is trained.
 Other processes on the machine skew absolute numbers: the load average is printed; compare rows.
 """
@@ -58,6 +58,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--models-root", default="data/models")
     ap.add_argument("-n", type=int, default=None, help="texts per path")
+    ap.add_argument("--model", default=None, help="a registered sentiment version (default: the promoted one)")
     a = ap.parse_args(argv)
     import torch
 
@@ -65,13 +66,16 @@ def main(argv=None) -> int:
     from governance.labelling.sentiment import (
         _build_net, _param_groups, apply_calibration, config_for, untrained_classifier,
     )
+    from governance.labelling.registry import ModelRegistry
+    from governance.labelling.sentiment import TASK, SentimentClassifier
     from governance.labelling.workflows import load_current_sentiment
 
     n = a.n or (300 if a.quick else 2000)
     n_naive = min(n, 60 if a.quick else 200)
     texts, ratings, source = _texts(n)
     try:
-        clf = load_current_sentiment(a.models_root)
+        clf = (SentimentClassifier.load(ModelRegistry(a.models_root).path(TASK, a.model), version=a.model) if a.model
+               else load_current_sentiment(a.models_root))
         model_desc = f"{clf.name} {clf.version} ({clf.config.setting})"
         trained = True
     except FileNotFoundError:
