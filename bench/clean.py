@@ -21,8 +21,6 @@ peak after each rule) at the largest size, next to the pandas baseline's time fo
     python bench/clean.py                    # 1M and 10M events, then the 10M profile
     python bench/clean.py --quick            # 1M only
     python bench/clean.py --rows 3000000     # any sizes
-    python bench/clean.py --what-if          # + cheaper formulations of the slowest rule blocks, checked
-                                             #   to find the same rows with the same reasons
     python bench/clean.py --huge             # 100 daily partitions of 1M (generated day by day), Polars
                                              # partition by partition vs one DuckDB statement over all
                                              # 100M with memory_limit 4GB (--duckdb-memory); resumable
@@ -30,9 +28,9 @@ peak after each rule) at the largest size, next to the pandas baseline's time fo
     --no-profile, --impl polars pandas, --repeat N (fastest of N)
 
 Timing (2 cores): generating, landing and collecting the 10M input takes ~2 min (once per --workdir);
-with the inputs in place the default run took 4.4 min on quiet cores and ~12 min while other jobs kept
-the load average at ~8 — the engine's window-heavy rules slow down far more under contention than
-pandas does, so compare rows of one run, never runs (the load average is printed). --huge spends
+with the inputs in place the default run took 3.3 min on quiet cores and ~12 min (an older engine)
+while other jobs kept the load average at ~8 — compare rows of one run, never runs (the load average
+is printed). --huge spends
 ~20 min generating and collecting the 100 days first; Polars then took ~5 min. The one DuckDB
 statement over all 100M ran out of memory at 4GB and was still spilling (>55 GB) after 12 min at 8GB;
 --duckdb-temp (default 30GB) caps its spill so a shared disk does not fill up.
@@ -293,126 +291,6 @@ def profile_polars(inp: dict) -> dict:
     return {"rules": rules, "rows_in": raw.height, "raw_bytes": raw.estimated_size(), "start_peak": start_peak}
 
 
-WHAT_IF_RULES = ("exact_duplicate", "key_duplicate", "bot_session", "normalise_device")
-
-
-def _scatter(df: pl.DataFrame, rows: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
-    """Helper columns known for a few rows (``rows``: ``__ord`` + ``columns``) onto the whole frame,
-    null elsewhere, without copying the frame's other columns (a left join gathers every column)."""
-    n, idx = df.height, rows["__ord"]
-    return df.with_columns(
-        pl.Series(c, [None], rows.schema[c]).extend_constant(None, n - 1).scatter(idx, rows[c]) if n else
-        pl.Series(c, [], rows.schema[c]) for c in columns)
-
-
-def what_if(inp: dict, only: tuple[str, str] | None = None) -> list[dict] | dict:
-    """Cheaper formulations of the engine's slowest rule blocks, timed against the blocks themselves
-    (built from `EVENTS_RULES`) on the same raw frame. An alternative replaces the block's ``enrich``
-    (or a fix's expression) only: the block's own mask and reason then run on its helper columns, and
-    the rows found and reasons given must be identical. With ``only`` = (rule, "block" |
-    "alternative") just that one runs, for its peak memory."""
-    from governance.cleaning import RULES, text
-    from governance.cleaning.engine import Context
-
-    raw = pl.read_parquet(inp["raw"])
-    refs = {name: pl.read_parquet(Path(inp["refs"]) / f"{name}.parquet") for name in REF_NAMES}
-    ctx = Context(source="events", partition=inp["partition"], run_id=RUN_ID, now=NOW, references=refs)
-    rules = {r.name: r for r in RULES["events"]}
-    contract = [c for c in raw.columns if not c.startswith("_")]
-
-    def exact(df: pl.DataFrame) -> pl.DataFrame:
-        # as the block (hash → candidates → exact check), but scatter the findings instead of a left join
-        df = df.with_row_index("__ord")
-        found = (df.filter(pl.struct(contract).hash().is_duplicated())
-                 .with_columns(__dup=~pl.struct(contract).is_first_distinct(),
-                               __kept_file=pl.col("_source_file").first().over(contract),
-                               __kept_row=pl.col("_row_number").first().over(contract))
-                 .filter(pl.col("__dup")))
-        return _scatter(df, found, ["__dup", "__kept_file", "__kept_row"])
-
-    def key(df: pl.DataFrame) -> pl.DataFrame:
-        # as the block (rank only the repeated ids), but scatter the findings instead of a left join
-        df = df.with_row_index("__ord")
-        ranked = (df.filter(pl.col("event_id").is_duplicated())
-                  .sort(["_ingested_at", "__ord"], descending=[True, False])
-                  .with_columns(__rank=pl.int_range(pl.len()).over("event_id"), __versions=pl.len().over("event_id"),
-                                __kept_file=pl.col("_source_file").first().over("event_id"),
-                                __kept_row=pl.col("_row_number").first().over("event_id"))
-                  .filter(pl.col("__rank") > 0))
-        return _scatter(df, ranked, ["__rank", "__versions", "__kept_file", "__kept_row"])
-
-    def bots(df: pl.DataFrame) -> pl.DataFrame:
-        # both bot conditions need ≥ 15 views/clicks: sort and diff only the rows of such sessions, and
-        # put the session statistics on the bot sessions' rows only
-        browsing = df.filter(pl.col("event_type").is_in(["view", "click"])).select("session_id", "event_time")
-        busy = browsing.group_by("session_id").len().filter(pl.col("len") >= 15)["session_id"].implode()
-        stats = (
-            browsing.filter(pl.col("session_id").is_in(busy)).sort("session_id", "event_time").group_by("session_id")
-            .agg(__n=pl.len(),
-                 __span_s=(pl.col("event_time").max() - pl.col("event_time").min()).dt.total_milliseconds() / 1000,
-                 __gap_s=pl.col("event_time").diff().dt.total_milliseconds().median() / 1000)
-            .with_columns(__rate=pl.col("__n") / pl.max_horizontal(pl.col("__span_s") / 60, pl.lit(1 / 60)))
-            .filter(((pl.col("__n") >= 30) & (pl.col("__rate") > 20))
-                    | ((pl.col("__n") >= 15) & (pl.col("__gap_s") < 1)))
-        )
-        df = df.with_row_index("__ord")
-        hits = (df.select("__ord", "session_id").filter(pl.col("session_id").is_in(stats["session_id"].implode()))
-                .join(stats, on="session_id", how="left"))
-        return _scatter(df, hits, ["__n", "__span_s", "__gap_s", "__rate"])
-
-    def device(df: pl.DataFrame) -> pl.DataFrame:
-        # a per-value text fix evaluated once per distinct value, then mapped
-        values = df["device"].unique()
-        fixed = pl.select(text.tidy(pl.lit(values)).str.to_lowercase()).to_series()
-        return df.select("_row_number", device=pl.col("device").replace_strict(values, fixed, default=None))
-
-    variants = {
-        "exact_duplicate": (exact, "as the block, findings scattered onto the frame instead of a left join"),
-        "key_duplicate": (key, "as the block, findings scattered onto the frame instead of a left join"),
-        "bot_session": (bots, "only sessions with ≥ 15 views/clicks sorted; stats scattered onto bot rows"),
-        "normalise_device": (device, "tidy each distinct value once, replace_strict"),
-    }
-
-    def found(name: str, enriched: pl.DataFrame) -> pl.DataFrame:
-        built = rules[name].build(ctx, raw)
-        if name == "normalise_device":
-            return enriched
-        return enriched.filter(built.mask.fill_null(False)).select("_row_number", reason=built.reason)
-
-    def engine(name: str) -> tuple[float, pl.DataFrame]:
-        started = time.perf_counter()
-        built = rules[name].build(ctx, raw)
-        if name == "normalise_device":
-            out = raw.select("_row_number", **built.columns)
-        else:
-            prepared = built.enrich(raw) if built.enrich else raw
-            prepared = prepared.with_columns(*built.prepare) if built.prepare else prepared
-            out = found(name, prepared)
-        return time.perf_counter() - started, out
-
-    def alternative(name: str) -> tuple[float, pl.DataFrame]:
-        started = time.perf_counter()
-        out = found(name, variants[name][0](raw))
-        return time.perf_counter() - started, out
-
-    if only:
-        start_peak = _peak()
-        seconds, _ = (engine if only[1] == "block" else alternative)(only[0])
-        return {"seconds": seconds, "start_peak": start_peak, "peak": _peak()}
-    out = []
-    for name, (_, idea) in variants.items():
-        seconds, expected = engine(name)
-        alt_seconds, got = alternative(name)
-        same = got.sort("_row_number").equals(expected.sort("_row_number"))
-        out.append({"rule": name, "idea": idea, "engine": seconds, "alternative": alt_seconds, "same": same,
-                    "rows": expected.height})
-    # the frame every rule filters and copies: lineage values are constant per landed file
-    lineage = ["_source_file", "_file_hash", "_partition"]
-    slim = raw.drop("_extra_columns", strict=False).with_columns(pl.col(lineage).cast(pl.Categorical))
-    return {"rules": out, "raw_bytes": raw.estimated_size(), "slim_bytes": slim.estimated_size(),
-            "columns": {c: raw[c].estimated_size() for c in raw.columns}}
-
-
 # ------------------------------------------------------------------------------------------------
 # --huge: 100 daily partitions, cleaned out of core
 
@@ -573,8 +451,6 @@ def main() -> int:
     parser.add_argument("--impl", nargs="*", default=list(IMPLS), choices=IMPLS)
     parser.add_argument("--repeat", type=int, default=1, help="runs per implementation and size; the fastest counts")
     parser.add_argument("--no-profile", action="store_true", help="skip the per-rule profile of the Polars engine")
-    parser.add_argument("--what-if", action="store_true",
-                        help="also time cheaper formulations of the slowest rule blocks (same rows, same reasons)")
     parser.add_argument("--workdir", type=Path, help="keep generated inputs here (reused when present)")
     parser.add_argument("--huge", action="store_true", help="100M events as daily partitions, out of core")
     parser.add_argument("--huge-days", type=int, default=100)
@@ -593,8 +469,6 @@ def main() -> int:
             out = _impl_child(payload["impl"], payload["inp"], payload["out"])
         elif kind == "profile":
             out = profile_polars(payload["inp"])
-        elif kind == "what-if":
-            out = what_if(payload["inp"], tuple(payload["only"]) if payload.get("only") else None)
         elif kind == "huge-setup":
             out = _huge_setup_child(payload["days"], payload["rows"], payload["root"])
         elif kind == "huge-polars":
@@ -677,25 +551,6 @@ def main() -> int:
                     print(f"  !! the profile harness disagrees with the engine: {counts}")
                     failed = True
                 print_profile(profile, results.get("pandas", {}).get("timings"), rows)
-            if n == sizes[-1] and args.what_if:
-                print(f"\nwhat if: the engine's block vs a cheaper formulation, on the raw frame of {rows:,} rows")
-                print("(+MiB: growth of the process peak over the raw frame's, each variant alone in a process)")
-                peaks = {(r, v): _spawn("what-if", {"inp": inp, "only": [r, v]})
-                         for r in WHAT_IF_RULES for v in ("block", "alternative")}
-                print(f"{'rule':>18} {'rows':>8} {'block s':>8} {'alt s':>7} {'speed-up':>9} {'same':>5} "
-                      f"{'+MiB block':>10} {'+MiB alt':>9}  alternative")
-                report = _spawn("what-if", {"inp": inp})
-                for w in report["rules"]:
-                    grow = {v: (peaks[(w["rule"], v)]["peak"] - peaks[(w["rule"], v)]["start_peak"]) / 2**20
-                            for v in ("block", "alternative")}
-                    print(f"{w['rule']:>18} {w['rows']:>8,} {w['engine']:>8.2f} {w['alternative']:>7.2f} "
-                          f"{w['engine'] / w['alternative']:>8.1f}× {('yes' if w['same'] else 'NO'):>5} "
-                          f"{grow['block']:>10,.0f} {grow['alternative']:>9,.0f}  {w['idea']}")
-                    failed |= not w["same"]
-                big = sorted(report["columns"].items(), key=lambda kv: -kv[1])[:6]
-                print(f"raw frame: {report['raw_bytes'] / 2**20:,.0f} MiB ("
-                      + ", ".join(f"{c} {b / 2**20:,.0f}" for c, b in big) + "); without _extra_columns and with "
-                      f"_source_file/_file_hash/_partition as Categorical: {report['slim_bytes'] / 2**20:,.0f} MiB")
         return 1 if failed else 0
     finally:
         if tmp is not None:
