@@ -133,14 +133,16 @@ def _setup_child(rows: int, root: str) -> dict:
 def run_polars(inp: dict, out: Path, timings: dict) -> dict:
     from governance.cleaning import clean_frame
     from governance.cleaning.engine import Context
-    from governance.storage import Lake
+    from governance.storage import Lake, read_contiguous
 
     t = time.perf_counter()
-    raw = pl.read_parquet(inp["raw"]).rechunk()
+    raw = read_contiguous(inp["raw"])  # as Lake.read
     refs = {name: pl.read_parquet(Path(inp["refs"]) / f"{name}.parquet") for name in REF_NAMES}
     timings["read"] = time.perf_counter() - t
     ctx = Context(source="events", partition=inp["partition"], run_id=RUN_ID, now=NOW, references=refs)
-    result = clean_frame("events", raw, ctx)
+    handed_over = [raw]  # as clean_partition: no reference kept here while the engine runs
+    del raw
+    result = clean_frame("events", handed_over.pop(), ctx)
     timings["clean_frame"] = time.perf_counter() - t - timings["read"]
     lake = Lake.at(out)
     paths = {

@@ -63,7 +63,11 @@ def clean_frame(source: str, raw: pl.DataFrame, ctx: Context) -> CleaningResult:
     """Apply the source's rules to a raw frame (already typed by the collection stage)."""
     contract = CONTRACTS[source]
     record_columns = [*contract.column_names, *LINEAGE_COLUMNS]
-    result = apply_rules(raw, RULES[source], ctx, key=contract.key, record_columns=record_columns)
+    # handed over without a reference left here, so the engine can free raw columns as it replaces
+    # them (a caller that keeps its own reference keeps the memory too)
+    handed_over = [raw]
+    del raw
+    result = apply_rules(handed_over.pop(), RULES[source], ctx, key=contract.key, record_columns=record_columns)
     result.clean = _finish(source, result.clean)
     return result
 
@@ -104,14 +108,13 @@ def earlier_partitions(lake: Lake, source: str, partition: str | None) -> pl.Dat
 
 def clean_partition(lake: Lake, source: str, partition: str | None, *, run_id: str, now: datetime) -> CleaningResult:
     """Clean one partition of a source in the lake; re-running replaces its outputs."""
-    raw = lake.read("raw", source, partition)
     refs = load_references(lake, source)
     if source == "reviews":
         earlier = earlier_partitions(lake, source, partition)
         if earlier is not None:
             refs["earlier_reviews"] = earlier
     ctx = Context(source=source, partition=partition, run_id=run_id, now=now, references=refs)
-    result = clean_frame(source, raw, ctx)
+    result = clean_frame(source, lake.read("raw", source, partition), ctx)
     lake.write("clean", source, result.clean, partition)
     lake.write("quarantine", source, result.quarantine, partition, part="cleaning")
     lake.write("audit", source, result.audit, partition, part="cleaning")

@@ -252,7 +252,13 @@ def apply_rules(
             raise RuleError(f"cleaning rule {rule.name!r} on {ctx.source} failed: {str(exc).splitlines()[0]}") from exc
 
     if removed is not None:
-        frame = frame.filter(~removed)
+        # column by column, each old column released as its cut copy is made: the partition is
+        # never held twice (when the caller handed the frame over, see `clean_frame`)
+        prepared = hit = fixed = None
+        keep, columns, frame = ~removed, frame.get_columns(), None
+        for i in range(len(columns)):
+            columns[i] = columns[i].filter(keep)
+        frame = pl.DataFrame(columns)
         step("(end)", "cut removed rows")
     meta = dict(source=pl.lit(ctx.source), stage=pl.lit(STAGE), run_id=pl.lit(ctx.run_id))
     quarantine = (
