@@ -265,8 +265,10 @@ def profile_polars(inp: dict) -> dict:
     from governance.cleaning import RULES
     from governance.cleaning.engine import Context, apply_rules
     from governance.contracts import CONTRACTS, LINEAGE_COLUMNS
+    from governance.storage import read_contiguous
 
-    raw = pl.read_parquet(inp["raw"])
+    raw = read_contiguous(inp["raw"])  # as Lake.read
+    rows_in, raw_bytes = raw.height, raw.estimated_size()
     refs = {name: pl.read_parquet(Path(inp["refs"]) / f"{name}.parquet") for name in REF_NAMES}
     ctx = Context(source="events", partition=inp["partition"], run_id=RUN_ID, now=NOW, references=refs)
     contract = CONTRACTS["events"]
@@ -283,14 +285,16 @@ def profile_polars(inp: dict) -> dict:
         peaks[rule] = _peak()
         last = now
 
-    result = apply_rules(raw, RULES["events"], ctx, key=contract.key,
+    handed_over = [raw]  # as clean_frame: the engine may free raw columns as it replaces them
+    del raw
+    result = apply_rules(handed_over.pop(), RULES["events"], ctx, key=contract.key,
                          record_columns=[*contract.column_names, *LINEAGE_COLUMNS], on_step=on_step)
     rules = [{"rule": o.rule, "action": o.action, "rows": o.rows, "steps": steps.get(o.rule, {}),
               "peak": peaks.get(o.rule, 0)} for o in result.outcomes]
     if "(end)" in steps:
         rules.append({"rule": "(end)", "action": "", "rows": result.clean.height, "steps": steps["(end)"],
                       "peak": peaks["(end)"]})
-    return {"rules": rules, "rows_in": raw.height, "raw_bytes": raw.estimated_size(), "start_peak": start_peak}
+    return {"rules": rules, "rows_in": rows_in, "raw_bytes": raw_bytes, "start_peak": start_peak}
 
 
 # ------------------------------------------------------------------------------------------------
