@@ -173,8 +173,26 @@ class Catalog:
         marker.write_text(f"{self.path}\n{sql}")
         return True
 
+    def _ensure_created(self) -> None:
+        """Create the catalog file atomically. DuckDB writes a new file's header after creating it, so
+        a second process opening the file in between finds "not a valid DuckDB database file"; an
+        empty database is made under a private name and linked into place (a link never replaces)."""
+        if self.path.exists():
+            return
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}-{random.randrange(1 << 30)}.tmp")
+        try:
+            duckdb.connect(str(tmp)).close()
+            try:
+                os.link(tmp, self.path)
+            except FileExistsError:
+                pass  # another process created it first
+        finally:
+            tmp.unlink(missing_ok=True)
+            tmp.with_name(tmp.name + ".wal").unlink(missing_ok=True)
+
     def _with_write_connection(self, action) -> None:
         """Run ``action`` on a short-lived read-write connection, waiting out other writers."""
+        self._ensure_created()
         deadline = time.monotonic() + self.lock_timeout_s
         delay = 0.05
         while True:
