@@ -10,28 +10,27 @@ teacher's decision boundary instead of re-learning it from noisy stars alone.
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import numpy as np
 
-from governance.labelling.encoder import cpu_has_bf16, token_lengths, torch_and_transformers
+from governance.labelling.encoder import cpu_has_bf16, torch_and_transformers
 from governance.labelling.metrics import macro_f1, sentiment_report, stars_to_class
 from governance.labelling.sentiment import (
     SentimentClassifier,
     TrainedSentiment,
     _build_net,
-    _length_grouped_batches,
-    _param_groups,
     _soft_targets,
+    apply_calibration,
     choose_fast_backend,
     class_weights,
+    fine_tune,
     fit_calibration,
-    apply_calibration,
     split_validation,
     star_logits_to_log3,
+    weighted_star_loss,
 )
 
 
@@ -82,61 +81,22 @@ def distill_sentiment(teacher: SentimentClassifier, texts: Sequence[str], rating
 
     targets = torch.tensor(_soft_targets(ratings, config.ordinal_smoothing))
     weights = torch.tensor(class_weights(ratings, config.class_weight_power))
-    lengths = token_lengths(teacher.tokenizer, texts, config.max_length)
-    opt = torch.optim.AdamW(_param_groups(net, config), weight_decay=config.weight_decay)
-    total_steps = math.ceil(len(texts) / batch_size) * epochs
-    warm = max(1, int(config.warmup_frac * total_steps))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total_steps - s) / max(1, total_steps - warm)))
-    bf16 = device.startswith("cuda") or cpu_has_bf16()
-    say(f"distilling layers {keep} of the teacher: {len(texts)} texts, {total_steps} steps, T={temperature}, "
-        f"alpha={alpha}, bf16={bf16}")
+    say(f"distilling layers {keep} of the teacher, T={temperature}, alpha={alpha}")
 
-    def val_score() -> tuple[float, np.ndarray]:
-        logits = student.star_logits(val_texts, backend="torch")
-        return macro_f1(stars_to_class(val_ratings), star_logits_to_log3(logits).argmax(1)), logits
+    def distillation_loss(logits, batch):
+        soft_teacher = torch.softmax(teacher_logits[batch].to(device) / temperature, -1)
+        kd = (soft_teacher * (torch.log(soft_teacher.clamp_min(1e-12))
+                              - torch.log_softmax(logits / temperature, -1))).sum(-1).mean() * temperature ** 2
+        ce = weighted_star_loss(logits, targets[batch].to(device), weights[batch].to(device))
+        return alpha * kd + (1 - alpha) * ce
 
-    history, epoch_seconds, best, step = [], [], (-1.0, None, 0), 0
-    for ep in range(epochs):
-        t0 = time.perf_counter()
-        net.train()
-        run_loss, seen = 0.0, 0
-        for b in _length_grouped_batches(lengths, batch_size, rng):
-            enc = teacher.tokenizer([texts[i] for i in b], padding=True, truncation=True,
-                                    max_length=config.max_length, return_tensors="pt").to(device)
-            with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
-                logits = net(enc["input_ids"], enc["attention_mask"]).float()
-            bt = torch.as_tensor(b)
-            soft_teacher = torch.softmax(teacher_logits[bt].to(device) / temperature, -1)
-            kd = (soft_teacher * (torch.log(soft_teacher.clamp_min(1e-12))
-                                  - torch.log_softmax(logits / temperature, -1))).sum(-1).mean() * temperature ** 2
-            w = weights[bt].to(device)
-            ce = (-(targets[bt].to(device) * torch.log_softmax(logits, -1)).sum(-1) * w).sum() / w.sum()
-            loss = alpha * kd + (1 - alpha) * ce
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            step += 1
-            run_loss += loss.item() * len(b)
-            seen += len(b)
-            if step % 50 == 0:
-                say(f"epoch {ep + 1} step {step}/{total_steps} loss {run_loss / seen:.4f} "
-                    f"{seen / (time.perf_counter() - t0):.1f} texts/s")
-        seconds = time.perf_counter() - t0
-        net.eval()
-        score, _ = val_score()
-        epoch_seconds.append(seconds)
-        history.append({"epoch": ep + 1, "steps": step, "loss": run_loss / max(seen, 1), "val_macro_f1": score,
-                        "seconds": seconds, "texts_per_second": seen / seconds})
-        say(f"epoch {ep + 1}: {seconds:.0f}s ({seen / seconds:.1f} texts/s), val macro-F1 (uncalibrated) {score:.3f}")
-        if score > best[0]:
-            best = (score, {k: v.detach().clone() for k, v in net.state_dict().items()}, ep + 1)
-    net.load_state_dict(best[1])
-    net.eval()
-    say(f"kept epoch {best[2]} (best validation macro-F1 {best[0]:.3f})")
-    _, logits_val = val_score()
+    def val_logits() -> np.ndarray:
+        return student.star_logits(val_texts, backend="torch")
+
+    epoch_seconds, history = fine_tune(
+        net, teacher.tokenizer, texts, config, device, rng, loss=distillation_loss, say=say,
+        val_score=lambda: macro_f1(stars_to_class(val_ratings), star_logits_to_log3(val_logits()).argmax(1)))
+    logits_val = val_logits()
     student.calibration = fit_calibration(logits_val, val_ratings)
     proba_val = apply_calibration(logits_val, student.calibration)
     backend_check = (choose_fast_backend(student, val_texts, val_ratings, proba_val, log_fn=say)
