@@ -21,6 +21,7 @@ import polars as pl
 
 from governance.integration.config import COUNT_COLUMNS, EVENT_TYPES
 from governance.integration.schemas import DAILY_TABLES, PRIMARY_KEYS, SCHEMAS
+from governance.quality.validation import gx_type_name
 
 COUNTS = list(COUNT_COLUMNS.values())
 DESCRIPTIONS = {
@@ -36,23 +37,6 @@ DESCRIPTIONS = {
     "catalog_findings": "Model-backed catalog findings for review: miscategorised and duplicate products.",
     "embedding_cache": "Text embeddings of products by content hash.",
 }
-
-
-def gx_type(dtype: pl.DataType) -> str:
-    """The GX type name a column has after the quality stage's polars → pandas conversion."""
-    if dtype == pl.String:
-        return "str"
-    if dtype.is_float():
-        return "float64"
-    if dtype.is_integer():
-        return str(dtype).lower()
-    if dtype == pl.Boolean:
-        return "bool"
-    if isinstance(dtype, pl.Datetime):
-        return "Timestamp" if dtype.time_zone else "datetime64"
-    if dtype == pl.Date:
-        return "datetime64"
-    return "object"
 
 
 def _e(expectation: str, notes: str, severity: str = "error", check_name: str | None = None, **kwargs) -> dict:
@@ -221,9 +205,9 @@ def build_suite(table: str) -> dict:
     exps = [_e("expect_table_columns_to_match_ordered_list",
                f"The columns of integrated.{table}, in order (governance/integration/schemas.py): a change here "
                "breaks every reader.", column_list=columns)]
-    exps += [_e("expect_column_values_to_be_of_type", f"{c} is stored as {dtype} (GX/pandas type {gx_type(dtype)}).",
-                column=c, type_=gx_type(dtype)) for c, dtype in schema.items()
-             if gx_type(dtype) != "object"]
+    exps += [_e("expect_column_values_to_be_of_type", f"{c} is stored as {dtype} (GX/pandas type {gx_type_name(dtype)}).",
+                column=c, type_=gx_type_name(dtype)) for c, dtype in schema.items()
+             if gx_type_name(dtype) != "object"]
     exps += _not_null(table, *key)
     if len(key) == 1:
         exps.append(_e("expect_column_values_to_be_unique", f"{key[0]} is the primary key of integrated.{table}.",
