@@ -1,66 +1,113 @@
-"""What runs the lifecycle unattended: jobs, a sensor on the landing zone, a daily schedule."""
+"""What runs the lifecycle: a job per stage step (the runs page reads as the lifecycle), the end-to-end
+daily and snapshot jobs, a sensor on the landing zone and a nightly schedule."""
 
+from __future__ import annotations
+
+import hashlib
 import json
 
 import dagster as dg
 
-from assets.partitions import daily
 from assets.resources import WarehouseResource
 from governance.collection import landed_files, landed_partitions
 from governance.contracts import CONTRACTS
 
 DAILY_SOURCES = [c.name for c in CONTRACTS.values() if c.partitioned]
 SNAPSHOT_SOURCES = [c.name for c in CONTRACTS.values() if not c.partitioned]
+#: the lifecycle stages (asset groups) in the order data flows through them
+STAGE_ORDER = ("collection", "cleaning", "labelling", "integration", "quality", "recommendation", "search",
+               "experiments")
+#: a stage runs in up to three steps: the snapshots its days need, its days, the snapshots built from its days
+STEPS = ("inputs", "daily", "rollups")
 
-def lifecycle_jobs(assets: list[dg.AssetsDefinition]) -> tuple:
-    """A job for one day of every daily-partitioned asset, and one for every snapshot asset."""
-    daily_keys = [k for a in assets if a.partitions_def == daily for k in a.keys]
-    snapshot_keys = [k for a in assets if a.partitions_def is None for k in a.keys]
-    daily_job = dg.define_asset_job(
-        "daily_lifecycle",
-        selection=dg.AssetSelection.assets(*daily_keys),
-        partitions_def=daily,
-        description="One day end to end: landing → raw → clean → labelled → integrated, with every check.",
-    )
-    snapshot_job = dg.define_asset_job(
-        "snapshots",
-        selection=dg.AssetSelection.assets(*snapshot_keys),
-        description="Every snapshot asset: catalog and users, models, profiles, the audit queue and the report.",
-    )
-    return daily_job, snapshot_job
+
+def stage_steps(graph, group: str) -> dict[str, list[dg.AssetKey]]:
+    """A stage's materializable assets by step (empty steps left out), each list in key order."""
+    keys = [k for k in graph.get_all_asset_keys() if graph.get(k).group_name == group and graph.get(k).is_materializable]
+    days = {k for k in keys if graph.get(k).partitions_def is not None}
+    snapshots = [k for k in keys if k not in days]
+    rollups = {k for k in snapshots if days & set(graph.get_ancestor_asset_keys(k))}
+    order = lambda ks: sorted(ks, key=lambda k: k.to_user_string())  # noqa: E731
+    steps = {"inputs": order(k for k in snapshots if k not in rollups), "daily": order(days), "rollups": order(rollups)}
+    return {step: ks for step, ks in steps.items() if ks}
+
+
+def step_job_name(group: str, step: str) -> str:
+    return f"{group}_{step}"
+
+
+def lifecycle_jobs(stages: dg.Definitions, daily: dg.PartitionsDefinition) -> list:
+    """One job per stage step, tagged with its stage, and the end-to-end `daily_lifecycle` and `snapshots`."""
+    graph = stages.resolve_asset_graph()
+    groups = sorted({graph.get(k).group_name for k in graph.get_all_asset_keys() if graph.get(k).is_materializable},
+                    key=lambda g: (STAGE_ORDER.index(g) if g in STAGE_ORDER else len(STAGE_ORDER), g))
+    jobs = []
+    for group in groups:
+        for step, keys in stage_steps(graph, group).items():
+            selection = dg.AssetSelection.assets(*keys)
+            jobs.append(dg.define_asset_job(
+                step_job_name(group, step), selection=selection, partitions_def=daily if step == "daily" else None,
+                tags={"stage": group, "step": step},
+                description=f"Stage {group}: {'one day of ' if step == 'daily' else ''}"
+                            f"{', '.join(k.to_user_string() for k in keys)} with their checks."))
+    all_keys = [k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable]
+    daily_keys = [k for k in all_keys if graph.get(k).partitions_def is not None]
+    snapshot_keys = [k for k in all_keys if graph.get(k).partitions_def is None]
+    jobs.append(dg.define_asset_job(
+        "daily_lifecycle", selection=dg.AssetSelection.assets(*daily_keys), partitions_def=daily,
+        tags={"stage": "lifecycle"},
+        description="One day end to end: landing → raw → clean → labelled → integrated, with every check."))
+    jobs.append(dg.define_asset_job(
+        "snapshots", selection=dg.AssetSelection.assets(*snapshot_keys), tags={"stage": "snapshots"},
+        description="Every snapshot asset: catalog and users, models, profiles, the audit queue and the report."))
+    return jobs
+
+
+def run_key(scope: str, state) -> str:
+    """A run key that is the same in every process for the same landed files (never Python's ``hash``)."""
+    digest = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{scope}:{digest}"
 
 
 def _fingerprint(warehouse: WarehouseResource, source: str, day: str | None) -> list[list]:
     return [[p.name, p.stat().st_size, int(p.stat().st_mtime)] for p in landed_files(warehouse.landing, source, day)]
 
 
-def automation(assets: list[dg.AssetsDefinition]) -> tuple[list, list, list]:
-    """Jobs, sensors and schedules that run the lifecycle unattended."""
-    daily_job, snapshot_job = lifecycle_jobs(assets)
-
+def landing_zone_sensor(daily: dg.PartitionsDefinition, daily_job, snapshot_job) -> dg.SensorDefinition:
     @dg.sensor(jobs=[daily_job, snapshot_job], minimum_interval_seconds=60,
-               description="Watches data/landing: a new or changed file for a day runs that day's partition end to "
-                           "end; new catalog or user files refresh the snapshots.")
+               description="Watches the landing zone: a new or changed file for a day runs that day's partition end "
+                           "to end; new catalog or user files refresh the snapshots. Turn it on in the UI "
+                           "(Automation → landing_zone_sensor) or with `dagster sensor start landing_zone_sensor`.")
     def landing_zone_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
         seen = json.loads(context.cursor) if context.cursor else {}
         requests = []
         snapshot_state = {s: _fingerprint(warehouse, s, None) for s in SNAPSHOT_SOURCES}
         if snapshot_state != seen.get("snapshots"):
-            requests.append(dg.RunRequest(run_key=f"snapshots:{hash(json.dumps(snapshot_state))}",
-                                          job_name=snapshot_job.name))
+            requests.append(dg.RunRequest(run_key=run_key("snapshots", snapshot_state), job_name=snapshot_job.name))
             seen["snapshots"] = snapshot_state
         valid = set(daily.get_partition_keys())
         for day in sorted({d for s in DAILY_SOURCES for d in landed_partitions(warehouse.landing, s)}):
             if day not in valid:
-                context.log.warning(f"landing folder {day} is outside the partitions ({daily.start:%Y-%m-%d} on)")
+                context.log.warning(f"landing folder {day} is outside the partitions: reload the code location so "
+                                    "the partitions cover the newly landed days")
                 continue
             state = {s: _fingerprint(warehouse, s, day) for s in DAILY_SOURCES}
             if state != seen.get(day):
-                requests.append(dg.RunRequest(run_key=f"{day}:{hash(json.dumps(state))}", partition_key=day,
-                                              job_name=daily_job.name))
+                requests.append(dg.RunRequest(run_key=run_key(day, state), partition_key=day, job_name=daily_job.name))
                 seen[day] = state
-        return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen))
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen, sort_keys=True))
 
+    return landing_zone_sensor
+
+
+def stage_definitions(daily: dg.PartitionsDefinition, stages: dg.Definitions) -> dg.Definitions:
+    """Jobs over the merged stages, the landing-zone sensor and the nightly schedule."""
+    jobs = lifecycle_jobs(stages, daily)
+    daily_job = next(j for j in jobs if j.name == "daily_lifecycle")
+    snapshot_job = next(j for j in jobs if j.name == "snapshots")
     nightly = dg.build_schedule_from_partitioned_job(
-        daily_job, hour_of_day=2, description="Every night at 02:00 UTC: yesterday's partition end to end.")
-    return [daily_job, snapshot_job], [landing_zone_sensor], [nightly]
+        daily_job, hour_of_day=2, name="nightly_lifecycle",
+        description="Every night at 02:00 UTC: yesterday's partition end to end. Turn it on in the UI "
+                    "(Automation → nightly_lifecycle) or with `dagster schedule start nightly_lifecycle`.")
+    return dg.Definitions(jobs=jobs, sensors=[landing_zone_sensor(daily, daily_job, snapshot_job)],
+                          schedules=[nightly])

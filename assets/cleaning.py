@@ -7,8 +7,8 @@ import dagster as dg
 import polars as pl
 
 from assets.metadata import counts_table, markdown_table, table_schema, top_reasons
-from assets.partitions import daily
 from assets.resources import WarehouseResource
+from assets.suite_checks import suite_checks
 from governance.cleaning import REFERENCES, RULES, clean_partition
 from governance.cleaning.conservation import cleaning_conservation
 from governance.contracts import CONTRACTS, SourceContract
@@ -23,7 +23,8 @@ def _rules_markdown(source: str) -> str:
     return "\n".join(lines)
 
 
-def clean_asset(contract: SourceContract) -> tuple[dg.AssetsDefinition, dg.AssetChecksDefinition]:
+def clean_asset(contract: SourceContract, daily: dg.PartitionsDefinition
+                ) -> tuple[dg.AssetsDefinition, dg.AssetChecksDefinition]:
     source = contract.name
     deps = [dg.AssetKey(["clean", ref]) for ref in REFERENCES[source] if ref in CONTRACTS]
 
@@ -97,6 +98,9 @@ def clean_asset(contract: SourceContract) -> tuple[dg.AssetsDefinition, dg.Asset
     return _clean, _conserved
 
 
-_built = [clean_asset(c) for c in CONTRACTS.values()]
-clean_assets = [a for a, _ in _built]
-clean_checks = [c for _, c in _built]
+def stage_definitions(daily: dg.PartitionsDefinition) -> dg.Definitions:
+    """One clean asset per source, each with its conservation check and its GX suite beside it."""
+    built = [clean_asset(c, daily) for c in CONTRACTS.values()]
+    suites = [suite_checks(["clean", c.name], daily if c.partitioned else None) for c in CONTRACTS.values()]
+    return dg.Definitions(assets=[a for a, _ in built],
+                          asset_checks=[c for _, c in built] + [s for s in suites if s is not None])

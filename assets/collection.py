@@ -6,14 +6,13 @@ import dagster as dg
 import polars as pl
 
 from assets.metadata import counts_table, markdown_table, table_schema, top_reasons
-from assets.partitions import daily
 from assets.resources import WarehouseResource
 from governance.collection import ingest_partition
 from governance.contracts import CONTRACTS, SourceContract
 
 GROUP = "collection"
 
-def raw_asset(contract: SourceContract) -> dg.AssetsDefinition:
+def raw_asset(contract: SourceContract, daily: dg.PartitionsDefinition) -> dg.AssetsDefinition:
     @dg.asset(
         key=["raw", contract.name],
         group_name=GROUP,
@@ -74,4 +73,6 @@ def raw_asset(contract: SourceContract) -> dg.AssetsDefinition:
 
     return _raw
 
-raw_assets = [raw_asset(c) for c in CONTRACTS.values()]
+def stage_definitions(daily: dg.PartitionsDefinition) -> dg.Definitions:
+    """One raw asset per source contract."""
+    return dg.Definitions(assets=[raw_asset(c, daily) for c in CONTRACTS.values()])

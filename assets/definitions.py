@@ -1,31 +1,33 @@
-"""The code location: gathers every stage's assets, checks, resources, sensors and schedules."""
+"""The code location: every lifecycle stage's definitions, merged, over resources built from the settings.
+
+Loaded lazily (``@dg.definitions``): the settings — and the daily partitions, which follow the days
+that landed — are read when the code location loads, never at import.
+"""
 
 import dagster as dg
 
-from assets.automation import automation
-from assets.cleaning import clean_assets, clean_checks
-from assets.collection import raw_assets
-from assets.integration import integration_assets, integration_checks
-from assets.labelling import labelling_assets
-from assets.partitions import daily
-from assets.quality import SUITES_DIR, QualityStoreResource, quality_assets, quality_checks, quality_sensors, suite_checks_for
-from assets.resources import WarehouseResource
-from governance.integration import DAILY_TABLES
+from assets import automation, cleaning, collection, integration, labelling, quality
+from assets.partitions import daily_partitions
+from assets.resources import governance_resources
+from governance.settings import Settings
 
-#: the integrated tables' GX suites run the same way as the clean tables' suites
-integrated_suite_checks = [
-    suite_checks_for(["integrated", path.stem.split(".", 1)[1]], path.stem,
-                     daily if path.stem.split(".", 1)[1] in DAILY_TABLES else None, path)
-    for path in sorted(SUITES_DIR.glob("integrated.*.json"))
-]
-ASSETS = [*raw_assets, *clean_assets, *labelling_assets, *integration_assets, *quality_assets]
-jobs, sensors, schedules = automation(ASSETS)
+#: the lifecycle stages in the order data flows through them; each module's ``stage_definitions(daily)``
+STAGES = (collection, cleaning, labelling, integration, quality)
 
-defs = dg.Definitions(
-    assets=ASSETS,
-    asset_checks=[*clean_checks, *integration_checks, *quality_checks, *integrated_suite_checks],
-    jobs=jobs,
-    sensors=[*sensors, *quality_sensors],
-    schedules=schedules,
-    resources={"warehouse": WarehouseResource(), "quality_store": QualityStoreResource()},
-)
+
+def build_definitions(**overrides) -> dg.Definitions:
+    """Every stage's assets and checks, the jobs, sensors and schedules, and the resources.
+
+    ``overrides`` are settings (``Settings.load``'s names, e.g. ``data_root``): they fix the daily
+    partitions and configure every resource, so a test names its data root once.
+    """
+    settings = Settings.load(**overrides)
+    daily = daily_partitions(settings)
+    stages = dg.Definitions.merge(*(stage.stage_definitions(daily) for stage in STAGES),
+                                  dg.Definitions(resources=governance_resources(**overrides)))
+    return dg.Definitions.merge(stages, automation.stage_definitions(daily, stages))
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions()

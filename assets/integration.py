@@ -21,12 +21,11 @@ import dagster as dg
 import polars as pl
 
 from assets.metadata import counts_table, markdown_table, table_schema, top_reasons
-from assets.partitions import daily
 from assets.resources import WarehouseResource
+from assets.suite_checks import suite_checks
 from governance.integration import checks as C
 from governance.integration import consistency as K
-from governance.integration.config import config_from_env
-from governance.integration.identity import UserLookup
+from governance.integration import lake_checks as L
 from governance.integration.pipeline import (
     DaySource,
     build_catalog,
@@ -38,12 +37,10 @@ from governance.integration.pipeline import (
     integrate_query_clicks_day,
     integrate_sessions_day,
     load_lookups,
-    read_all_daily,
     write_catalog,
     write_identity,
 )
-from governance.integration.profiles import review_facts
-from governance.integration.schemas import PRIMARY_KEYS
+from governance.integration.schemas import DAILY_TABLES, PRIMARY_KEYS
 
 GROUP = "integration"
 LAYER = "integrated"
@@ -123,7 +120,7 @@ def _register(warehouse: WarehouseResource, *tables: str, layer: str = LAYER) ->
     ),
 )
 def user_keys(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    result = build_identity(warehouse.lake, config_from_env())
+    result = build_identity(warehouse.lake, warehouse.config.integration_config())
     write_identity(warehouse.lake, result)
     _register(warehouse, "user_keys")
     m = result.user_keys
@@ -190,136 +187,139 @@ def product_catalog(context: dg.AssetExecutionContext, warehouse: WarehouseResou
 
 
 def _source(warehouse: WarehouseResource, context) -> DaySource:
-    users, product_keys = load_lookups(warehouse.lake, config_from_env())
+    users, product_keys = load_lookups(warehouse.lake, warehouse.config.integration_config())
     return DaySource(warehouse.lake, users, product_keys, run_id=context.run.run_id, now=datetime.now(UTC))
 
 
 _SNAPSHOT_DEPS = [key("user_keys"), key("product_keys")]
 
 
-@dg.multi_asset(
-    partitions_def=daily,
-    specs=[
-        dg.AssetSpec(key("interactions"), group_name=GROUP, deps=[clean("events"), *_SNAPSHOT_DEPS], kinds=KINDS,
-                     owners=OWNERS, tags=TAGS, description=(
-                         "The recommender's training table: one row per user × product × day with counts per event "
-                         "type, units, revenue and an implicit-feedback `weight` = Σ coefficient × count (defaults "
-                         "view 1, click 3, add-to-cart 5, purchase 10; optional exponential decay in "
-                         "`weight_decayed`). Every clean event of the day is counted here or quarantined in "
-                         "`quarantine.events` (stage 'integration') with its reason — anonymous events included.")),
-        dg.AssetSpec(key("product_activity"), group_name=GROUP, deps=[clean("events"), *_SNAPSHOT_DEPS], kinds=KINDS,
-                     owners=OWNERS, tags=TAGS, description=(
-                         "One row per product × day: views, clicks, add-to-carts, purchases, units, revenue, "
-                         "sessions and users over every admitted event (anonymous ones too); the daily partial "
-                         "behind `integrated.products`.")),
-    ],
-)
-def daily_interactions(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    day = context.partition_key
-    config = config_from_env()
-    result = integrate_events_day(warehouse.lake, day, _source(warehouse, context), config)
-    _register(warehouse, "interactions", "product_activity")
-    _register(warehouse, "events", layer="quarantine")
-    rec = result.reconciliation
-    context.log.info(f"{day}: {rec.clean_events:,} clean events → {rec.in_interactions:,} in interactions, "
-                     f"{rec.quarantined_total:,} quarantined ({rec.quarantined})")
-    inter = result.interactions
-    yield dg.MaterializeResult(asset_key=key("interactions"), metadata={
-        **_table_metadata(inter, "interactions", warehouse, day),
-        "clean_events": rec.clean_events,
-        "events_counted": rec.in_interactions,
-        "events_quarantined": rec.quarantined_total,
-        "reconciliation": _dict_table({"clean events": rec.clean_events, "counted in interactions": rec.in_interactions,
-                                       **{f"quarantined: {r}": n for r, n in rec.quarantined.items()},
-                                       "difference": rec.clean_events - rec.in_interactions - rec.quarantined_total},
-                                      "events", "rows"),
-        "quarantined_by_rule": counts_table(rec.quarantined),
-        "top_quarantine_reasons": top_reasons(result.quarantine.filter(pl.col("rule") != "anonymous_event")),
-        "orphan_events": rec.quarantined.get("unknown_user", 0) + rec.quarantined.get("unknown_product", 0),
-        "distinct_users": inter["user_key"].n_unique(),
-        "distinct_products": inter["product_id"].n_unique(),
-        "total_weight": float(inter["weight"].sum()),
-        "weights": dg.MetadataValue.json(config.weights),
-        "half_life_days": config.half_life_days if config.half_life_days is not None else "no decay",
-    })
-    act = result.product_activity
-    yield dg.MaterializeResult(asset_key=key("product_activity"), metadata={
-        **_table_metadata(act, "product_activity", warehouse, day),
-        "events": int(act["events"].sum()),
-        "anonymous_events": int(act["anonymous_events"].sum()),
-        "products_active": act.height,
-        "revenue": round(float(act["revenue"].sum()), 2),
-    })
+def daily_integration_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The daily integrated tables: interactions + product activity, sessions, query clicks."""
 
+    @dg.multi_asset(
+        partitions_def=daily,
+        specs=[
+            dg.AssetSpec(key("interactions"), group_name=GROUP, deps=[clean("events"), *_SNAPSHOT_DEPS], kinds=KINDS,
+                         owners=OWNERS, tags=TAGS, description=(
+                             "The recommender's training table: one row per user × product × day with counts per event "
+                             "type, units, revenue and an implicit-feedback `weight` = Σ coefficient × count (defaults "
+                             "view 1, click 3, add-to-cart 5, purchase 10; optional exponential decay in "
+                             "`weight_decayed`). Every clean event of the day is counted here or quarantined in "
+                             "`quarantine.events` (stage 'integration') with its reason — anonymous events included.")),
+            dg.AssetSpec(key("product_activity"), group_name=GROUP, deps=[clean("events"), *_SNAPSHOT_DEPS], kinds=KINDS,
+                         owners=OWNERS, tags=TAGS, description=(
+                             "One row per product × day: views, clicks, add-to-carts, purchases, units, revenue, "
+                             "sessions and users over every admitted event (anonymous ones too); the daily partial "
+                             "behind `integrated.products`.")),
+        ],
+    )
+    def daily_interactions(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
+        day = context.partition_key
+        config = warehouse.config.integration_config()
+        result = integrate_events_day(warehouse.lake, day, _source(warehouse, context), config)
+        _register(warehouse, "interactions", "product_activity")
+        _register(warehouse, "events", layer="quarantine")
+        rec = result.reconciliation
+        context.log.info(f"{day}: {rec.clean_events:,} clean events → {rec.in_interactions:,} in interactions, "
+                         f"{rec.quarantined_total:,} quarantined ({rec.quarantined})")
+        inter = result.interactions
+        yield dg.MaterializeResult(asset_key=key("interactions"), metadata={
+            **_table_metadata(inter, "interactions", warehouse, day),
+            "clean_events": rec.clean_events,
+            "events_counted": rec.in_interactions,
+            "events_quarantined": rec.quarantined_total,
+            "reconciliation": _dict_table({"clean events": rec.clean_events, "counted in interactions": rec.in_interactions,
+                                           **{f"quarantined: {r}": n for r, n in rec.quarantined.items()},
+                                           "difference": rec.clean_events - rec.in_interactions - rec.quarantined_total},
+                                          "events", "rows"),
+            "quarantined_by_rule": counts_table(rec.quarantined),
+            "top_quarantine_reasons": top_reasons(result.quarantine.filter(pl.col("rule") != "anonymous_event")),
+            "orphan_events": rec.quarantined.get("unknown_user", 0) + rec.quarantined.get("unknown_product", 0),
+            "distinct_users": inter["user_key"].n_unique(),
+            "distinct_products": inter["product_id"].n_unique(),
+            "total_weight": float(inter["weight"].sum()),
+            "weights": dg.MetadataValue.json(config.weights),
+            "half_life_days": config.half_life_days if config.half_life_days is not None else "no decay",
+        })
+        act = result.product_activity
+        yield dg.MaterializeResult(asset_key=key("product_activity"), metadata={
+            **_table_metadata(act, "product_activity", warehouse, day),
+            "events": int(act["events"].sum()),
+            "anonymous_events": int(act["anonymous_events"].sum()),
+            "products_active": act.height,
+            "revenue": round(float(act["revenue"].sum()), 2),
+        })
 
-@dg.asset(
-    key=key("sessions"),
-    group_name=GROUP,
-    partitions_def=daily,
-    deps=[dg.AssetDep(clean("events"), partition_mapping=_window(-1, 1)),
-          dg.AssetDep(clean("queries"), partition_mapping=_window(-1, 1)), *_SNAPSHOT_DEPS],
-    kinds=KINDS,
-    owners=OWNERS,
-    tags=TAGS,
-    description=(
-        "One row per session, in the partition of the day of its first event or query: start, end, duration, "
-        "event counts by type, units, revenue, products, queries issued, converted or not. Reads days D-1 (which "
-        "sessions started earlier), D and D+1 (sessions crossing midnight). `user_key` is null for anonymous "
-        "sessions."
-    ),
-)
-def sessions(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    day = context.partition_key
-    result = integrate_sessions_day(warehouse.lake, day, _source(warehouse, context))
-    _register(warehouse, "sessions")
-    s = result.sessions
-    if result.events_beyond_window:
-        context.log.warning(f"{result.events_beyond_window} events of {day}+1 belong to sessions that started "
-                            f"before {day}; sessions span at most two calendar days")
-    return dg.MaterializeResult(metadata={
-        **_table_metadata(s, "sessions", warehouse, day),
-        "events_counted": result.events_counted,
-        "events_in_earlier_sessions": result.events_in_earlier_sessions,
-        "events_beyond_window": result.events_beyond_window,
-        "anonymous_sessions": int(s["is_anonymous"].sum()),
-        "converted_sessions": int(s["converted"].sum()),
-        "conversion_rate": round(float(s["converted"].mean()), 4) if s.height else 0.0,
-        "sessions_with_queries": int((s["queries"] > 0).sum()),
-        "sessions_spanning_days": int(s["spans_days"].sum()),
-        "sessions_with_user_conflict": int(s["user_conflict"].sum()),
-        "median_duration_s": float(s["duration_s"].median() or 0.0),
-    })
+    @dg.asset(
+        key=key("sessions"),
+        group_name=GROUP,
+        partitions_def=daily,
+        deps=[dg.AssetDep(clean("events"), partition_mapping=_window(-1, 1)),
+              dg.AssetDep(clean("queries"), partition_mapping=_window(-1, 1)), *_SNAPSHOT_DEPS],
+        kinds=KINDS,
+        owners=OWNERS,
+        tags=TAGS,
+        description=(
+            "One row per session, in the partition of the day of its first event or query: start, end, duration, "
+            "event counts by type, units, revenue, products, queries issued, converted or not. Reads days D-1 (which "
+            "sessions started earlier), D and D+1 (sessions crossing midnight). `user_key` is null for anonymous "
+            "sessions."
+        ),
+    )
+    def sessions(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        day = context.partition_key
+        result = integrate_sessions_day(warehouse.lake, day, _source(warehouse, context))
+        _register(warehouse, "sessions")
+        s = result.sessions
+        if result.events_beyond_window:
+            context.log.warning(f"{result.events_beyond_window} events of {day}+1 belong to sessions that started "
+                                f"before {day}; sessions span at most two calendar days")
+        return dg.MaterializeResult(metadata={
+            **_table_metadata(s, "sessions", warehouse, day),
+            "events_counted": result.events_counted,
+            "events_in_earlier_sessions": result.events_in_earlier_sessions,
+            "events_beyond_window": result.events_beyond_window,
+            "anonymous_sessions": int(s["is_anonymous"].sum()),
+            "converted_sessions": int(s["converted"].sum()),
+            "conversion_rate": round(float(s["converted"].mean()), 4) if s.height else 0.0,
+            "sessions_with_queries": int((s["queries"] > 0).sum()),
+            "sessions_spanning_days": int(s["spans_days"].sum()),
+            "sessions_with_user_conflict": int(s["user_conflict"].sum()),
+            "median_duration_s": float(s["duration_s"].median() or 0.0),
+        })
 
+    @dg.asset(
+        key=key("query_clicks"),
+        group_name=GROUP,
+        partitions_def=daily,
+        deps=[dg.AssetDep(clean("queries"), partition_mapping=_window(0, 1)),
+              dg.AssetDep(clean("events"), partition_mapping=_window(0, 1)), *_SNAPSHOT_DEPS],
+        kinds=KINDS,
+        owners=OWNERS,
+        tags=TAGS,
+        description=(
+            "Search query → the products clicked, carted or bought after it in the same session (each event is "
+            "attributed to the latest earlier query of its session): one row per query × product with counts, the "
+            "first action time and seconds to it."
+        ),
+    )
+    def query_clicks(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
+        day = context.partition_key
+        result = integrate_query_clicks_day(warehouse.lake, day, _source(warehouse, context))
+        _register(warehouse, "query_clicks")
+        q = result.query_clicks
+        return dg.MaterializeResult(metadata={
+            **_table_metadata(q, "query_clicks", warehouse, day),
+            "queries": result.queries,
+            "queries_with_action": result.queries_with_action,
+            "queries_without_action": result.queries - result.queries_with_action,
+            "action_rate": round(result.queries_with_action / result.queries, 4) if result.queries else 0.0,
+            "events_attributed_to_queries": result.events_attributed,
+            "purchases_after_query": int(q["purchases"].sum()),
+        })
 
-@dg.asset(
-    key=key("query_clicks"),
-    group_name=GROUP,
-    partitions_def=daily,
-    deps=[dg.AssetDep(clean("queries"), partition_mapping=_window(0, 1)),
-          dg.AssetDep(clean("events"), partition_mapping=_window(0, 1)), *_SNAPSHOT_DEPS],
-    kinds=KINDS,
-    owners=OWNERS,
-    tags=TAGS,
-    description=(
-        "Search query → the products clicked, carted or bought after it in the same session (each event is "
-        "attributed to the latest earlier query of its session): one row per query × product with counts, the "
-        "first action time and seconds to it."
-    ),
-)
-def query_clicks(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    day = context.partition_key
-    result = integrate_query_clicks_day(warehouse.lake, day, _source(warehouse, context))
-    _register(warehouse, "query_clicks")
-    q = result.query_clicks
-    return dg.MaterializeResult(metadata={
-        **_table_metadata(q, "query_clicks", warehouse, day),
-        "queries": result.queries,
-        "queries_with_action": result.queries_with_action,
-        "queries_without_action": result.queries - result.queries_with_action,
-        "action_rate": round(result.queries_with_action / result.queries, 4) if result.queries else 0.0,
-        "events_attributed_to_queries": result.events_attributed,
-        "purchases_after_query": int(q["purchases"].sum()),
-    })
+    return [daily_interactions, sessions, query_clicks]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,7 +350,7 @@ def _incremental_md(info) -> dg.MetadataValue:
     ),
 )
 def products(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    frame, info = build_products_snapshot(warehouse.lake, config_from_env())
+    frame, info = build_products_snapshot(warehouse.lake, warehouse.config.integration_config())
     warehouse.lake.write(LAYER, "products", frame)
     _register(warehouse, "products")
     context.log.info(f"products: {info.mode} ({info.reason}); {info.affected_keys} of {info.total_keys} re-aggregated")
@@ -383,7 +383,7 @@ def products(context: dg.AssetExecutionContext, warehouse: WarehouseResource) ->
     ),
 )
 def users(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    frame, info = build_users_snapshot(warehouse.lake, config_from_env())
+    frame, info = build_users_snapshot(warehouse.lake, warehouse.config.integration_config())
     warehouse.lake.write(LAYER, "users", frame)
     _register(warehouse, "users")
     context.log.info(f"users: {info.mode} ({info.reason}); {info.affected_keys} of {info.total_keys} re-aggregated")
@@ -416,7 +416,7 @@ def users(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg
     ],
 )
 def catalog_findings(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    result = build_catalog_findings(warehouse.lake, config_from_env())
+    result = build_catalog_findings(warehouse.lake, warehouse.config.integration_config())
     _register(warehouse, "catalog_findings", "embedding_cache")
     f = result.findings
     emb = result.embedded
@@ -445,208 +445,149 @@ def catalog_findings(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     })
 
 
-integration_assets = [user_keys, product_catalog, daily_interactions, sessions, query_clicks, products, users,
-                      catalog_findings]
-
-
 # ---------------------------------------------------------------------------------------------
-# checks
+# checks: beside the assets they check; each body is one call into governance.integration.lake_checks
 
 
-def _result(outcome: C.CheckOutcome, severity=dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:
+def _result(outcome: C.CheckOutcome) -> dg.AssetCheckResult:
     metadata = {k: (dg.MetadataValue.json(v) if isinstance(v, dict) else v) for k, v in outcome.figures.items()}
     if outcome.examples is not None and outcome.examples.height:
         metadata["examples"] = markdown_table(outcome.examples, rows=C.EXAMPLES)
-    return dg.AssetCheckResult(passed=outcome.passed, severity=severity, metadata=metadata,
+    return dg.AssetCheckResult(passed=outcome.passed, severity=dg.AssetCheckSeverity.ERROR, metadata=metadata,
                                description=outcome.description)
 
 
-def _finding_result(finding: K.Finding) -> dg.AssetCheckResult:
+def _finding_result(finding: K.Finding, check_name: str | None = None) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
-        passed=finding.count == 0, severity=dg.AssetCheckSeverity.WARN, description=finding.summary(),
+        check_name=check_name, passed=finding.count == 0, severity=dg.AssetCheckSeverity.WARN,
+        description=finding.summary(),
         metadata={"count": finding.count, "out_of": finding.out_of, "share": round(finding.share, 6),
                   "unit": finding.unit, "examples": markdown_table(finding.examples, rows=K.EXAMPLES)})
 
 
-def _daily_blocking(table: str, asset_key: dg.AssetKey, with_ri: bool = True) -> list[dg.AssetChecksDefinition]:
-    defs = []
-
-    @dg.asset_check(asset=asset_key, name="primary_key_unique", blocking=True, partitions_def=daily,
-                    description=f"({', '.join(PRIMARY_KEYS[table])}) is unique and never null in the partition.")
-    def _pk(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        return _result(C.primary_key(warehouse.lake.read(LAYER, table, context.partition_key), table))
-
-    defs.append(_pk)
-
-    @dg.asset_check(asset=asset_key, name="aggregates_possible", blocking=True, partitions_def=daily,
-                    description="No negative counts or amounts; counts by type add up to events; no impossible "
-                                "combinations (units without purchases, first event after last, ...).")
-    def _agg(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        return _result(C.aggregates_possible(warehouse.lake, table, context.partition_key))
-
-    defs.append(_agg)
-    if with_ri:
-        @dg.asset_check(asset=asset_key, name="references_exist", blocking=True, partitions_def=daily,
-                        description="Every user_key is a known identity (integrated.user_keys, or a behaviour-only "
-                                    "user of the day's clean data) and every product_id is in the catalog.")
-        def _ri(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-            lake = warehouse.lake
-            config = config_from_env()
-            lookup = UserLookup.from_mapping(lake.read(LAYER, "user_keys"), config)
-            product_ids = lake.read(LAYER, "product_history").select("product_id").unique()["product_id"]
-            return _result(C.referential_integrity_daily(lake, table, context.partition_key, lookup, product_ids))
-
-        defs.append(_ri)
-    return defs
+AGGREGATES_POSSIBLE = "aggregates_possible"
+REFERENCES_EXIST = "references_exist"
+RECONCILES_WITH_CLEAN = "reconciles_with_clean"
+EVERY_REFERENCE_RESOLVES = "every_reference_resolves"
+EVENT_FINDINGS = ("purchase_price_matches_catalog", "purchases_follow_interest")
 
 
-@dg.asset_check(asset=key("interactions"), name="reconciles_with_clean", blocking=True, partitions_def=daily,
-                description="clean events of the day = events counted in interactions + events quarantined here, "
-                            "each with a reason; product_activity = interactions + anonymous events.")
-def interactions_reconcile(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    return _result(C.events_reconciliation(warehouse.lake, context.partition_key))
-
-
-@dg.asset_check(asset=key("interactions"), name="purchase_price_matches_catalog", partitions_def=daily,
-                description="Warn: purchases whose price differs from the catalog price valid at that time "
-                            "(integrated.product_history) beyond the tolerance.")
-def price_vs_catalog(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    lake = warehouse.lake
-    config = config_from_env()
-    users_lookup, product_keys = load_lookups(lake, config)
-    source = DaySource(lake, users_lookup, product_keys)
-    admitted = source.admitted(context.partition_key)
-    history = lake.read(LAYER, "product_history")
-    return _finding_result(K.price_mismatches(admitted, history, config))
-
-
-@dg.asset_check(asset=key("interactions"), name="purchases_follow_interest", partitions_def=daily,
-                description="Warn: purchases with no earlier view or add-to-cart of the product in the session.")
-def purchases_follow_interest(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-                              ) -> dg.AssetCheckResult:
-    from governance.integration.pipeline import shift_day
-
-    lake = warehouse.lake
-    users_lookup, product_keys = load_lookups(lake, config_from_env())
-    source = DaySource(lake, users_lookup, product_keys)
-    day = context.partition_key
-    return _finding_result(K.purchases_without_interest(source.admitted(day), source.admitted(shift_day(day, -1))))
-
-
-@dg.asset_check(asset=key("sessions"), name="session_durations_possible", partitions_def=daily,
-                description="Warn: sessions longer than the configured maximum (default 12 h).")
-def session_durations(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    return _finding_result(K.impossible_sessions(warehouse.lake.read(LAYER, "sessions", context.partition_key),
-                                                 config_from_env()))
-
-
-def _snapshot_blocking(table: str, referenced: str | None) -> list[dg.AssetChecksDefinition]:
+def daily_integration_checks(daily: dg.PartitionsDefinition) -> list[dg.AssetChecksDefinition]:
+    """Blocking structure checks of each daily table, and the day's warning findings."""
     out = []
+    for table in ("interactions", "product_activity", "sessions", "query_clicks"):
+        out += [_aggregates_check(table, daily), _references_check(table, daily)]
 
-    @dg.asset_check(asset=key(table), name="primary_key_unique", blocking=True,
-                    description=f"({', '.join(PRIMARY_KEYS[table])}) is unique and never null.")
-    def _pk(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        return _result(C.primary_key(warehouse.lake.read(LAYER, table), table))
+    @dg.asset_check(asset=key("interactions"), name=RECONCILES_WITH_CLEAN, blocking=True, partitions_def=daily,
+                    description="clean events of the day = events counted in interactions + events routed aside "
+                                "or quarantined here, each with a reason; product_activity = interactions + "
+                                "anonymous events.")
+    def interactions_reconcile(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+                               ) -> dg.AssetCheckResult:
+        return _result(C.events_reconciliation(warehouse.lake, context.partition_key))
 
-    out.append(_pk)
-    if table in ("products", "users"):
-        @dg.asset_check(asset=key(table), name="aggregates_possible", blocking=True,
-                        description="No negative or impossible aggregates (rates and shares in [0, 1], ratings in "
-                                    "[1, 5], sentiment in [-1, 1], orders ≤ sessions, ...).")
-        def _agg(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-            return _result(C.aggregates_possible(warehouse.lake, table))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # partitioned check specs are a Dagster preview feature
+        specs = [
+            dg.AssetCheckSpec(EVENT_FINDINGS[0], asset=key("interactions"), partitions_def=daily,
+                              description="Warn: purchases whose price differs from the catalog price valid at that "
+                                          "time (integrated.product_history) beyond the tolerance."),
+            dg.AssetCheckSpec(EVENT_FINDINGS[1], asset=key("interactions"), partitions_def=daily,
+                              description="Warn: purchases with no earlier view or add-to-cart of the product in the "
+                                          "session."),
+        ]
 
-        out.append(_agg)
-    if referenced:
-        @dg.asset_check(asset=key(table), name="every_reference_resolves", blocking=True,
-                        description=f"Every {referenced} in interactions, product_activity, sessions and "
-                                    f"query_clicks (all days) exists in integrated.{table}.")
-        def _refs(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-            return _result(C.referential_integrity_snapshot(warehouse.lake, table, table, referenced))
+    @dg.multi_asset_check(specs=specs, name="interactions_event_findings", can_subset=True)
+    def event_findings(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+        found = L.event_findings(warehouse.lake, context.partition_key, warehouse.config.integration_config())
+        for name, finding in found.items():
+            if dg.AssetCheckKey(key("interactions"), name) in context.selected_asset_check_keys:
+                yield _finding_result(finding, name)
 
-        out.append(_refs)
-    return out
+    @dg.asset_check(asset=key("sessions"), name="session_durations_possible", partitions_def=daily,
+                    description="Warn: sessions longer than the configured maximum (default 12 h).")
+    def session_durations(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+                          ) -> dg.AssetCheckResult:
+        return _finding_result(L.session_durations(warehouse.lake, context.partition_key,
+                                                   warehouse.config.integration_config()))
+
+    return [*out, interactions_reconcile, event_findings, session_durations]
+
+
+def _aggregates_check(table: str, partitions_def: dg.PartitionsDefinition | None) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=key(table), name=AGGREGATES_POSSIBLE, blocking=True, partitions_def=partitions_def,
+                    description="No negative counts or amounts; counts by type add up to events; no impossible "
+                                "combinations (units without purchases, first event after last, rates outside "
+                                "[0, 1], ...).")
+    def _aggregates(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        partition = context.partition_key if partitions_def is not None else None
+        return _result(C.aggregates_possible(warehouse.lake, table, partition))
+
+    return _aggregates
+
+
+def _references_check(table: str, daily: dg.PartitionsDefinition) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=key(table), name=REFERENCES_EXIST, blocking=True, partitions_def=daily,
+                    description="Every user_key is a known identity (integrated.user_keys, or a behaviour-only "
+                                "user of the day's clean data) and every product_id is in the catalog.")
+    def _references(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        return _result(L.references_exist(warehouse.lake, table, context.partition_key,
+                                          warehouse.config.integration_config()))
+
+    return _references
+
+
+def _resolves_check(table: str, column: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(asset=key(table), name=EVERY_REFERENCE_RESOLVES, blocking=True,
+                    description=f"Every {column} in interactions, product_activity, sessions and query_clicks "
+                                f"(all days) exists in integrated.{table}.")
+    def _resolves(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        return _result(C.referential_integrity_snapshot(warehouse.lake, table, table, column))
+
+    return _resolves
 
 
 @dg.asset_check(asset=key("product_history"), name="history_is_consistent", blocking=True,
                 description="Per product: versions do not overlap, valid_to is the next valid_from, exactly one "
                             "current version.")
 def history_consistent(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    h = warehouse.lake.read(LAYER, "product_history").sort("product_id", "valid_from")
-    nxt = pl.col("valid_from").shift(-1).over("product_id")
-    bad_chain = h.filter(pl.col("valid_to").ne_missing(nxt))
-    currents = h.group_by("product_id").agg(pl.col("is_current").sum().alias("n"))
-    bad_current = currents.filter(pl.col("n") != 1)
-    empty = h.filter(pl.col("valid_to").is_not_null() & (pl.col("valid_to") <= pl.col("valid_from")))
-    ok = bad_chain.is_empty() and bad_current.is_empty() and empty.is_empty()
-    return _result(C.CheckOutcome("history_is_consistent", ok, {
-        "versions": h.height, "products": currents.height, "broken_chains": bad_chain.height,
-        "products_without_exactly_one_current": bad_current.height, "empty_intervals": empty.height},
-        bad_chain.head(C.EXAMPLES).select("product_id", "version", "valid_from", "valid_to") if bad_chain.height
-        else None, "valid_from/valid_to chain without gaps or overlaps"))
-
-
-@dg.asset_check(asset=key("users"), name="no_activity_before_signup",
-                description="Warn: registered users with activity on days before their sign-up day.")
-def activity_before_signup(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    lake = warehouse.lake
-    inter = lake.scan(LAYER, "interactions") if lake.partitions(LAYER, "interactions") else pl.DataFrame(
-        schema={"user_key": pl.String, "date": pl.Date, "events": pl.Int64}).lazy()
-    return _finding_result(K.activity_before_signup(lake.read(LAYER, "users"), inter))
-
-
-@dg.asset_check(asset=key("products"), name="every_product_seen",
-                description="Warn: catalog products nobody ever viewed.")
-def every_product_seen(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    return _finding_result(K.products_never_seen(warehouse.lake.read(LAYER, "products")))
-
-
-@dg.asset_check(asset=key("products"), name="reviews_are_verified",
-                description="Warn: reviews of products their author never bought (unverified).")
-def reviews_verified(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    lake = warehouse.lake
-    users_lookup, product_keys = load_lookups(lake, config_from_env())
-    facts = review_facts(read_all_daily(lake, "clean", "reviews",
-                                        ["review_id", "user_id", "product_id", "rating", "review_time"]),
-                         None, users_lookup, product_keys)
-    inter = lake.scan(LAYER, "interactions") if lake.partitions(LAYER, "interactions") else pl.DataFrame(
-        schema={"user_key": pl.String, "product_id": pl.String, "purchases": pl.Int64}).lazy()
-    return _finding_result(K.unverified_reviews(facts.reviews, inter))
+    return _result(L.history_consistent(warehouse.lake))
 
 
 @dg.asset_check(asset=key("user_keys"), name="no_personal_data", blocking=True,
                 description="The identity mapping carries no e-mail, phone or name, and every user_key is a "
                             "pseudonym (u_ + 20 hex digits).")
 def no_personal_data(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    m = warehouse.lake.read(LAYER, "user_keys")
-    pii_columns = [c for c in m.columns if c in ("email", "phone", "name")]
-    bad_keys = m.filter(~pl.col("user_key").str.contains(r"^u_[0-9a-f]{20}$"))
-    ok = not pii_columns and bad_keys.is_empty()
-    return _result(C.CheckOutcome("no_personal_data", ok, {"pii_columns": ", ".join(pii_columns) or "none",
-                                                           "malformed_keys": bad_keys.height},
-                                  bad_keys.head(C.EXAMPLES) if bad_keys.height else None,
-                                  "no PII columns; keys are pseudonyms"))
+    return _result(L.no_personal_data(warehouse.lake))
 
 
-integration_checks = [
-    *_daily_blocking("interactions", key("interactions")),
-    *_daily_blocking("product_activity", key("product_activity")),
-    *_daily_blocking("sessions", key("sessions")),
-    *_daily_blocking("query_clicks", key("query_clicks")),
-    interactions_reconcile,
-    price_vs_catalog,
-    purchases_follow_interest,
-    session_durations,
-    *_snapshot_blocking("products", "product_id"),
-    *_snapshot_blocking("users", "user_key"),
-    *_snapshot_blocking("product_history", None),
-    *_snapshot_blocking("product_keys", None),
-    *_snapshot_blocking("user_keys", None),
-    *_snapshot_blocking("catalog_findings", None),
-    *_snapshot_blocking("embedding_cache", None),
-    history_consistent,
-    activity_before_signup,
-    every_product_seen,
-    reviews_verified,
-    no_personal_data,
-]
+@dg.asset_check(asset=key("users"), name="no_activity_before_signup",
+                description="Warn: registered users with activity on days before their sign-up day.")
+def activity_before_signup(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    return _finding_result(L.activity_before_signup(warehouse.lake))
+
+
+@dg.asset_check(asset=key("products"), name="every_product_seen",
+                description="Warn: catalog products nobody ever viewed.")
+def every_product_seen(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    return _finding_result(L.products_never_seen(warehouse.lake))
+
+
+@dg.asset_check(asset=key("products"), name="reviews_are_verified",
+                description="Warn: reviews of products their author never bought (unverified).")
+def reviews_verified(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    return _finding_result(L.reviews_verified(warehouse.lake, warehouse.config.integration_config()))
+
+
+SNAPSHOT_CHECKS = [_aggregates_check("products", None), _aggregates_check("users", None),
+                   _resolves_check("products", "product_id"), _resolves_check("users", "user_key"),
+                   history_consistent, no_personal_data, activity_before_signup, every_product_seen, reviews_verified]
+
+
+def stage_definitions(daily: dg.PartitionsDefinition) -> dg.Definitions:
+    """The integrated tables with their checks and their GX suites beside them."""
+    assets = [user_keys, product_catalog, *daily_integration_assets(daily), products, users, catalog_findings]
+    tables = [k.path[1] for a in assets for k in a.keys]
+    suites = [suite_checks(key(t), daily if t in DAILY_TABLES else None) for t in tables]
+    return dg.Definitions(assets=assets, asset_checks=[*daily_integration_checks(daily), *SNAPSHOT_CHECKS,
+                                                       *(s for s in suites if s is not None)])

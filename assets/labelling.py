@@ -1,14 +1,18 @@
 """Labelling stage: the sentiment model, labelled reviews and queries, and the review audit queue."""
 
-from datetime import UTC, datetime
-
 import dagster as dg
 import polars as pl
 
 from assets.metadata import counts_table, markdown_table, table_schema
-from assets.partitions import daily
-from assets.resources import WarehouseResource
-from governance.storage import Lake
+from assets.resources import ModelRegistryResource, WarehouseResource
+from governance.labelling.stage import (
+    NothingToTrainOn,
+    build_review_audit_table,
+    label_queries_day,
+    label_reviews_day,
+    train_intent_model,
+    train_sentiment_model,
+)
 
 GROUP = "labelling"
 OWNERS = ["team:search-relevance"]
@@ -32,8 +36,12 @@ def _progress(context, what: str):
     return report
 
 
-def _all_partitions(lake: Lake, layer: str, table: str) -> pl.DataFrame:
-    return lake.scan(layer, table).collect() if lake.partitions(layer, table) else pl.DataFrame()
+def _train(fn, *args, **kwargs):
+    """Run a training step; an empty input is a clear Dagster failure, not a traceback."""
+    try:
+        return fn(*args, **kwargs)
+    except NothingToTrainOn as exc:
+        raise dg.Failure(str(exc)) from None
 
 
 @dg.asset(
@@ -52,22 +60,9 @@ def _all_partitions(lake: Lake, layer: str, table: str) -> pl.DataFrame:
     tags={"layer": "models", "stage": "labelling"},
 )
 def sentiment_model(context: dg.AssetExecutionContext, config: SentimentTraining,
-                    warehouse: WarehouseResource) -> dg.MaterializeResult:
-    from governance.labelling import train_sentiment_from_csv
-
-    reviews = _all_partitions(warehouse.lake, "clean", "reviews")
-    if reviews.is_empty():
-        raise dg.Failure("clean.reviews has no materialized partitions: nothing to train the sentiment model on")
-    usable = reviews.filter(~pl.col("text_damaged") & pl.col("text").is_not_null()).select("review_id", "title", "text",
-                                                                                            "rating")
-    models = warehouse.data_dir / "models"
-    snapshot = models / "_training" / f"sentiment-{datetime.now(UTC):%Y%m%dT%H%M%S}.parquet"
-    snapshot.parent.mkdir(parents=True, exist_ok=True)
-    usable.write_parquet(snapshot)  # the exact training data, kept beside the models it produced
-    context.log.info(f"training sentiment ({config.setting}) on {usable.height:,} clean reviews")
-    result = train_sentiment_from_csv(snapshot, text_column="text", rating_column="rating", title_column="title",
-                                      models_root=models, setting=config.setting, log_fn=context.log.info,
-                                      progress=_progress(context, "training"))
+                    warehouse: WarehouseResource, models: ModelRegistryResource) -> dg.MaterializeResult:
+    result = _train(train_sentiment_model, warehouse.lake, models.root, config.setting, log_fn=context.log.info,
+                    progress=_progress(context, "training"))
     (context.log.info if result.promoted else context.log.warning)(result.reason)
     metrics = {k: round(v, 4) for k, v in result.metrics.items() if isinstance(v, int | float)}
     return dg.MaterializeResult(metadata={
@@ -80,7 +75,6 @@ def sentiment_model(context: dg.AssetExecutionContext, config: SentimentTraining
         "eval_rows": result.n_test,
         "train_seconds": round(result.train_seconds, 1),
         "path": dg.MetadataValue.path(result.model_path),
-        "training_data": dg.MetadataValue.path(str(snapshot)),
     })
 
 
@@ -99,20 +93,10 @@ def sentiment_model(context: dg.AssetExecutionContext, config: SentimentTraining
     ),
     tags={"layer": "models", "stage": "labelling"},
 )
-def intent_model(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    from governance.labelling.intent_training import train_intent
-
-    lake = warehouse.lake
-    queries = _all_partitions(lake, "clean", "queries")
-    if queries.is_empty():
-        raise dg.Failure("clean.queries has no materialized partitions: nothing to train the intent model on")
-    events = lake.scan("clean", "events").select("session_id", "item_id", "event_type", "event_time").collect()
-    products = lake.read("clean", "products").filter(pl.col("is_current"))
-    truth_file = warehouse.data_dir / "truth" / "queries.parquet"  # the generated shop's, when there is one
-    truth = pl.read_parquet(truth_file) if truth_file.is_file() else None
-    result = train_intent(queries, products=products, events=events, truth=truth,
-                          models_root=warehouse.data_dir / "models", log_fn=context.log.info,
-                          progress=_progress(context, "embedding queries"))
+def intent_model(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                 models: ModelRegistryResource) -> dg.MaterializeResult:
+    result = _train(train_intent_model, warehouse.lake, models.root, warehouse.config.truth_dir,
+                    log_fn=context.log.info, progress=_progress(context, "embedding queries"))
     (context.log.info if result.promoted else context.log.warning)(result.reason)
     return dg.MaterializeResult(metadata={
         "version": result.version,
@@ -140,92 +124,76 @@ def _label_summary(labelled: pl.DataFrame, label: str, probability: str) -> dict
     }
 
 
-@dg.asset(
-    key=["labelled", "reviews"],
-    group_name=GROUP,
-    partitions_def=daily,
-    deps=[dg.AssetKey(["clean", "reviews"]), sentiment_model],
-    kinds={"pytorch", "polars", "parquet"},
-    owners=OWNERS,
-    description=(
-        "Every clean review with its sentiment, the probability of each class, the model name and version and "
-        "when it was labelled. Texts that cannot be labelled (empty, emoji-only, not English, absurdly long, broken "
-        "UTF-8) get an explicit unlabelable_reason instead of a guess."
-    ),
-    tags={"layer": "labelled", "stage": "labelling"},
-)
-def labelled_reviews(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    from governance.labelling import label_reviews, load_current_sentiment
+def daily_labelling_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefinition]:
+    """The labelled tables, one partition per day."""
 
-    reviews = warehouse.lake.read("clean", "reviews", context.partition_key)
-    model = load_current_sentiment(warehouse.data_dir / "models")
-    labelled = label_reviews(reviews, model, progress=_progress(context, "labelling reviews"))
-    damaged = pl.col("text_damaged") & pl.col("sentiment").is_not_null()
-    labelled = labelled.with_columns(
-        unlabelable_reason=pl.when(damaged).then(pl.lit("broken UTF-8 in the text")).otherwise("unlabelable_reason"),
-        **{c: pl.when(damaged).then(None).otherwise(pl.col(c))
-           for c in ("sentiment", "sentiment_probability", "p_negative", "p_neutral", "p_positive")},
+    @dg.asset(
+        key=["labelled", "reviews"],
+        group_name=GROUP,
+        partitions_def=daily,
+        deps=[dg.AssetKey(["clean", "reviews"]), sentiment_model.key],
+        kinds={"pytorch", "polars", "parquet"},
+        owners=OWNERS,
+        description=(
+            "Every clean review with its sentiment, the probability of each class, the model name and version and "
+            "when it was labelled. Texts that cannot be labelled (empty, emoji-only, not English, absurdly long, broken "
+            "UTF-8) get an explicit unlabelable_reason instead of a guess."
+        ),
+        tags={"layer": "labelled", "stage": "labelling"},
     )
-    warehouse.lake.write("labelled", "reviews", labelled, context.partition_key)
-    warehouse.catalog.register("labelled", "reviews")
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": labelled.height,
-        "model_version": str(labelled["model_version"].drop_nulls().first() or ""),
-        **_label_summary(labelled, "sentiment", "sentiment_probability"),
-        "dagster/column_schema": table_schema(labelled),
-        "preview": markdown_table(labelled, columns=["review_id", "rating", "sentiment", "sentiment_probability",
-                                                     "unlabelable_reason", "text"]),
-    })
+    def labelled_reviews(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                         models: ModelRegistryResource) -> dg.MaterializeResult:
+        labelled = label_reviews_day(warehouse.lake, models.root, context.partition_key,
+                                     progress=_progress(context, "labelling reviews"))
+        warehouse.catalog.register("labelled", "reviews")
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": labelled.height,
+            "model_version": str(labelled["model_version"].drop_nulls().first() or ""),
+            **_label_summary(labelled, "sentiment", "sentiment_probability"),
+            "dagster/column_schema": table_schema(labelled),
+            "preview": markdown_table(labelled, columns=["review_id", "rating", "sentiment", "sentiment_probability",
+                                                         "unlabelable_reason", "text"]),
+        })
 
+    @dg.asset(
+        key=["labelled", "queries"],
+        group_name=GROUP,
+        partitions_def=daily,
+        deps=[dg.AssetKey(["clean", "queries"]), dg.AssetKey(["clean", "events"]), dg.AssetKey(["clean", "products"]),
+              intent_model.key],
+        kinds={"pytorch", "polars", "parquet"},
+        owners=OWNERS,
+        description=(
+            "Every clean search query with its intent (product, category, brand, deal, support) and a leaf category "
+            "of the shop's own tree, each with a probability, from the promoted intent model (models/intent) plus the "
+            "high-precision patterns and the day's own clicks; zero-shot similarity to category names for categories "
+            "nobody clicked. Without a promoted model the day's queries train one on the fly (model_version says so)."
+        ),
+        tags={"layer": "labelled", "stage": "labelling"},
+    )
+    def labelled_queries(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
+                         models: ModelRegistryResource) -> dg.MaterializeResult:
+        labelled, version = label_queries_day(warehouse.lake, models.root, context.partition_key,
+                                              progress=_progress(context, "labelling queries"))
+        warehouse.catalog.register("labelled", "queries")
+        intents = labelled.group_by(pl.col("intent").fill_null("(unlabelable)")).len().sort("len", descending=True)
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": labelled.height,
+            "model_version": version,
+            **_label_summary(labelled, "intent", "intent_probability"),
+            "intents": counts_table(dict(zip(intents["intent"].to_list(), intents["len"].to_list(), strict=True)), "intent"),
+            "dagster/column_schema": table_schema(labelled),
+            "preview": markdown_table(labelled, columns=["query_text", "intent", "intent_probability", "category",
+                                                         "category_probability"]),
+        })
 
-@dg.asset(
-    key=["labelled", "queries"],
-    group_name=GROUP,
-    partitions_def=daily,
-    deps=[dg.AssetKey(["clean", "queries"]), dg.AssetKey(["clean", "events"]), dg.AssetKey(["clean", "products"]),
-          intent_model],
-    kinds={"pytorch", "polars", "parquet"},
-    owners=OWNERS,
-    description=(
-        "Every clean search query with its intent (product, category, brand, deal, support) and a leaf category "
-        "of the shop's own tree, each with a probability, from the promoted intent model (models/intent) plus the "
-        "high-precision patterns and the day's own clicks; zero-shot similarity to category names for categories "
-        "nobody clicked. Without a promoted model the day's queries train one on the fly (model_version says so)."
-    ),
-    tags={"layer": "labelled", "stage": "labelling"},
-)
-def labelled_queries(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    from governance.labelling import label_queries
-    from governance.labelling.intent import MODEL_VERSION
-    from governance.labelling.intent_training import load_current_intent
-
-    lake, day = warehouse.lake, context.partition_key
-    queries = lake.read("clean", "queries", day)
-    products = lake.read("clean", "products").filter(pl.col("is_current"))
-    events = lake.read("clean", "events", day).select("session_id", "item_id", "event_type", "event_time")
-    current = load_current_intent(warehouse.data_dir / "models")
-    model, version = current if current else (None, "fitted on this day's queries")
-    labelled = label_queries(queries, products=products, events=events, model=model,
-                             model_version=version if model else MODEL_VERSION,
-                             progress=_progress(context, "labelling queries"))
-    lake.write("labelled", "queries", labelled, day)
-    warehouse.catalog.register("labelled", "queries")
-    intents = labelled.group_by(pl.col("intent").fill_null("(unlabelable)")).len().sort("len", descending=True)
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": labelled.height,
-        "model_version": version,
-        **_label_summary(labelled, "intent", "intent_probability"),
-        "intents": counts_table(dict(zip(intents["intent"].to_list(), intents["len"].to_list(), strict=True)), "intent"),
-        "dagster/column_schema": table_schema(labelled),
-        "preview": markdown_table(labelled, columns=["query_text", "intent", "intent_probability", "category",
-                                                     "category_probability"]),
-    })
+    return [labelled_reviews, labelled_queries]
 
 
 @dg.asset(
     key=["labelled", "review_audit"],
     group_name=GROUP,
-    deps=[labelled_reviews],
+    deps=[dg.AssetKey(["labelled", "reviews"])],
     kinds={"polars", "parquet"},
     owners=OWNERS,
     description=(
@@ -237,14 +205,7 @@ def labelled_queries(context: dg.AssetExecutionContext, warehouse: WarehouseReso
     tags={"layer": "labelled", "stage": "labelling"},
 )
 def review_audit(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    from governance.labelling import build_review_audit, estimate_weak_label_noise
-
-    labelled = _all_partitions(warehouse.lake, "labelled", "reviews")
-    if labelled.is_empty():
-        raise dg.Failure("labelled.reviews has no materialized partitions")
-    audit = build_review_audit(labelled)
-    noise = estimate_weak_label_noise(labelled)
-    warehouse.lake.write("labelled", "review_audit", audit)
+    audit, noise = _train(build_review_audit_table, warehouse.lake)
     warehouse.catalog.register("labelled", "review_audit")
     issues = audit.group_by("issue").len().sort("len", descending=True)
     shown = [c for c in ("rank", "issue", "rating", "sentiment", "audit_score", "reason", "text") if c in audit.columns]
@@ -257,4 +218,6 @@ def review_audit(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     })
 
 
-labelling_assets = [sentiment_model, intent_model, labelled_reviews, labelled_queries, review_audit]
+def stage_definitions(daily: dg.PartitionsDefinition) -> dg.Definitions:
+    """The models, the labelled tables and the audit queue."""
+    return dg.Definitions(assets=[sentiment_model, intent_model, *daily_labelling_assets(daily), review_audit])

@@ -1,12 +1,17 @@
-"""The daily partitioning shared by every time-based asset."""
+"""The daily partitioning shared by every time-based asset, built from the settings at load time."""
 
 from __future__ import annotations
 
-import os
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-#: First day the shop's partitions cover; configurable for other shops' history.
-PARTITION_START = os.environ.get("GOVERNANCE_PARTITION_START", "2026-10-01")
+from governance.calendar import partition_bounds
+from governance.settings import Settings
 
-daily = dg.DailyPartitionsDefinition(start_date=PARTITION_START, end_offset=1)
+
+def daily_partitions(settings: Settings, today=None) -> dg.DailyPartitionsDefinition:
+    """One partition per day from the first landed day (or ``partition_start``) to the last complete one."""
+    today = today or datetime.now(UTC).date()
+    first, last = partition_bounds(settings.landing_root, settings.partition_start, today)
+    return dg.DailyPartitionsDefinition(start_date=first.isoformat(), end_offset=(last - today).days + 1)

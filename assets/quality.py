@@ -1,242 +1,18 @@
-"""Quality stage: GX suites as Dagster asset checks, anomaly/drift checks, the analysts' report, incidents.
+"""Quality stage: the analysts' report and the incident sensor.
 
-What to add to ``Definitions``::
-
-    from assets.quality import QualityStoreResource, quality_assets, quality_checks, quality_sensors
-    dg.Definitions(assets=[..., *quality_assets], asset_checks=[..., *quality_checks],
-                   sensors=[*quality_sensors], resources={..., "quality_store": QualityStoreResource()})
-
-Design: every expectation is its **own asset check** (named by its ``meta.check_name``), so the UI
-shows each one's status and history per partition, asset health reflects exactly what failed, and
-blocking is per expectation (``error`` → ``blocking=True``; ``warn`` → not). All checks of a table run
-in **one op** (``multi_asset_check``): the partition is read once, GX validates the whole suite in one
-pass, the partition is profiled and the profile stored, and the five anomaly checks (``warn``) are
-computed from the stored history — right after the materialization, in the same run.
+The suites themselves run as asset checks beside the assets they check (``assets/suite_checks.py``,
+called by each stage); this stage renders what they recorded and raises incidents when blocking
+checks fail.
 """
-
-
-import json
-import os
-import warnings
-from pathlib import Path
 
 import dagster as dg
 
-from assets.partitions import daily
-from assets.resources import PROJECT_ROOT, WarehouseResource, default_data_root
-from governance.contracts import CONTRACTS
+from assets.resources import QualityStoreResource
 from governance.quality.alerts import raise_incident
-from governance.quality.anomalies import ANOMALY_CHECKS, ANOMALY_DESCRIPTIONS, Finding
-from governance.quality.report import build_report, summary_text
-from governance.quality.runner import SUITES_DIR, run_quality
-from governance.quality.store import QualityStore
-from governance.quality.suites import Suite, load_suite
-from governance.quality.validation import ExpectationResult
+from governance.quality.report import build_report
+from governance.quality.runner import SUITES_DIR
 
 GROUP = "quality"
-_STORES: dict[str, QualityStore] = {}
-_MAX_CELL = 60
-
-
-class QualityStoreResource(dg.ConfigurableResource):
-    """Where check results, profiles and incidents are kept, and where alerts go.
-
-    ``url``: any SQLAlchemy URL; default ``$GOVERNANCE_QUALITY_DB_URL`` or SQLite ``<data_root>/quality.db``.
-    ``webhook_url``: JSON incidents are POSTed here; default ``$GOVERNANCE_QUALITY_WEBHOOK_URL`` (none: record only).
-    """
-
-    url: str = ""
-    data_root: str = ""
-    webhook_url: str = ""
-
-    def _data(self) -> Path:
-        return Path(self.data_root or default_data_root()).resolve()
-
-    @property
-    def resolved_url(self) -> str:
-        if self.url:
-            return self.url
-        if os.environ.get("GOVERNANCE_QUALITY_DB_URL"):
-            return os.environ["GOVERNANCE_QUALITY_DB_URL"]
-        self._data().mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{self._data() / 'quality.db'}"
-
-    @property
-    def store(self) -> QualityStore:
-        url = self.resolved_url
-        if url not in _STORES:
-            _STORES[url] = QualityStore(url)
-        return _STORES[url]
-
-    @property
-    def reports_dir(self) -> Path:
-        return self._data() / "reports"
-
-    @property
-    def webhook(self) -> str | None:
-        return self.webhook_url or os.environ.get("GOVERNANCE_QUALITY_WEBHOOK_URL") or None
-
-
-# ------------------------------------------------------------------------------- UI metadata
-
-def _cell(value) -> str:
-    text = "" if value is None else (json.dumps(value, default=str) if isinstance(value, dict | list) else str(value))
-    text = text.replace("|", "\\|").replace("\n", " ")
-    return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
-
-
-def _examples_md(rows: list[dict]) -> dg.MetadataValue:
-    if not rows:
-        return dg.MetadataValue.md("_no failing rows_")
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_cell(r.get(c)) for c in cols) + " |" for r in rows]
-    return dg.MetadataValue.md("\n".join(lines))
-
-
-def _observed(value) -> dg.MetadataValue:
-    if isinstance(value, dict | list):
-        return dg.MetadataValue.json(value if isinstance(value, dict) else {"values": value})
-    if isinstance(value, bool) or value is None:
-        return dg.MetadataValue.text(str(value))
-    if isinstance(value, int | float):
-        return dg.MetadataValue.float(float(value)) if isinstance(value, float) else dg.MetadataValue.int(value)
-    return dg.MetadataValue.text(str(value))
-
-
-def _severity(severity: str) -> dg.AssetCheckSeverity:
-    return dg.AssetCheckSeverity.ERROR if severity == "error" else dg.AssetCheckSeverity.WARN
-
-
-def expectation_check_result(asset_key: dg.AssetKey, suite: Suite, r: ExpectationResult) -> dg.AssetCheckResult:
-    """GX result → Dagster check result with everything an analyst needs in the UI."""
-    if r.exception:
-        summary = f"Could not evaluate: {r.exception}"
-    elif r.unexpected_count is not None and r.element_count is not None:
-        pct = f" ({r.unexpected_percent:.3g}%)" if r.unexpected_percent is not None else ""
-        summary = f"{r.unexpected_count:,} of {r.element_count:,} rows unexpected{pct}."
-    elif r.details.get("partial_missing_list") or r.details.get("partial_unexpected_counts"):
-        missing = r.details.get("partial_missing_list") or []
-        extra = [c.get("value") for c in r.details.get("partial_unexpected_counts") or [] if isinstance(c, dict)]
-        summary = " ".join(x for x in (f"Missing: {missing}." if missing else "",
-                                       f"Unexpected: {extra}." if extra else "") if x)
-    else:
-        summary = f"Observed {_cell(r.observed_value)}."
-    metadata = {
-        "severity": r.severity,
-        "expectation": r.description,
-        "expectation_type": r.expectation_type,
-        "notes": r.notes,
-        "suite": dg.MetadataValue.path(str(suite.path.relative_to(PROJECT_ROOT) if suite.path.is_relative_to(
-            PROJECT_ROOT) else suite.path)),
-    }
-    if r.observed_value is not None:
-        metadata["observed_value"] = _observed(r.observed_value)
-    if r.unexpected_count is not None and r.element_count is not None:
-        metadata["unexpected_count"] = dg.MetadataValue.int(int(r.unexpected_count))
-        metadata["unexpected_percent"] = dg.MetadataValue.float(float(r.unexpected_percent or 0.0))
-        metadata["element_count"] = dg.MetadataValue.int(int(r.element_count or 0))
-    if not r.success:
-        metadata["examples"] = _examples_md(r.examples)
-    if r.details:
-        metadata["details"] = dg.MetadataValue.json(r.details)
-    if r.exception:
-        metadata["exception"] = r.exception
-    return dg.AssetCheckResult(asset_key=asset_key, check_name=r.check_name, passed=r.success,
-                               severity=_severity(r.severity), description=f"{r.notes} {summary}",
-                               metadata=metadata)
-
-
-def finding_check_result(asset_key: dg.AssetKey, f: Finding) -> dg.AssetCheckResult:
-    metadata = {"explanation": f.explanation, "severity": f.severity}
-    if f.statistic is not None:
-        metadata["statistic"] = dg.MetadataValue.float(float(f.statistic))
-    if f.threshold is not None:
-        metadata["threshold"] = dg.MetadataValue.float(float(f.threshold))
-    drifted = f.details.get("drifted") if isinstance(f.details, dict) else None
-    if drifted:
-        metadata["drifted"] = _examples_md([{k: d.get(k) for k in ("column", "segment", "psi", "ks", "median_change",
-                                                                   "largest_shifts")} for d in drifted])
-    if f.details:
-        metadata["details"] = dg.MetadataValue.json(f.details)
-    return dg.AssetCheckResult(asset_key=asset_key, check_name=f.check, passed=f.passed,
-                               severity=dg.AssetCheckSeverity.WARN, description=f.explanation, metadata=metadata)
-
-
-# ------------------------------------------------------------------------------------ checks
-
-def suite_checks_for(
-    asset_key: dg.AssetKey | list[str] | str,
-    table: str,
-    partitions_def: dg.PartitionsDefinition | None = None,
-    suite_path: str | Path | None = None,
-) -> dg.AssetChecksDefinition:
-    """All checks of one table: one per expectation of ``expectations/<table>.json``, plus the anomaly checks.
-
-    The suite is loaded here, so a malformed suite stops the code location from loading, naming the file
-    and the entry. Needs resources ``warehouse`` and ``quality_store``.
-    """
-    asset_key = dg.AssetKey.from_coercible(asset_key)
-    suite = load_suite(suite_path or SUITES_DIR / f"{table}.json")
-    ref_keys = {r.table_name: dg.AssetKey(r.table_name.split(".")) for r in suite.references}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # partitioned check specs are a Dagster preview feature
-        specs = [
-            dg.AssetCheckSpec(
-                name=e.check_name, asset=asset_key, blocking=e.blocking, partitions_def=partitions_def,
-                description=f"[{e.severity}] {e.notes} ({e.describe()})",
-                additional_deps=[ref_keys[r.table_name] for r in e.references if ref_keys[r.table_name] != asset_key],
-                metadata={"severity": e.severity, "expectation_type": e.type, "suite": suite.path.name},
-            )
-            for e in suite.expectations
-        ] + [
-            dg.AssetCheckSpec(name=name, asset=asset_key, blocking=False, partitions_def=partitions_def,
-                              description=f"[warn] {ANOMALY_DESCRIPTIONS[name]}",
-                              metadata={"severity": "warn", "kind": "anomaly"})
-            for name in ANOMALY_CHECKS
-        ]
-    check_keys = {s.key for s in specs}
-
-    @dg.multi_asset_check(
-        specs=specs,
-        name=f"quality_{'_'.join(asset_key.path)}",
-        can_subset=True,
-        description=f"Quality of {table}: the GX suite {suite.path.name} ({len(suite.expectations)} expectations), "
-                    "a profile of the partition, and anomaly/drift checks against its history.",
-    )
-    def _quality(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
-                 quality_store: QualityStoreResource):
-        partition = context.partition_key if partitions_def is not None else None
-        run = run_quality(warehouse.lake, quality_store.store, suite, partition, run_id=context.run.run_id)
-        result = run.suite_result
-        context.log.info(
-            f"{table} {partition or 'snapshot'}: {result.row_count:,} rows, {len(result.results)} expectations "
-            f"({len(result.failed('error'))} error / {len(result.failed('warn'))} warn failed) in "
-            f"{run.timings['validate_s']:.2f}s; profile {run.timings['profile_s']:.2f}s; "
-            f"anomalies: {[k for k, f in run.findings.items() if not f.passed] or 'none'}")
-        selected = context.selected_asset_check_keys or check_keys
-        for r in result.results:
-            if dg.AssetCheckKey(asset_key, r.check_name) in selected:
-                yield expectation_check_result(asset_key, suite, r)
-        for f in run.findings.values():
-            if dg.AssetCheckKey(asset_key, f.check) in selected:
-                yield finding_check_result(asset_key, f)
-
-    return _quality
-
-
-def clean_suite_checks(suites_dir: str | Path | None = None) -> list[dg.AssetChecksDefinition]:
-    """Checks for every clean.* table that has a suite file."""
-    out = []
-    for source, contract in CONTRACTS.items():
-        path = Path(suites_dir or SUITES_DIR) / f"clean.{source}.json"
-        if path.exists():
-            out.append(suite_checks_for(["clean", source], f"clean.{source}",
-                                        daily if contract.partitioned else None, path))
-    return out
-
-
-quality_checks: list[dg.AssetChecksDefinition] = clean_suite_checks()
 
 
 # ------------------------------------------------------------------------------------ report
@@ -265,9 +41,6 @@ def quality_report(context: dg.AssetExecutionContext, quality_store: QualityStor
         "drift_findings": report.anomalies,
         "suite_pages": dg.MetadataValue.json([str(p) for p in report.suite_pages]),
     })
-
-
-quality_assets = [quality_report]
 
 
 # ------------------------------------------------------------------------------------ alerts
@@ -305,12 +78,6 @@ def quality_incident_sensor(context: dg.RunFailureSensorContext, quality_store: 
                          f"{len(checks)} failed error check(s); webhook: {incident.get('notify_result') or 'not configured'}")
 
 
-quality_sensors = [quality_incident_sensor]
-
-
-def print_quality_summary(data_root: str | None = None, url: str | None = None) -> str:
-    """For the demo: overall status and failed checks from the quality store, printed and returned."""
-    resource = QualityStoreResource(data_root=data_root or "", url=url or "")
-    text = summary_text(resource.store)
-    print(text, flush=True)
-    return text
+def stage_definitions(daily: dg.PartitionsDefinition) -> dg.Definitions:
+    """The report asset and the incident sensor (the quality stage has no daily assets)."""
+    return dg.Definitions(assets=[quality_report], sensors=[quality_incident_sensor])

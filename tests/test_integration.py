@@ -14,6 +14,7 @@ import pytest
 from governance.cleaning.schema import clean_schema
 from governance.integration import checks as C
 from governance.integration import consistency as K
+from governance.integration import lake_checks
 from governance.integration.catalog import price_at, resolve_catalog
 from governance.integration.config import IntegrationConfig
 from governance.integration.events import ANONYMOUS, admit_events, interactions, product_activity
@@ -371,8 +372,9 @@ def test_consistency_findings_count_and_show_examples(built):
         lake.read("integrated", "product_keys")
     history = lake.read("integrated", "product_history")
     day = lake.partitions("clean", "events")[3]
-    found = K.daily_findings(lake, day, users_lookup, product_keys)
-    price = next(f for f in found if f.name == "purchase_price_differs_from_catalog")
+    found = lake_checks.event_findings(lake, day, IntegrationConfig())
+    price = found["purchase_price_matches_catalog"]
+    assert price.name == "purchase_price_differs_from_catalog"
     assert price.out_of > 0 and price.count == 0
     adm = admit_events(lake.read("clean", "events", day), day, users_lookup, product_keys).admitted
     doubled = adm.with_columns(pl.when(pl.col("event_type") == "purchase").then(pl.col("price") * 2)

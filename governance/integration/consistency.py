@@ -114,17 +114,3 @@ def unverified_reviews(reviews: pl.DataFrame, interactions: pl.LazyFrame) -> Fin
     return Finding("unverified_review", bad.height, r.height,
                    bad.head(EXAMPLES).select("review_id", "product_id", "rating", "review_time"),
                    "review of a product its author never bought", "reviews by known users")
-
-
-def daily_findings(lake: Lake, day: str, users: UserLookup, product_keys: pl.DataFrame,
-                   config: IntegrationConfig = DEFAULT_CONFIG) -> list[Finding]:
-    """The event-level findings of one day, from the clean events (admitted as integration does)."""
-    from governance.integration.pipeline import DaySource, shift_day
-
-    source = DaySource(lake, users, product_keys)
-    today = source.admitted(day)
-    if today is None:
-        return []
-    history = lake.read(LAYER, "product_history")
-    return [price_mismatches(today, history, config),
-            purchases_without_interest(today, source.admitted(shift_day(day, -1)))]

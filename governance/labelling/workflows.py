@@ -150,7 +150,16 @@ def train_sentiment_from_csv(csv_path: Path | str, text_column: str = "text", ra
                              models_root: Path | str = "data/models", setting: str = "demo",
                              title_column: str | None = None, *, log_fn=None, progress=None,
                              **overrides) -> TrainResult:
-    """Train on a CSV of (text, 1–5 rating), evaluate on its held-out 20 % (stratified, random_state=0),
+    """Train on a CSV (or Parquet) file of (text, 1–5 rating): see :func:`train_sentiment_on_frame`."""
+    return train_sentiment_on_frame(_read_table(csv_path), text_column, rating_column, models_root, setting,
+                                    title_column, source=str(csv_path), log_fn=log_fn, progress=progress, **overrides)
+
+
+def train_sentiment_on_frame(df, text_column: str = "text", rating_column: str = "rating",
+                             models_root: Path | str = "data/models", setting: str = "demo",
+                             title_column: str | None = None, *, source: str = "a data frame", log_fn=None,
+                             progress=None, **overrides) -> TrainResult:
+    """Train on a frame of (text, 1–5 rating), evaluate on its held-out 20 % (stratified, random_state=0),
     register the model and promote it if it beats the current one on that same held-out set."""
     import time  # noqa: PLC0415
 
@@ -163,10 +172,9 @@ def train_sentiment_from_csv(csv_path: Path | str, text_column: str = "text", ra
     from governance.labelling.text import compose_review_text, unlabelable_reason  # noqa: PLC0415
     from sklearn.model_selection import train_test_split  # noqa: PLC0415
 
-    df = _read_table(csv_path)
     for c in (text_column, rating_column) + ((title_column,) if title_column else ()):
         if c not in df.columns:
-            raise ValueError(f"{csv_path}: no column {c!r}; columns are {df.columns}")
+            raise ValueError(f"{source}: no column {c!r}; columns are {df.columns}")
     df = df.with_columns(pl.col(rating_column).cast(pl.Int64, strict=False)).filter(
         pl.col(rating_column).is_between(1, 5) & pl.col(text_column).is_not_null())
     titles = df[title_column].to_list() if title_column else [None] * df.height
@@ -175,7 +183,7 @@ def train_sentiment_from_csv(csv_path: Path | str, text_column: str = "text", ra
     texts = [t for t, k in zip(texts, keep) if k]
     ratings = df[rating_column].to_numpy()[keep]
     if len(texts) < 20:
-        raise ValueError(f"{csv_path}: only {len(texts)} labelable rated reviews; need at least 20")
+        raise ValueError(f"{source}: only {len(texts)} labelable rated reviews; need at least 20")
     idx = np.arange(len(texts))
     strat = ratings if np.bincount(ratings, minlength=6)[1:][np.bincount(ratings, minlength=6)[1:] > 0].min() >= 2 \
         else None
@@ -193,7 +201,7 @@ def train_sentiment_from_csv(csv_path: Path | str, text_column: str = "text", ra
 
     decision, version = register_sentiment(
         trained, models_root, metrics=metrics, eval_set=fingerprint(te_t, te_y), training_fp=fingerprint(tr_t, tr_y),
-        notes={"source": str(csv_path), "evaluation": "held-out 20% of the source file"},
+        notes={"source": source, "evaluation": "held-out 20% of the source"},
         evaluate_current=evaluate_current)
     return TrainResult(version=version, promoted=decision.promoted, reason=decision.reason, setting=setting,
                        metrics=metrics, validation=trained.validation, epoch_seconds=trained.epoch_seconds,

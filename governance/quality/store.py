@@ -254,6 +254,9 @@ class CheckRecord:
     evaluated_at: datetime | None = None
 
 
+_SHARED: dict[str, QualityStore] = {}
+
+
 class QualityStore:
     """Metric history over SQLAlchemy (see module doc)."""
 
@@ -269,6 +272,13 @@ class QualityStore:
 
     def __repr__(self) -> str:
         return f"QualityStore({self.engine.url.render_as_string(hide_password=True)})"
+
+    @classmethod
+    def shared(cls, url: str) -> QualityStore:
+        """One store (one engine, one migration) per URL in this process."""
+        if url not in _SHARED:
+            _SHARED[url] = cls(url)
+        return _SHARED[url]
 
     # ------------------------------------------------------------------------------ writing
     def schema_version(self) -> int:
