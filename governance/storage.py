@@ -1,38 +1,73 @@
 """Where every table lives: the Parquet lake (store of record) and the DuckDB catalog over it.
 
-Layout: ``<lake_root>/<layer>/<table>/<partition>/<part>.parquet`` where ``<partition>`` is
-``date=YYYY-MM-DD`` for daily tables and ``all`` for snapshot tables, and ``<part>`` is ``data``
-for the table itself (quarantine tables have one part per stage that writes them).
+Layout::
 
-Why this shape:
-- a partition is a directory, so re-materializing it *replaces* its file — never appends;
-- every write goes to a temporary file in the same directory and is renamed into place, so a crash
-  never leaves a half-written partition visible (readers see the old file or the new one);
-- the DuckDB catalog holds only *views* over the lake's globs. Writers never write rows into
-  DuckDB, so any number of partitions can be materialized in parallel without meeting DuckDB's
-  single-writer lock; the catalog is touched only when a table's view is first created.
+    <lake_root>/<layer>/<table>/<partition>/current -> v-<txid>       (the committed version)
+    <lake_root>/<layer>/<table>/<partition>/v-<txid>/<part>.parquet   (one file per part)
+    <lake_root>/<layer>/<table>/<partition>/v-<txid>/_manifest.json   (rows, bytes, SHA-256 per part)
+
+``<partition>`` is ``date=YYYY-MM-DD`` for daily tables and ``all`` for snapshot tables; ``<part>`` is
+``data`` for the table itself (quarantine and audit tables have one part per stage that writes them).
+
+Partition commits. Every write goes into a new version directory ``v-<txid>`` that nobody reads; a
+*transaction* (:meth:`Lake.transaction`) may write several tables of several layers (a stage's rows,
+quarantine and audit of one partition). Commit: (1) each touched partition's version directory gets
+the parts it did not rewrite hard-linked from the committed version and a manifest; (2) one commit
+record ``_meta/tx/<txid>.json`` naming every version is written atomically — *the commit point*;
+(3) each partition's ``current`` link is swung to its new version (an atomic rename); (4) superseded
+versions and the record are removed. A writer killed before (2) leaves only unreferenced version
+directories, removed by the next write of that partition; one killed after (2) is rolled forward by
+the next reader or writer of the lake. Readers, and the catalog's views (``*/current/*.parquet``),
+follow only ``current``, so a partition is published whole, in every layer, or not at all; a folder
+without ``current`` is absent. A single :meth:`Lake.write` outside a transaction is its own transaction.
+
+Each table partition is written under an exclusive ``flock`` on its ``.lock`` file while it is
+committed, so two runs of one partition serialise (the last commit wins, whole); a transaction's own
+``_meta/tx/<txid>.lock`` is held for its lifetime, which is how a later run tells a live writer's
+version directory from a dead one's (the kernel releases the lock of a killed process).
+
+The DuckDB catalog holds only *views* over the lake's globs: derived state. Writers never write
+rows into DuckDB, so any number of partitions can be materialized in parallel; the catalog is
+written only when a view is missing or stale, and every registration re-creates whatever views the
+lake has and the catalog lacks (nothing trusts a marker file). :meth:`Catalog.rebuild` makes it again
+from the lake alone (``governance catalog rebuild``). When the file is held by someone else (an
+analyst's open session), views are retried briefly and then deferred to the next run with a warning:
+a materialization never fails because of the catalog.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import fcntl
+import hashlib
 import json
+import logging
 import os
 import random
+import shutil
 import time
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
+log = logging.getLogger(__name__)
+
 #: Layers of the lifecycle; each is a schema in the DuckDB catalog.
-LAYERS = ("raw", "quarantine", "audit", "clean", "labelled", "integrated", "quality", "reco")
+LAYERS = ("raw", "quarantine", "audit", "clean", "labelled", "integrated", "quality", "reco", "search", "experiments")
 
 SNAPSHOT = "all"
 PARQUET_COMPRESSION = "zstd"
 PARQUET_COMPRESSION_LEVEL = 1
+CURRENT = "current"
+VERSION_PREFIX = "v-"
+MANIFEST = "_manifest.json"
+PARTITION_LOCK = ".lock"
 
 
 def read_contiguous(path: Path | str) -> pl.DataFrame:
@@ -48,9 +83,147 @@ def partition_dirname(partition: str | None) -> str:
     return SNAPSHOT if partition is None else f"date={partition}"
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _atomic_text(path: Path, text: str, fsync: bool = False) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    if fsync:
+        _fsync_dir(path.parent)
+
+
+def _new_txid() -> str:
+    # time first, so versions sort by when their transaction began
+    return f"{time.time_ns():020d}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _txid_of(version_dir_name: str) -> str:
+    return version_dir_name.removeprefix(VERSION_PREFIX)
+
+
+@contextlib.contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+_ACTIVE: contextvars.ContextVar[Transaction | None] = contextvars.ContextVar("governance_lake_tx", default=None)
+
+
+@dataclass
+class _Touched:
+    layer: str
+    table: str
+    pdir: Path
+    version: Path
+    parts: dict[str, dict] = field(default_factory=dict)
+
+
+class Transaction:
+    """Writes that become visible together (see the module docstring). Use :meth:`Lake.transaction`."""
+
+    def __init__(self, lake: Lake) -> None:
+        self.lake = lake
+        self.id = _new_txid()
+        self.touched: dict[Path, _Touched] = {}
+        self._lock_path = lake.tx_dir / f"{self.id}.lock"
+        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+
+    def write(self, layer: str, table: str, frame: pl.DataFrame, partition: str | None, part: str) -> Path:
+        pdir = self.lake.table_dir(layer, table) / partition_dirname(partition)
+        entry = self.touched.get(pdir)
+        if entry is None:
+            pdir.mkdir(parents=True, exist_ok=True)
+            self.lake._tidy(pdir)
+            entry = _Touched(layer, table, pdir, pdir / f"{VERSION_PREFIX}{self.id}")
+            entry.version.mkdir()
+            self.touched[pdir] = entry
+        path = entry.version / f"{part}.parquet"
+        frame.write_parquet(path, compression=PARQUET_COMPRESSION, compression_level=PARQUET_COMPRESSION_LEVEL)
+        entry.parts[part] = {"rows": frame.height, "bytes": path.stat().st_size, "sha256": _sha256(path)}
+        return pdir / CURRENT / path.name
+
+    def commit(self) -> None:
+        if not self.touched:
+            return
+        with contextlib.ExitStack() as locks:
+            for pdir in sorted(self.touched):  # a global order: no two committers wait on each other
+                locks.enter_context(_flock(pdir / PARTITION_LOCK))
+            for entry in self.touched.values():
+                self._complete(entry)
+            record = self.lake.tx_dir / f"{self.id}.json"
+            _atomic_text(record, json.dumps({
+                "txid": self.id,
+                "versions": [str(e.version.relative_to(self.lake.root)) for e in self.touched.values()],
+            }), fsync=True)  # ← the commit point
+            self.lake._publish(self.id, [e.version for e in self.touched.values()])
+            record.unlink(missing_ok=True)
+
+    def _complete(self, entry: _Touched) -> None:
+        """Carry the parts this transaction did not rewrite over from the committed version; the manifest."""
+        current = entry.pdir / CURRENT
+        previous = self.lake._read_manifest(current) if current.exists() else {}
+        for old in sorted(current.glob("*.parquet")) if current.exists() else []:
+            if old.stem in entry.parts:
+                continue
+            try:
+                os.link(old.resolve(), entry.version / old.name)
+            except OSError:
+                shutil.copy2(old, entry.version / old.name)
+            info = previous.get("parts", {}).get(old.stem)
+            entry.parts[old.stem] = info or {"rows": pl.scan_parquet(old).select(pl.len()).collect().item(),
+                                             "bytes": old.stat().st_size, "sha256": _sha256(old)}
+        for f in entry.version.glob("*.parquet"):
+            with open(f, "rb+") as fh:
+                os.fsync(fh.fileno())
+        _atomic_text(entry.version / MANIFEST, json.dumps({
+            "txid": self.id, "layer": entry.layer, "table": entry.table, "partition": entry.pdir.name,
+            "parts": dict(sorted(entry.parts.items())),
+        }, indent=1), fsync=True)
+
+    def abort(self) -> None:
+        for entry in self.touched.values():
+            shutil.rmtree(entry.version, ignore_errors=True)
+        self.touched.clear()
+
+    def close(self) -> None:
+        os.close(self._lock_fd)
+        self._lock_path.unlink(missing_ok=True)
+
+
 @dataclass(frozen=True)
 class Lake:
-    """Partitioned Parquet files under one root directory."""
+    """Partitioned Parquet files under one root directory, published by partition commits."""
 
     root: Path
 
@@ -58,43 +231,74 @@ class Lake:
     def at(cls, root: str | os.PathLike) -> Lake:
         return cls(Path(root).resolve())
 
+    @property
+    def tx_dir(self) -> Path:
+        return self.root / "_meta" / "tx"
+
     def table_dir(self, layer: str, table: str) -> Path:
         if layer not in LAYERS:
             raise ValueError(f"unknown layer {layer!r}; layers are {LAYERS}")
         return self.root / layer / table
 
+    def partition_dir(self, layer: str, table: str, partition: str | None) -> Path:
+        return self.table_dir(layer, table) / partition_dirname(partition)
+
     def part_path(self, layer: str, table: str, partition: str | None, part: str = "data") -> Path:
-        return self.table_dir(layer, table) / partition_dirname(partition) / f"{part}.parquet"
+        """The committed file of one part (through the partition's ``current`` link)."""
+        return self.partition_dir(layer, table, partition) / CURRENT / f"{part}.parquet"
 
     def glob(self, layer: str, table: str) -> str:
-        return str(self.table_dir(layer, table) / "*" / "*.parquet")
+        return str(self.table_dir(layer, table) / "*" / CURRENT / "*.parquet")
+
+    # --- writing -------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """Every :meth:`write` inside the block is published together when it ends without an error
+        (nested blocks join the outer one); on an error nothing of it is published."""
+        outer = _ACTIVE.get()
+        if outer is not None and outer.lake.root == self.root:
+            yield outer
+            return
+        self.recover()
+        tx = Transaction(self)
+        token = _ACTIVE.set(tx)
+        try:
+            yield tx
+            tx.commit()
+        except BaseException:
+            tx.abort()
+            raise
+        finally:
+            _ACTIVE.reset(token)
+            tx.close()
 
     def write(
         self, layer: str, table: str, frame: pl.DataFrame, partition: str | None = None, part: str = "data"
     ) -> Path:
-        """Write one partition's part atomically, replacing what was there."""
-        path = self.part_path(layer, table, partition, part)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        try:
-            frame.write_parquet(tmp, compression=PARQUET_COMPRESSION, compression_level=PARQUET_COMPRESSION_LEVEL)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return path
+        """Write one partition's part, replacing what was there — published when the enclosing
+        transaction commits (at once when there is none)."""
+        with self.transaction() as tx:
+            return tx.write(layer, table, frame, partition, part)
+
+    # --- reading -------------------------------------------------------------------------------
 
     def exists(self, layer: str, table: str, partition: str | None = None, part: str = "data") -> bool:
+        self.recover()
         return self.part_path(layer, table, partition, part).exists()
 
     def partitions(self, layer: str, table: str) -> list[str]:
-        """Daily partition keys present for a table, sorted."""
+        """Daily partition keys with a committed version, sorted."""
+        self.recover()
         base = self.table_dir(layer, table)
         if not base.exists():
             return []
-        return sorted(p.name.removeprefix("date=") for p in base.iterdir() if p.name.startswith("date="))
+        return sorted(p.name.removeprefix("date=") for p in base.iterdir()
+                      if p.name.startswith("date=") and (p / CURRENT).exists())
 
     def read(self, layer: str, table: str, partition: str | None = None, part: str = "data") -> pl.DataFrame:
         """Read one partition's part (eager); a clear error when it was never materialized."""
+        self.recover()
         path = self.part_path(layer, table, partition, part)
         if not path.exists():
             where = f"partition {partition}" if partition else "snapshot"
@@ -105,22 +309,138 @@ class Lake:
         self, layer: str, table: str, partitions: Iterable[str] | None = None, part: str = "data"
     ) -> pl.LazyFrame:
         """Lazily scan the given partitions (all when None) of one part of a table."""
+        self.recover()
         if partitions is None:
-            paths = sorted(self.table_dir(layer, table).glob(f"*/{part}.parquet"))
+            paths = sorted(self.table_dir(layer, table).glob(f"*/{CURRENT}/{part}.parquet"))
         else:
             paths = [self.part_path(layer, table, p, part) for p in partitions]
             paths = [p for p in paths if p.exists()]
         if not paths:
             raise FileNotFoundError(f"{layer}.{table}: no materialized {part} files under {self.table_dir(layer, table)}")
-        return pl.scan_parquet(paths, missing_columns="insert", extra_columns="ignore")
+        # the resolved version files: a commit swinging ``current`` while the scan runs cannot mix versions
+        return pl.scan_parquet([p.resolve() for p in paths], missing_columns="insert", extra_columns="ignore")
+
+    def manifest(self, layer: str, table: str, partition: str | None = None) -> dict:
+        """The committed version's manifest ({} when the partition is absent)."""
+        return self._read_manifest(self.partition_dir(layer, table, partition) / CURRENT)
+
+    def tables(self) -> list[tuple[str, str]]:
+        """(layer, table) of every table with at least one committed partition."""
+        out = []
+        for layer in LAYERS:
+            base = self.root / layer
+            if base.is_dir():
+                out += [(layer, t.name) for t in sorted(base.iterdir())
+                        if t.is_dir() and any(t.glob(f"*/{CURRENT}/*.parquet"))]
+        return out
+
+    def verify(self, layer: str, table: str, partition: str | None = None) -> list[str]:
+        """Problems of one committed partition (parts missing or not matching the manifest's hash)."""
+        current = self.partition_dir(layer, table, partition) / CURRENT
+        manifest = self._read_manifest(current)
+        problems = []
+        for part, info in manifest.get("parts", {}).items():
+            path = current / f"{part}.parquet"
+            if not path.exists():
+                problems.append(f"{path}: missing")
+            elif _sha256(path) != info["sha256"]:
+                problems.append(f"{path}: content does not match its manifest")
+        return problems
+
+    @staticmethod
+    def _read_manifest(version: Path) -> dict:
+        try:
+            return json.loads((version / MANIFEST).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    # --- commit machinery -----------------------------------------------------------------------
+
+    def _publish(self, txid: str, versions: list[Path]) -> None:
+        """Swing each partition's ``current`` to its new version, then drop the superseded ones."""
+        for version in versions:
+            if not version.is_dir():
+                continue
+            pdir = version.parent
+            link = pdir / f".{CURRENT}.{txid}.tmp"
+            link.unlink(missing_ok=True)
+            os.symlink(version.name, link)
+            os.replace(link, pdir / CURRENT)
+        for version in versions:
+            _fsync_dir(version.parent)
+            self._drop_old_versions(version.parent)
+
+    def _drop_old_versions(self, pdir: Path) -> None:
+        current = pdir / CURRENT
+        keep = os.readlink(current) if current.is_symlink() else None
+        for p in pdir.iterdir():
+            if p.name.startswith(VERSION_PREFIX) and p.name != keep and not self._alive(_txid_of(p.name)):
+                shutil.rmtree(p, ignore_errors=True)
+
+    def _alive(self, txid: str) -> bool:
+        """Whether the transaction's writer still runs (holds its lock)."""
+        path = self.tx_dir / f"{txid}.lock"
+        try:
+            fd = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def recover(self) -> int:
+        """Roll forward transactions that reached their commit point but whose writer died before it
+        published them; returns how many. Cheap when there are none (one directory listing)."""
+        try:
+            records = [p for p in self.tx_dir.iterdir() if p.suffix == ".json"]
+        except FileNotFoundError:
+            return 0
+        done = 0
+        for record in sorted(records):
+            txid = record.stem
+            if self._alive(txid):
+                continue
+            try:
+                versions = [self.root / v for v in json.loads(record.read_text())["versions"]]
+                with contextlib.ExitStack() as locks:
+                    for pdir in sorted({v.parent for v in versions}):
+                        locks.enter_context(_flock(pdir / PARTITION_LOCK))
+                    if record.exists():  # another reader may have finished it meanwhile
+                        self._publish(txid, versions)
+                        record.unlink(missing_ok=True)
+                        done += 1
+                (self.tx_dir / f"{txid}.lock").unlink(missing_ok=True)
+            except (OSError, ValueError, KeyError) as exc:  # a read-only reader cannot repair: say so, go on
+                log.warning("could not roll forward lake transaction %s: %s", txid, exc)
+        return done
+
+    def _tidy(self, pdir: Path) -> None:
+        """Remove what crashed writes left in a partition folder: dead writers' version folders,
+        temporary files and links (called by the next write of that partition)."""
+        with _flock(pdir / PARTITION_LOCK):
+            self._drop_old_versions(pdir)
+            for p in pdir.iterdir():  # links being swung are made under this same lock: all are leftovers
+                if p.name.endswith(".tmp"):
+                    if p.is_dir() and not p.is_symlink():
+                        shutil.rmtree(p, ignore_errors=True)
+                    else:
+                        p.unlink(missing_ok=True)
+        for lock in self.tx_dir.glob("*.lock") if self.tx_dir.exists() else []:
+            txid = lock.stem
+            if not (self.tx_dir / f"{txid}.json").exists() and not self._alive(txid):
+                lock.unlink(missing_ok=True)
+
+    # --- bookkeeping documents --------------------------------------------------------------------
 
     def write_json(self, relative: str, payload: dict) -> Path:
         """Small bookkeeping documents (ledgers, manifests), written atomically."""
         path = self.root / "_meta" / relative
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        tmp.write_text(json.dumps(payload, indent=1, sort_keys=True, default=str))
-        os.replace(tmp, path)
+        _atomic_text(path, json.dumps(payload, indent=1, sort_keys=True, default=str))
         return path
 
     def read_json_dir(self, relative_dir: str) -> dict[str, dict]:
@@ -134,44 +454,120 @@ class CatalogLockedError(RuntimeError):
     pass
 
 
+class CatalogDeferredWarning(UserWarning):
+    """The catalog could not be written now (someone holds it); its views are made on the next run."""
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text or "conflicting" in text
+
+
 @dataclass(frozen=True)
 class Catalog:
-    """The DuckDB catalog: one schema per layer, one view per table over its lake glob."""
+    """The DuckDB catalog: one schema per layer, one view per table over its lake glob (derived state)."""
 
     path: Path
     lake: Lake
-    lock_timeout_s: float = 60.0
+    #: how long a registration waits for another writer before it defers the views to the next run
+    lock_timeout_s: float = 20.0
 
     @classmethod
     def at(cls, path: str | os.PathLike, lake: Lake) -> Catalog:
         return cls(Path(path).resolve(), lake)
 
     def view_sql(self, layer: str, table: str) -> str:
+        return f'CREATE OR REPLACE VIEW "{layer}"."{table}" AS SELECT * FROM {self._source(layer, table)}'
+
+    def _source(self, layer: str, table: str) -> str:
         glob = self.lake.glob(layer, table).replace("'", "''")
-        return (
-            f'CREATE OR REPLACE VIEW "{layer}"."{table}" AS '
-            f"SELECT * FROM read_parquet('{glob}', union_by_name = true)"
-        )
+        return f"read_parquet('{glob}', union_by_name = true)"
 
-    def _marker(self, layer: str, table: str) -> Path:
-        return self.lake.root / "_meta" / "catalog" / f"{layer}.{table}.sql"
+    def views(self) -> dict[tuple[str, str], str] | None:
+        """(schema, view) → SQL of every view in the catalog; None when it cannot be opened now."""
+        if not self.path.exists():
+            return {}
+        try:
+            con = duckdb.connect(str(self.path), read_only=True)
+        except duckdb.Error as exc:
+            if _is_lock_error(exc):
+                return None
+            raise
+        try:
+            rows = con.execute("SELECT schema_name, view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall()
+        finally:
+            con.close()
+        return {(s, v): sql for s, v, sql in rows}
 
-    def register(self, layer: str, table: str) -> bool:
-        """Create the table's view once (idempotent). Returns True when the catalog was written."""
-        sql = self.view_sql(layer, table)
-        marker = self._marker(layer, table)
-        if self.path.exists() and marker.exists() and marker.read_text() == f"{self.path}\n{sql}":
-            return False
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def _plan(self, existing: dict[tuple[str, str], str] | None, also: Iterable[tuple[str, str]] = ()) -> tuple[
+            list[tuple[str, str]], list[tuple[str, str]]]:
+        """Views to (re)create — missing or stale — and views to drop (their table has no committed data)."""
+        wanted = set(self.lake.tables()) | {t for t in also if any(Path(self.lake.table_dir(*t)).glob(f"*/{CURRENT}/*.parquet"))}
+        existing = existing or {}
+        create = sorted(t for t in wanted
+                        if existing.get(t) is None or f"read_parquet('{self.lake.glob(*t)}'" not in existing[t])
+        drop = sorted(t for t in existing if t[0] in LAYERS and t not in wanted)
+        return create, drop
 
-        def create(con: duckdb.DuckDBPyConnection) -> None:
-            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')
-            con.execute(sql)
+    def register(self, layer: str, table: str) -> str:
+        """Make sure the table's view exists and is current, and heal every other missing or stale
+        view on the way. Returns "current" (nothing to do), "written", or "deferred" (the catalog
+        is held by someone else; a warning says so and the next run retries)."""
+        self.lake.table_dir(layer, table)  # validates the layer
+        self.lake.recover()
+        try:
+            existing = self.views()
+        except duckdb.Error as exc:  # not a DuckDB file any more: derived state, so make it again
+            return self._replace_broken(exc)
+        create, drop = self._plan(existing, also=[(layer, table)])
+        if existing is not None and not create and not drop:
+            return "current"
+        if existing is None:  # someone holds it read-write: only the writer's retry can tell when it is free
+            create, drop = self._plan({}, also=[(layer, table)])
+        return self._apply(create, drop)
 
-        self._with_write_connection(create)
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(f"{self.path}\n{sql}")
-        return True
+    def rebuild(self) -> dict[str, int]:
+        """Re-create every view from the lake alone (a deleted, stale or broken catalog heals)."""
+        self.lake.recover()
+        try:
+            existing = self.views()
+        except duckdb.Error as exc:
+            self._replace_broken(exc)
+            existing = self.views()
+        create, drop = self._plan({})
+        stale = [t for t in (existing or {}) if t[0] in LAYERS and t not in set(create)]
+        status = self._apply(create, sorted(set(drop) | set(stale)))
+        if status == "deferred":
+            raise CatalogLockedError(f"the catalog {self.path} is held by another process; close it and retry")
+        return {"views": len(create), "dropped": len(set(drop) | set(stale))}
+
+    def _replace_broken(self, exc: Exception) -> str:
+        aside = self.path.with_name(f"{self.path.name}.broken-{int(time.time())}")
+        log.warning("catalog %s cannot be opened (%s); moved aside to %s and made again from the lake", self.path, exc, aside)
+        os.replace(self.path, aside)
+        create, drop = self._plan({})
+        return self._apply(create, drop)
+
+    def _apply(self, create: list[tuple[str, str]], drop: list[tuple[str, str]]) -> str:
+        if not create and not drop:
+            return "current"
+
+        def write(con: duckdb.DuckDBPyConnection) -> None:
+            for layer, table in drop:
+                con.execute(f'DROP VIEW IF EXISTS "{layer}"."{table}"')
+            for layer, table in create:
+                con.execute(f'CREATE SCHEMA IF NOT EXISTS "{layer}"')
+                con.execute(self.view_sql(layer, table))
+
+        try:
+            self._with_write_connection(write)
+        except CatalogLockedError as exc:
+            message = (f"catalog views deferred to the next run ({', '.join('.'.join(t) for t in create) or 'drops only'}): "
+                       f"{exc}")
+            log.warning(message)
+            warnings.warn(message, CatalogDeferredWarning, stacklevel=3)
+            return "deferred"
+        return "written"
 
     def _ensure_created(self) -> None:
         """Create the catalog file atomically. DuckDB writes a new file's header after creating it, so
@@ -179,6 +575,9 @@ class Catalog:
         empty database is made under a private name and linked into place (a link never replaces)."""
         if self.path.exists():
             return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # a write-ahead log left beside a deleted catalog belongs to that catalog, not the new one
+        self.path.with_name(self.path.name + ".wal").unlink(missing_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}-{random.randrange(1 << 30)}.tmp")
         try:
             duckdb.connect(str(tmp)).close()
@@ -199,11 +598,11 @@ class Catalog:
             try:
                 con = duckdb.connect(str(self.path))
             except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                if not _is_lock_error(exc) or time.monotonic() > deadline:
                     raise CatalogLockedError(
                         f"could not open the DuckDB catalog {self.path} for writing within "
                         f"{self.lock_timeout_s:.0f}s (another process holds it: close open duckdb shells). "
-                        f"DuckDB said: {exc}"
+                        f"DuckDB said: {str(exc).splitlines()[0]}"
                     ) from exc
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 1.0)
@@ -222,7 +621,7 @@ class Catalog:
                 con = duckdb.connect(str(self.path), read_only=True)
                 break
             except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                if not _is_lock_error(exc) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
         try:

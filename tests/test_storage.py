@@ -15,7 +15,11 @@ def test_write_replaces_partition_and_leaves_no_temporary_files(tmp_path):
     lake.write("raw", "events", pl.DataFrame({"a": [1, 2, 3]}), "2026-11-10")
     lake.write("raw", "events", pl.DataFrame({"a": [4]}), "2026-11-10")
     assert lake.read("raw", "events", "2026-11-10")["a"].to_list() == [4]
-    assert [p.name for p in (tmp_path / "raw" / "events" / "date=2026-11-10").iterdir()] == ["data.parquet"]
+    folder = tmp_path / "raw" / "events" / "date=2026-11-10"
+    versions = [p.name for p in folder.iterdir() if p.name.startswith("v-")]
+    assert len(versions) == 1 and os.readlink(folder / "current") == versions[0]
+    assert sorted(p.name for p in folder.iterdir()) == sorted([".lock", "current", versions[0]])
+    assert sorted(p.name for p in (folder / versions[0]).iterdir()) == ["_manifest.json", "data.parquet"]
 
 
 def test_a_failed_write_keeps_the_previous_partition_readable(tmp_path, monkeypatch):
@@ -31,7 +35,8 @@ def test_a_failed_write_keeps_the_previous_partition_readable(tmp_path, monkeypa
         lake.write("raw", "events", pl.DataFrame({"a": [2]}), "2026-11-10")
     monkeypatch.undo()
     assert lake.read("raw", "events", "2026-11-10")["a"].to_list() == [1]
-    assert len(list((tmp_path / "raw" / "events" / "date=2026-11-10").iterdir())) == 1
+    folder = tmp_path / "raw" / "events" / "date=2026-11-10"
+    assert len([p for p in folder.iterdir() if p.name.startswith("v-")]) == 1
 
 
 def test_reading_a_missing_partition_names_it(tmp_path):
