@@ -427,9 +427,10 @@ def ingest_partition(
     files = landed_files(landing_root, contract.name, partition)
     result = collect(contract, files, landing_root=landing_root, partition=partition, run_id=run_id,
                      ingested_at=ingested_at, ingested_elsewhere=elsewhere)
-    lake.write("raw", contract.name, result.raw, partition)
-    lake.write("quarantine", contract.name, result.quarantine, partition, part=STAGE)
-    lake.write("audit", contract.name, result.audit, partition, part=STAGE)
+    with lake.transaction():  # raw, quarantine and audit of the partition are published together
+        lake.write("raw", contract.name, result.raw, partition)
+        lake.write("quarantine", contract.name, result.quarantine, partition, part=STAGE)
+        lake.write("audit", contract.name, result.audit, partition, part=STAGE)
     lake.write_json(f"{ledger_dir(contract.name)}/{key}.json", {
         "run_id": run_id,
         "files": {f.file_hash: f.file for f in result.files if f.status != "duplicate_skipped"},

@@ -115,9 +115,10 @@ def clean_partition(lake: Lake, source: str, partition: str | None, *, run_id: s
             refs["earlier_reviews"] = earlier
     ctx = Context(source=source, partition=partition, run_id=run_id, now=now, references=refs)
     result = clean_frame(source, lake.read("raw", source, partition), ctx)
-    lake.write("clean", source, result.clean, partition)
-    lake.write("quarantine", source, result.quarantine, partition, part="cleaning")
-    lake.write("audit", source, result.audit, partition, part="cleaning")
-    if source == "products":
-        lake.write("clean", "product_id_map", product_id_map(result))
+    with lake.transaction():  # clean rows, quarantine and audit of the partition are published together
+        lake.write("clean", source, result.clean, partition)
+        lake.write("quarantine", source, result.quarantine, partition, part="cleaning")
+        lake.write("audit", source, result.audit, partition, part="cleaning")
+        if source == "products":
+            lake.write("clean", "product_id_map", product_id_map(result))
     return result

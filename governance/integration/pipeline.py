@@ -200,9 +200,10 @@ def integrate_events_day(lake: Lake, day: str, source: DaySource, config: Integr
     rec = EventsReconciliation(day, admission.clean_rows, int(inter["events"].sum()), int(activity["events"].sum()),
                                admission.by_rule)
     if write:
-        lake.write(LAYER, "interactions", inter, day)
-        lake.write(LAYER, "product_activity", activity, day)
-        lake.write("quarantine", "events", admission.quarantine, day, part="integration")
+        with lake.transaction():  # the day's two tables and its quarantine are published together
+            lake.write(LAYER, "interactions", inter, day)
+            lake.write(LAYER, "product_activity", activity, day)
+            lake.write("quarantine", "events", admission.quarantine, day, part="integration")
     return EventsDayResult(inter, activity, admission.quarantine, rec)
 
 
