@@ -5,6 +5,8 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 
+from governance.privacy import mask_frame
+
 PREVIEW_ROWS = 5
 _MAX_CELL = 40
 
@@ -20,9 +22,9 @@ def _cell(value) -> str:
 
 
 def markdown_table(frame: pl.DataFrame, rows: int = PREVIEW_ROWS, columns: list[str] | None = None) -> dg.MetadataValue:
-    """A small Markdown table (the UI renders it) of the first rows."""
+    """A small Markdown table (the UI renders it) of the first rows, personal data masked (governance/privacy.py)."""
     frame = frame.select(columns) if columns else frame
-    head = frame.head(rows)
+    head = mask_frame(frame.head(rows))
     if head.is_empty():
         return dg.MetadataValue.md("_no rows_")
     lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]

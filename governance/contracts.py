@@ -38,6 +38,8 @@ class Column:
     required: bool = True
     aliases: tuple[str, ...] = ()
     description: str = ""
+    #: personal data: masked in every preview, sample, log line and metadata value (governance/privacy.py)
+    pii: bool = False
 
     def __post_init__(self) -> None:
         if self.type not in LOGICAL_TYPES:
@@ -75,6 +77,11 @@ class SourceContract:
             if c.name == name:
                 return c
         raise KeyError(f"{self.name}: no column {name!r} in the contract")
+
+    @property
+    def pii(self) -> list[str]:
+        """The columns holding personal data."""
+        return [c.name for c in self.columns if c.pii]
 
     def alias_map(self) -> dict[str, str]:
         """Every accepted spelling (lower-cased) → the contract's column name."""
@@ -134,9 +141,9 @@ USERS = SourceContract(
     description="Registered users with contact details (PII: email, phone, name).",
     columns=(
         Column("user_id", "string", aliases=("id", "customer_id", "userid")),
-        Column("email", "string", required=False, description="PII"),
-        Column("phone", "string", required=False, description="PII"),
-        Column("name", "string", required=False, aliases=("full_name",), description="PII"),
+        Column("email", "string", required=False, description="PII", pii=True),
+        Column("phone", "string", required=False, description="PII", pii=True),
+        Column("name", "string", required=False, aliases=("full_name",), description="PII", pii=True),
         Column("country", "string", required=False, aliases=("country_code",), description="ISO 3166 alpha-2"),
         Column("signup_at", "timestamp", aliases=("signup_date", "created_at", "registered_at")),
         Column("updated_at", "timestamp", required=False),
