@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -48,6 +49,10 @@ class FileReport:
     extra_columns: list[str] = field(default_factory=list)
     missing_columns: list[str] = field(default_factory=list)
     note: str = ""
+    #: how the bytes were decoded (encoding, method, BOM, undecodable bytes): see `decode_landed`
+    encoding: dict = field(default_factory=dict)
+    #: number columns whose separators were decided from the file's values: column → decision
+    number_formats: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -77,6 +82,185 @@ def raw_schema(contract: SourceContract) -> dict[str, pl.DataType]:
 
 def file_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# encodings: every file's bytes decided once, the decision recorded, no byte replaced silently
+
+#: an undecodable byte 0xNN travels through reading as the private-use character U+F7NN, so the
+#: value keeps its original bytes: a key or id with one is quarantined (column + byte offset), free
+#: text is fixed (the byte read as cp1252) and audited with the original bytes
+BYTE_MARK = 0xF700
+_MARKS = re.compile("[\uf780-\uf7ff]")
+_TO_MARK = {0xDC80 + b: BYTE_MARK + 0x80 + b for b in range(128)}
+
+
+@dataclass
+class Decoded:
+    """A landed file's bytes as UTF-8 (undecodable bytes marked) and how that was decided."""
+
+    data: bytes
+    encoding: str
+    method: str
+    bom: bool = False
+    undecodable_bytes: int = 0
+    note: str = ""
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8")
+
+    def as_dict(self) -> dict:
+        return {"encoding": self.encoding, "method": self.method, "bom": self.bom,
+                "undecodable_bytes": self.undecodable_bytes, "note": self.note}
+
+
+def _marked(text: str) -> tuple[bytes, int]:
+    """Text decoded with surrogateescape → UTF-8 bytes with each undecodable byte marked."""
+    bad = len(re.findall("[\udc80-\udcff]", text))
+    return (text.translate(_TO_MARK) if bad else text).encode("utf-8"), bad
+
+
+def _utf16_without_bom(head: bytes) -> str | None:
+    """UTF-16 text without a BOM: ASCII characters leave NUL in every other byte."""
+    if len(head) < 8:
+        return None
+    even, odd = head[0::2], head[1::2]
+    if odd.count(0) > 0.4 * len(odd) and even.count(0) < 0.05 * len(even):
+        return "utf-16-le"
+    if even.count(0) > 0.4 * len(even) and odd.count(0) < 0.05 * len(odd):
+        return "utf-16-be"
+    return None
+
+
+def _looks_single_byte(text: str) -> bool:
+    """Undecodable bytes that sit inside words (next to ASCII letters), as accented letters of a
+    Latin-1/cp1252 text do; broken bytes in ids and numbers sit between digits or alone."""
+    hits = [m.start() for m in re.finditer("[\udc80-\udcff]", text)]
+    if not hits:
+        return False
+    sample = hits[:: max(1, len(hits) // 2000)]
+    inside = sum(1 for i in sample if (i > 0 and text[i - 1].isalpha() and text[i - 1].isascii())
+                 or (i + 1 < len(text) and text[i + 1].isalpha() and text[i + 1].isascii()))
+    return inside >= 0.8 * len(sample)
+
+
+def decode_landed(data: bytes, declared: str | None = None) -> Decoded:
+    """Decide a text file's encoding: BOMs (UTF-8, UTF-16 LE/BE), UTF-16 without BOM, strict UTF-8,
+    else a single-byte encoding chosen by charset-normalizer when the undecodable bytes read as
+    letters inside words (a Latin-1/cp1252 file), else UTF-8 whose undecodable bytes are damage
+    (marked, see `BYTE_MARK`). A ``declared`` encoding (a mapping's) is used as given."""
+    if declared:
+        text = data.decode(declared, errors="surrogateescape")
+        body, bad = _marked(text.removeprefix("\ufeff"))
+        return Decoded(body, declared.lower(), "declared", text.startswith("\ufeff"), bad)
+    if data.isascii() and b"\x00" not in data[:4096]:
+        return Decoded(data, "ascii", "all bytes < 0x80")
+    if data.startswith(b"\xef\xbb\xbf"):
+        body, bad = _marked(data[3:].decode("utf-8", errors="surrogateescape"))
+        return Decoded(body, "utf-8-sig", "byte order mark", True, bad)
+    for bom, enc, method in ((b"\xff\xfe", "utf-16-le", "byte order mark"), (b"\xfe\xff", "utf-16-be", "byte order mark"),
+                             (b"", _utf16_without_bom(data[:4096]), "NUL bytes in every other position")):
+        if enc and data.startswith(bom) and not data.startswith(b"\xff\xfe\x00\x00"):
+            text = data[len(bom):].decode(enc, errors="replace")
+            broken = text.count("\ufffd")
+            return Decoded(text.encode("utf-8"), enc, method, bool(bom), broken,
+                           note=f"{broken} undecodable UTF-16 unit(s) shown as U+FFFD" if broken else "")
+    try:
+        data.decode("utf-8")
+        return Decoded(data, "utf-8", "valid UTF-8")
+    except UnicodeDecodeError:
+        pass
+    text = data.decode("utf-8", errors="surrogateescape")
+    multibyte = sum(1 for ch in text[:2_000_000] if ord(ch) > 127 and not 0xDC80 <= ord(ch) <= 0xDCFF)
+    if not multibyte and _looks_single_byte(text):
+        from charset_normalizer import from_bytes
+
+        results = list(from_bytes(data[:1_000_000]))
+        best = results[0] if results else None
+        enc = best.encoding if best is not None else "cp1252"
+        # equally plausible candidates (short texts read alike in cp1250/cp1252/cp1257): the most
+        # widespread Western single-byte encoding wins, and the tie is named in the decision
+        tied = [r.encoding for r in results if best is not None and r.chaos <= best.chaos + 0.01
+                and r.coherence >= best.coherence - 0.02]
+        for preferred in ("cp1252", "latin_1", "iso8859_15"):
+            if preferred in tied:
+                enc = preferred
+                break
+        try:
+            import codecs
+
+            single = codecs.lookup(enc)
+            if single.name.startswith(("utf", "gb", "big5", "shift", "euc", "iso2022", "hz", "johab", "cp9")):
+                enc = "cp1252"
+        except LookupError:
+            enc = "cp1252"
+        decoded = data.decode(enc, errors="surrogateescape")
+        body, bad = _marked(decoded)
+        return Decoded(body, enc, "charset-normalizer (no valid UTF-8 multi-byte sequence; the high bytes read "
+                                  "as letters inside words)", False, bad,
+                       note=f"equally plausible: {', '.join(tied)}" if len(tied) > 1 else "")
+    body, bad = _marked(text)
+    return Decoded(body, "utf-8", "UTF-8 with undecodable bytes", False, bad,
+                   note=f"{bad} byte(s) are not UTF-8: keys and ids with them are quarantined, text is fixed "
+                        "as cp1252 and audited")
+
+
+def _is_identifier(contract: SourceContract, column: str) -> bool:
+    c = contract.column(column)
+    return c.type != "string" or column in contract.key or column.endswith("_id")
+
+
+def _show_bytes(expr: pl.Expr) -> pl.Expr:
+    """A marked value with its undecodable bytes written as \\xNN (the original bytes)."""
+    for b in range(0x80, 0x100):
+        expr = expr.str.replace_all(chr(BYTE_MARK + b), f"\\x{b:02X}", literal=True)
+    return expr
+
+
+def undecodable_values(renamed: pl.DataFrame, contract: SourceContract, keys: pl.Series):
+    """Values that carry undecodable bytes: ``(frame with free text fixed, problems, audit rows)``.
+
+    In a key, id or typed column the row is quarantined (rule ``undecodable_bytes``) with the column
+    and the byte offset in the value; in free text each byte is read as cp1252, and the fix is
+    audited with the original bytes written as \\xNN."""
+    problems, audits, fixes = [], [], {}
+    for col in contract.columns:
+        name = col.name
+        if name not in renamed.columns or renamed.schema[name] != pl.String:
+            continue
+        hit = renamed[name].str.contains("[\uf780-\uf7ff]").fill_null(False)
+        if not hit.any():
+            continue
+        if _is_identifier(contract, name):
+            def reason(idx: pl.Series, name=name) -> pl.Series:
+                values = renamed[name].gather(idx)
+                offset = values.str.find("[\uf780-\uf7ff]")
+                prefix_bytes = pl.select(values.str.slice(0, offset).str.len_bytes()).to_series()
+                shown = pl.select(_show_bytes(pl.lit(values))).to_series()
+                byte = values.str.extract("([\uf780-\uf7ff])").replace_strict(
+                    {chr(BYTE_MARK + b): f"0x{b:02X}" for b in range(0x80, 0x100)}, default=None)
+                return pl.select(pl.format(f"{name}: undecodable byte {{}} at byte offset {{}} of the value '{{}}' "
+                                           "(a damaged identifier cannot be repaired)", byte, prefix_bytes,
+                                           shown.str.slice(0, 60))).to_series()
+            problems.append(("undecodable_bytes", hit, reason))
+            continue
+        idx = hit.arg_true()
+        damaged = renamed[name].gather(idx)
+        repaired = damaged
+        for b in range(0x80, 0x100):
+            ch = chr(BYTE_MARK + b)
+            if damaged.str.contains(ch, literal=True).any():
+                repaired = repaired.str.replace_all(ch, bytes([b]).decode("cp1252", errors="replace"), literal=True)
+        fixes[name] = renamed[name].scatter(idx, repaired)
+        audits.append(pl.DataFrame({
+            "rule": "undecodable_bytes_fixed", "column": name,
+            "original": pl.select(_show_bytes(pl.lit(damaged))).to_series(),
+            "fixed": repaired, "row_number": renamed["_row_number"].gather(idx), "key": keys.gather(idx),
+        }))
+    if fixes:
+        renamed = renamed.with_columns(**fixes)
+    return renamed, problems, audits
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,10 +377,11 @@ def enforce_contract(
     key_col = contract.key[0]
     keys = (renamed[key_col].cast(pl.String, strict=False) if key_col in renamed.columns
             else pl.repeat(None, n, dtype=pl.String, eager=True))
+    renamed, undecodable, fixed_bytes = undecodable_values(renamed, contract, keys)
 
     # each problem: (rule, mask of the rows it hits, reason text for a subset of row indices); reasons
     # are built only for the rejected rows, so a clean file pays for the masks alone
-    problems: list[tuple[str, pl.Series, Callable[[pl.Series], pl.Series]]] = []
+    problems: list[tuple[str, pl.Series, Callable[[pl.Series], pl.Series]]] = list(undecodable)
     if report.missing_columns:
         reason = f"file lacks required column(s) {', '.join(report.missing_columns)} (known spellings: " + "; ".join(
             f"{c}: {', '.join((c,) + contract.column(c).aliases)}" for c in report.missing_columns) + ")"
@@ -211,7 +396,7 @@ def enforce_contract(
 
     present = {c.name: c.type for c in contract.columns if c.name in renamed.columns}
     parsed = parse_frame(renamed, present)
-    audits: list[pl.DataFrame] = []
+    audits: list[pl.DataFrame] = list(fixed_bytes)
     for col in contract.columns:
         if col.name not in parsed:
             continue
@@ -318,11 +503,15 @@ def read_landed_file(
     if not data or data.isspace():
         return unreadable("empty_file", f"{rel}: the file is empty", status="empty")
     bad_lines = None
+    decoded = decode_landed(data) if fmt in ("csv", "jsonl") else None
+    text = decoded.data if decoded is not None else data
+    if not text or text.isspace():
+        return unreadable("empty_file", f"{rel}: the file is empty (after decoding {decoded.encoding})", status="empty")
     try:
         if fmt == "csv":
-            frame = _read_csv(data, contract)
+            frame = _read_csv(text, contract)
         elif fmt == "jsonl":
-            frame, bad_lines = _read_jsonl(data)
+            frame, bad_lines = _read_jsonl(text)
         else:
             frame = pl.read_parquet(data)
     except Exception as exc:  # noqa: BLE001 - the reader's own message becomes the quarantine reason
@@ -334,6 +523,8 @@ def read_landed_file(
         frame, contract, rel=rel, digest=digest, partition=partition, run_id=run_id,
         ingested_at=ingested_at, bad_lines=bad_lines)
     report.format = fmt
+    if decoded is not None:
+        report.encoding = decoded.as_dict()
     return raw, quarantine, audit, report
 
 
@@ -354,6 +545,30 @@ def landed_files(landing_root: Path, source: str, partition: str | None) -> list
         if folder.is_dir():
             files.extend(sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")))
     return files
+
+
+def skipped_files(landing_root: Path, source: str, partition: str | None) -> list[FileReport]:
+    """The entries of a source's landing folders that are not collected, each with its reason: hidden
+    files (a name starting with '.': an import still writing ``.x.importing``, editor and OS files)
+    and entries that are not regular files. Nothing in the landing zone is skipped unrecorded."""
+    base = landing_root / source
+    folders = [base / partition] if partition else sorted(p for p in base.glob("*") if p.is_dir())
+    reports: list[FileReport] = []
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for p in sorted(folder.iterdir()):
+            rel = p.relative_to(landing_root).as_posix()
+            if p.name.startswith("."):
+                why = ("an import in progress writes this temporary file; it is collected once renamed into place"
+                       if p.name.endswith(".importing") else
+                       "hidden file (the name starts with '.'): not collected; rename it without the dot to collect it")
+            elif not p.is_file():
+                why = "not a regular file (a folder or special file): not collected"
+            else:
+                continue
+            reports.append(FileReport(rel, "", FORMATS.get(p.suffix.lower(), ""), "skipped", note=why))
+    return reports
 
 
 def landed_partitions(landing_root: Path, source: str) -> list[str]:
@@ -427,12 +642,14 @@ def ingest_partition(
     files = landed_files(landing_root, contract.name, partition)
     result = collect(contract, files, landing_root=landing_root, partition=partition, run_id=run_id,
                      ingested_at=ingested_at, ingested_elsewhere=elsewhere)
+    result.files.extend(skipped_files(landing_root, contract.name, partition))
     with lake.transaction():  # raw, quarantine and audit of the partition are published together
         lake.write("raw", contract.name, result.raw, partition)
         lake.write("quarantine", contract.name, result.quarantine, partition, part=STAGE)
         lake.write("audit", contract.name, result.audit, partition, part=STAGE)
     lake.write_json(f"{ledger_dir(contract.name)}/{key}.json", {
         "run_id": run_id,
-        "files": {f.file_hash: f.file for f in result.files if f.status != "duplicate_skipped"},
+        "files": {f.file_hash: f.file for f in result.files if f.status not in ("duplicate_skipped", "skipped")},
+        "skipped": {f.file: f.note for f in result.files if f.status == "skipped"},
     })
     return result
