@@ -34,10 +34,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from governance.quality import synthetic as S  # noqa: E402
 from governance.quality.profile import profile_frame  # noqa: E402
+from governance.quality.runner import suite_path  # noqa: E402
 from governance.quality.suites import load_suite  # noqa: E402
 from governance.quality.validation import _batch_definition, validate, validate_whole  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
 DAY = "2026-10-07"
 
 
@@ -52,7 +52,7 @@ def main() -> None:
 
     from assets.quality import expectation_check_result
 
-    suite = load_suite(ROOT / "expectations" / "clean.events.json")
+    suite = load_suite(suite_path("clean.events"))
     t = time.perf_counter()
     products, users = S.products_frame(20_000), S.users_frame(200_000)
     frame = S.events_frame(DAY, args.rows, products, users)

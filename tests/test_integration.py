@@ -24,12 +24,15 @@ from governance.integration.profiles import NOTE_NO_LABELS, review_facts
 from governance.integration.schemas import DAILY_TABLES, PRIMARY_KEYS, SCHEMAS
 from governance.integration.sessions import build_query_clicks, build_sessions, prepare_queries
 from governance.integration.synthetic import write_synthetic_clean
+from governance.quality.runner import suites_dir
+from governance.quality.suites import load_suite
+from governance.quality.validation import validate
 from governance.quarantine import conform
 from governance.storage import Lake
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 INGESTED = datetime(2026, 10, 20, tzinfo=UTC)
-EXPECTATIONS = Path(__file__).resolve().parents[1] / "expectations"
+EXPECTATIONS = suites_dir()
 
 
 def at(hours: float, day: int = 0) -> datetime:
@@ -431,20 +434,18 @@ def test_suite_files_match_the_declared_schemas():
 
 
 def test_suites_load_and_pass_on_built_tables(built):
-    suites = pytest.importorskip("governance.quality.suites", reason="the quality stage's suite loader is absent")
-    validation = pytest.importorskip("governance.quality.validation")
     lake, _, _ = built
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for table in ("interactions", "sessions", "query_clicks", "product_activity", "users", "products",
                       "product_history", "user_keys", "product_keys"):
-            suite = suites.load_suite(EXPECTATIONS / f"integrated.{table}.json")
+            suite = load_suite(EXPECTATIONS / f"integrated.{table}.json")
             if table in DAILY_TABLES:
                 day = lake.partitions("integrated", table)[1]
                 frame = lake.read("integrated", table, day)
             else:
                 day, frame = None, lake.read("integrated", table)
-            result = validation.validate(suite, frame, partition=day)
+            result = validate(suite, frame, partition=day)
             failed = [(r.check_name, r.as_dict()) for r in result.results if not r.success]
             assert not failed, (table, failed[:3])
 

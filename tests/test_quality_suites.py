@@ -150,3 +150,29 @@ def test_unregistered_table_takes_its_columns_from_its_column_list(tmp_path):
 def test_condition_columns():
     assert condition_columns('category_l1 == "Books" and price > 3') == {"category_l1", "price"}
     assert condition_columns("user_unknown == False") == {"user_unknown"}
+
+
+def test_check_names_depend_only_on_the_expectation():
+    from governance.quality.suites import derive_check_name, table_schema
+
+    pair = "expect_column_pair_values_a_to_be_greater_than_b"
+    assert derive_check_name(pair, {"column_A": "session_end", "column_B": "session_start",
+                                    "or_equal": True}) == "session_end_ge_session_start"
+    assert derive_check_name(pair, {"column_A": "valid_to", "column_B": "valid_from"}) == "valid_to_gt_valid_from"
+    assert derive_check_name("expect_column_values_to_be_unique", {"column": "event_id"}) == "event_id_unique"
+    # the integrated tables' columns come from the integration stage's declared schemas, asked on demand
+    from governance.integration.schemas import SCHEMAS
+
+    assert table_schema("integrated.sessions") == dict(SCHEMAS["sessions"])
+    assert table_schema("integrated.nowhere") is None and table_schema("labelled.things") is None
+
+
+def test_no_shipped_check_name_is_a_running_count():
+    import re
+
+    suites = load_suites(SUITES)
+    assert {"clean.events", "integrated.users", "integrated.sessions"} <= set(suites)
+    names = {t: [e.check_name for e in s.expectations] for t, s in suites.items()}
+    counted = [(t, n) for t, ns in names.items() for n in ns if re.search(r"_\d+$", n)]
+    assert not counted, counted
+    assert {"last_seen_at_ge_first_seen_at", "sessions_ge_orders"} <= set(names["integrated.users"])

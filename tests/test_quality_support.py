@@ -13,11 +13,11 @@ import pytest
 import sqlalchemy as sa
 
 from governance.quality import synthetic as S
+from governance.quality.runner import suites_dir
 from governance.quality.store import QualityStore
 from governance.storage import Lake
 
-ROOT = Path(__file__).resolve().parents[1]
-SUITES = ROOT / "expectations"
+SUITES = suites_dir()
 PG_URL = os.environ.get("GOVERNANCE_TEST_POSTGRES_URL")
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
     not PG_URL, reason="GOVERNANCE_TEST_POSTGRES_URL not set (CI sets it via .ci/postgres.sh)"))]

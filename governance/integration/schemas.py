@@ -227,16 +227,3 @@ def conform_table(table: str, frame: pl.DataFrame) -> pl.DataFrame:
 
 def empty(table: str) -> pl.DataFrame:
     return pl.DataFrame(schema=SCHEMAS[table])
-
-
-def register_with_quality() -> None:
-    """Make the integrated tables' columns known to the quality stage's suite loader (when present)."""
-    try:
-        from governance.quality.suites import register_table_schema
-    except ImportError:
-        return
-    for table, schema in SCHEMAS.items():
-        register_table_schema(f"integrated.{table}", schema)
-
-
-register_with_quality()

@@ -15,11 +15,11 @@ from governance.quality.profile import TableProfile, profile_frame
 from governance.quality.report import build_report, summary_text
 from governance.quality.runner import record_profile, run_quality
 from governance.quality.store import QualityStore
-from governance.quality.suites import Suite, SuiteError, load_suite, load_suites, register_table_schema
+from governance.quality.suites import Suite, SuiteError, load_suite, load_suites
 from governance.quality.validation import SuiteResult, validate
 
 __all__ = [
     "DriftConfig", "Finding", "QualityStore", "Suite", "SuiteError", "SuiteResult", "TableProfile", "build_report",
-    "detect", "load_suite", "load_suites", "profile_frame", "record_profile", "register_table_schema", "run_quality",
+    "detect", "load_suite", "load_suites", "profile_frame", "record_profile", "run_quality",
     "summary_text", "validate",
 ]

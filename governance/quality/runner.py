@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,17 +23,23 @@ from governance.quality.suites import Suite, load_suite
 from governance.quality.validation import SuiteResult, validate
 from governance.storage import Lake
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SUITES_DIR = PROJECT_ROOT / "expectations"
 QUARANTINE_PARTS = ("collection", "cleaning")
 
 
-def suite_path(table: str, suites_dir: str | Path | None = None) -> Path:
-    return Path(suites_dir or SUITES_DIR) / f"{table}.json"
+def suites_dir() -> Path:
+    """The suite files shipped with the project: the ``expectations`` package's JSON, wherever it is installed."""
+    root = importlib.resources.files("expectations")
+    if not isinstance(root, Path):  # a zipped install: suites are read as files, with their paths in errors
+        raise RuntimeError(f"the 'expectations' package must be installed as plain files, found {root!r}")
+    return root
 
 
-def profile_config_for(table: str, suites_dir: str | Path | None = None) -> dict[str, Any]:
-    path = suite_path(table, suites_dir)
+def suite_path(table: str, directory: str | Path | None = None) -> Path:
+    return Path(directory or suites_dir()) / f"{table}.json"
+
+
+def profile_config_for(table: str, directory: str | Path | None = None) -> dict[str, Any]:
+    path = suite_path(table, directory)
     return load_suite(path).profile_config if path.exists() else {}
 
 

@@ -179,24 +179,21 @@ class Suite:
 
 # --------------------------------------------------------------------------------------- schemas
 
-_SCHEMAS: dict[str, Callable[[], Mapping[str, pl.DataType]]] = {}
-
-
-def register_table_schema(table: str, schema: Mapping[str, pl.DataType] | Callable[[], Mapping[str, pl.DataType]]) -> None:
-    """Make a table's columns known to the suite loader (later stages register integrated.*, labelled.*)."""
-    _SCHEMAS[table] = schema if callable(schema) else (lambda s=dict(schema): s)
-
-
 def table_schema(table: str) -> dict[str, pl.DataType] | None:
-    """Columns of a governed table: registered ones first, then ``clean.<source>`` from the cleaning schema."""
-    if table in _SCHEMAS:
-        return dict(_SCHEMAS[table]())
+    """Columns of a governed table, asked of the stage that declares them (None for an unknown table).
+
+    ``clean.<source>``: the cleaning schema; ``integrated.<table>``: the integration stage's declared
+    schemas. The stage modules are imported here, when a suite is loaded, never the other way round.
+    """
     layer, _, name = table.partition(".")
     if layer == "clean":
         from governance.cleaning.schema import CLEAN_EXTRAS, clean_schema
 
-        if name in CLEAN_EXTRAS:
-            return clean_schema(name)
+        return clean_schema(name) if name in CLEAN_EXTRAS else None
+    if layer == "integrated":
+        from governance.integration.schemas import SCHEMAS
+
+        return dict(SCHEMAS[name]) if name in SCHEMAS else None
     return None
 
 
@@ -242,7 +239,23 @@ def _columns_of(kwargs: Mapping[str, Any]) -> list[str]:
     return cols
 
 
+_PAIR_NAMES = {
+    "expect_column_pair_values_a_to_be_greater_than_b": lambda kw: "ge" if kw.get("or_equal") else "gt",
+    "expect_column_pair_values_to_be_equal": lambda kw: "eq",
+    "expect_column_pair_values_to_be_in_set": lambda kw: "pair_in_set",
+}
+
+
 def derive_check_name(type_: str, kwargs: Mapping[str, Any]) -> str:
+    """A check's name from what it checks only (type and columns), never from its position in the suite.
+
+    ``<column>_<short type>`` (``price_in_range``), ``<column_A>_<op>_<column_B>`` for column pairs
+    (``session_end_ge_session_start``), the short type for table-level ones (``row_count``). Two
+    expectations that would share a name must set ``meta.check_name`` (the loader refuses duplicates).
+    """
+    a, b = kwargs.get("column_A"), kwargs.get("column_B")
+    if type_ in _PAIR_NAMES and isinstance(a, str) and isinstance(b, str):
+        return f"{a}_{_PAIR_NAMES[type_](kwargs)}_{b}"
     short = _SHORT_NAMES.get(type_) or re.sub(r"^expect_(column_|table_)?(values_)?(to_)?", "", type_)
     column = kwargs.get("column")
     return f"{column}_{short}" if isinstance(column, str) else short
@@ -367,8 +380,8 @@ def load_suite(path: str | Path, schema: Mapping[str, pl.DataType] | None = None
         declared = [e for e in entries if isinstance(e, dict) and e.get("type") in (
             "expect_table_columns_to_match_ordered_list", "expect_table_columns_to_match_set")]
         if not declared:
-            raise SuiteError(f"{path}: the schema of {table} is unknown; register it (governance.quality.suites."
-                             "register_table_schema) or add expect_table_columns_to_match_ordered_list")
+            raise SuiteError(f"{path}: the schema of {table} is unknown; declare it (governance.quality.suites."
+                             "table_schema) or add expect_table_columns_to_match_ordered_list")
         kw = declared[0].get("kwargs") or {}
         schema = {c: pl.Null() for c in (kw.get("column_list") or kw.get("column_set") or [])}
 
