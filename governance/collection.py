@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import os
 import re
+import stat
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import polars as pl
 
 from governance.contracts import LINEAGE_COLUMNS, SourceContract
@@ -407,6 +411,12 @@ def enforce_contract(
                 return pl.select(pl.format(f"{col.name}: '{{}}' is not a valid {col.type}",
                                            shown.str.replace_all("'", "’"))).to_series()
             problems.append(("unparsable_value", p.failed, unparsable))
+        if p.ambiguous is not None and p.ambiguous.any():
+            problems.append(("ambiguous_number", p.ambiguous,
+                             lambda idx, p=p, col=col: pl.format(f"{col.name}: {{}}", p.reason.gather(idx)).pipe(
+                                 lambda e: pl.select(e).to_series())))
+        if p.number_format:
+            report.number_formats[col.name] = p.number_format
         if col.required:
             blank = p.values.is_null() & ~p.failed
             if blank.any():
@@ -536,14 +546,201 @@ def raw_empty(contract: SourceContract) -> pl.DataFrame:
 # a partition of landed files → the raw layer
 
 
+# ---------------------------------------------------------------------------------------------
+# landing-zone hygiene: only regular files are read, and no record may be bigger than the limit
+
+#: the default largest record (one line of a CSV/JSON Lines file, one row of a Parquet file) collected;
+#: bigger ones are quarantined with a valid-JSON preview (``Settings.max_record_bytes``)
+DEFAULT_MAX_RECORD_BYTES = 1 << 20
+#: JSON nested deeper than this is refused before a parser sees it (Polars' reader crashes the
+#: process on a few hundred levels)
+MAX_JSON_DEPTH = 64
+#: characters of a refused record kept in its quarantine preview
+PREVIEW_CHARS = 1000
+_SENTINEL = "@@governance-refused-record:"
+_SENTINEL_RE = r"@@governance-refused-record:(\d+)@@"
+
+
+def read_regular_file(path: Path) -> bytes | str:
+    """The bytes of a landed file, or why it is refused: a symbolic link (never followed, so nothing
+    outside the landing zone is read) or anything that is not a regular file. Opened with
+    ``O_NOFOLLOW`` and checked on the open descriptor, so a file swapped for a link meanwhile is refused too."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        if path.is_symlink():
+            return "a symbolic link: not followed (only regular files inside the landing zone are collected)"
+        return f"cannot be opened: {exc.strerror or type(exc).__name__}"
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a folder" if stat.S_ISDIR(st.st_mode) else "a named pipe" if stat.S_ISFIFO(st.st_mode)
+                    else "a socket" if stat.S_ISSOCK(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode)
+                    or stat.S_ISBLK(st.st_mode) else "not a regular file")
+            return f"{kind}: not a regular file, not read"
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
+
+
+def refused_file(contract: SourceContract, rel: str, why: str, *, run_id: str, partition: str | None,
+                 ingested_at: datetime) -> tuple[pl.DataFrame, FileReport]:
+    """One quarantine row naming a landing entry that is not read, and its report (1 read = 1 quarantined)."""
+    reason = f"{rel}: {why}"
+    q = _file_quarantine(contract, rel, "not_a_regular_file", reason, run_id=run_id, partition=partition,
+                         quarantined_at=ingested_at)
+    return q, FileReport(rel, "", FORMATS.get(Path(rel).suffix.lower(), ""), "refused", rows_in_file=1,
+                         rows_quarantined=1, note=reason)
+
+
+def _line_spans(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end offsets of every line (end excludes the newline), found in 16 MiB blocks."""
+    view = np.frombuffer(data, dtype=np.uint8)
+    ends = [np.flatnonzero(view[i:i + (1 << 24)] == 10) + i for i in range(0, len(view), 1 << 24)]
+    ends = np.concatenate(ends + [np.array([len(view)])]) if ends else np.array([len(view)])
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    return starts.astype(np.int64), ends.astype(np.int64)
+
+
+def _json_depths(data: bytes, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Bracket nesting depth of each line (brackets inside strings count too: an upper bound), in
+    blocks of whole lines of about 16 MiB (lines are at most ``max_record_bytes`` long by now)."""
+    view = np.frombuffer(data, dtype=np.uint8)
+    depth = np.zeros(len(starts), dtype=np.int64)
+    i = 0
+    while i < len(starts):
+        j = max(int(np.searchsorted(ends, starts[i] + (1 << 24), side="right")), i + 1)
+        lo, hi = int(starts[i]), int(ends[j - 1])
+        chunk = view[lo:hi]
+        running = np.cumsum((chunk == 123).astype(np.int32) + (chunk == 91) - (chunk == 125) - (chunk == 93),
+                            dtype=np.int32)
+        s, e = starts[i:j] - lo, ends[i:j] - lo
+        nonempty = np.flatnonzero(e > s)
+        if len(nonempty):
+            s, e = s[nonempty], e[nonempty]
+            bounds = np.empty(2 * len(s), dtype=np.int64)
+            bounds[0::2], bounds[1::2] = s, e
+            if bounds[-1] >= len(running):
+                bounds = bounds[:-1]
+            peak = np.maximum.reduceat(running, bounds)[0::2]  # max over exactly [start, end) of each line
+            before = np.where(s > 0, running[np.maximum(s - 1, 0)], 0)
+            depth[i + nonempty] = peak - before
+        i = j
+    return depth
+
+
+def _cut_lines(data: bytes, refuse: np.ndarray, starts: np.ndarray, ends: np.ndarray, cut: dict[int, dict],
+               describe) -> bytes:
+    """Replace the refused lines by placeholder lines numbered on from ``len(cut)``; record each in ``cut``."""
+    if not refuse.any():
+        return data
+    pieces, pos = [], 0
+    for i in np.flatnonzero(refuse):
+        s, e = int(starts[i]), int(ends[i])
+        n = len(cut)
+        text = data[s:min(e, s + 4 * PREVIEW_CHARS)].decode("utf-8", errors="replace")[:PREVIEW_CHARS]
+        rule, reason = describe(i)
+        cut[n] = {"rule": rule, "reason": reason, "record": json.dumps({
+            "preview": text, "bytes": e - s, "truncated": e - s > len(text.encode()),
+            "sha256": hashlib.sha256(data[s:e]).hexdigest()}, ensure_ascii=False)}
+        pieces += [data[pos:s], f"{_SENTINEL}{n}@@".encode()]
+        pos = e
+    pieces.append(data[pos:])
+    return b"".join(pieces)
+
+
+def guard_records(data: bytes, fmt: str | None, max_record_bytes: int) -> tuple[bytes, dict[int, dict]]:
+    """Cut the lines a reader must not see — longer than ``max_record_bytes``, or JSON nested deeper
+    than :data:`MAX_JSON_DEPTH` — each replaced by a short placeholder line, so row numbers keep
+    counting; returns the bytes to read and, per placeholder number, what was cut (with a preview)."""
+    cut: dict[int, dict] = {}
+    if fmt not in ("csv", "jsonl"):
+        return data, cut
+    if len(data) > max_record_bytes:
+        starts, ends = _line_spans(data)
+        lengths = ends - starts
+        data = _cut_lines(data, lengths > max_record_bytes, starts, ends, cut, lambda i: (
+            "record_too_large", f"record of {int(lengths[i]):,} bytes is larger than the maximum of "
+                                f"{max_record_bytes:,} bytes (max_record_bytes); a preview is kept"))
+    if fmt == "jsonl" and data.count(b"{") + data.count(b"[") > MAX_JSON_DEPTH:
+        starts, ends = _line_spans(data)
+        depths = _json_depths(data, starts, ends)
+        data = _cut_lines(data, depths > MAX_JSON_DEPTH, starts, ends, cut, lambda i: (
+            "record_too_deep", f"JSON nested {int(depths[i])} levels deep (more than {MAX_JSON_DEPTH}); "
+                               "a preview is kept"))
+    return data, cut
+
+
+def _preview_json(text: pl.Expr) -> pl.Expr:
+    """A (possibly cut) text as a valid JSON object: preview, length, whether it was cut."""
+    return pl.struct(preview=text.str.slice(0, PREVIEW_CHARS), truncated=text.str.len_chars() > PREVIEW_CHARS
+                     ).struct.json_encode()
+
+
+def read_bounded(path: Path, contract: SourceContract, *, landing_root: Path, partition: str | None, run_id: str,
+                 ingested_at: datetime, data: bytes, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+                 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, FileReport]:
+    """:func:`read_landed_file` behind the record limits (:func:`guard_records`): records cut there become
+    quarantine rows (``record_too_large``/``record_too_deep``) with a valid-JSON preview; a line that is
+    not JSON is kept as a JSON preview too; and the file accounting ``read = landed + quarantined``
+    holds for every file, an unreadable one counting as one record read."""
+    digest = file_hash(data)
+    fmt = FORMATS.get(path.suffix.lower())
+    guarded, cut = guard_records(data, fmt, max_record_bytes)
+    raw, quarantine, audit, report = read_landed_file(
+        path, contract, landing_root=landing_root, partition=partition, run_id=run_id,
+        ingested_at=ingested_at, data=guarded)
+    if cut:
+        report.file_hash = digest
+        raw = raw.with_columns(pl.lit(digest).alias("_file_hash"))
+        strings = [c for c, t in raw.schema.items() if t == pl.String and not c.startswith("_")]
+        held = (raw.select(pl.any_horizontal(pl.col(c).str.contains(_SENTINEL, literal=True).fill_null(False)
+                                             for c in strings)).to_series() if strings and raw.height
+                else pl.repeat(False, raw.height, eager=True))
+        if held.any():  # a placeholder that met no required column: quarantined all the same
+            moved = raw.filter(held)
+            raw = raw.filter(~held)
+            quarantine = pl.concat([quarantine, conform(moved.select(
+                record=record_json(strings), row_number=pl.col("_row_number"), key=pl.lit(None, pl.String),
+                source=pl.lit(contract.name), stage=pl.lit(STAGE), file=pl.col("_source_file"),
+                run_id=pl.lit(run_id), partition=pl.lit(partition, dtype=pl.String),
+                quarantined_at=pl.lit(ingested_at)), QUARANTINE_SCHEMA)])
+        which = quarantine["record"].str.extract(_SENTINEL_RE).cast(pl.Int64)
+        table = pl.DataFrame({"n": list(cut), "rule": [c["rule"] for c in cut.values()],
+                              "reason": [c["reason"] for c in cut.values()], "record": [c["record"] for c in cut.values()]},
+                             schema={"n": pl.Int64, "rule": pl.String, "reason": pl.String, "record": pl.String})
+        found = pl.DataFrame({"n": which}).join(table, on="n", how="left", maintain_order="left")
+        hit = which.is_not_null()
+        quarantine = quarantine.with_columns(
+            rule=pl.when(pl.lit(hit)).then(pl.lit(found["rule"])).otherwise(pl.col("rule")),
+            reason=pl.when(pl.lit(hit)).then(pl.format("{}: {}", pl.lit(report.file), pl.lit(found["reason"])))
+            .otherwise(pl.col("reason")),
+            record=pl.when(pl.lit(hit)).then(pl.lit(found["record"])).otherwise(pl.col("record")),
+        )
+    if quarantine.height and "unparsable_line" in quarantine["rule"]:
+        # the line as it was (cut at 2,000 characters by the reader) becomes a valid JSON preview
+        is_line = pl.col("rule") == "unparsable_line"
+        quarantine = quarantine.with_columns(record=pl.when(is_line).then(_preview_json(pl.col("record")))
+                                             .otherwise(pl.col("record")))
+    report.rows_landed = raw.height
+    report.rows_quarantined = quarantine.height
+    if report.rows_in_file < report.rows_landed + report.rows_quarantined:  # an unreadable file: one record
+        report.rows_in_file = report.rows_landed + report.rows_quarantined
+    return raw, quarantine, audit, report
+
+
 def landed_files(landing_root: Path, source: str, partition: str | None) -> list[Path]:
-    """The files landed for a source on a day (every day for snapshot sources), in a stable order."""
+    """The entries landed for a source on a day (every day for snapshot sources), in a stable order:
+    every entry but hidden ones — symbolic links and anything else that is not a regular file are
+    refused by :func:`collect` with a quarantine row naming them, never read or followed."""
     base = landing_root / source
-    folders = [base / partition] if partition else sorted(p for p in base.glob("*") if p.is_dir())
-    files: list[Path] = []
+    folders = [base / partition] if partition else sorted(p for p in base.glob("*") if p.is_dir() or p.is_symlink())
+    files: list[Path] = [f for f in folders if f.is_symlink()]  # a linked day folder is refused whole
+    folders = [f for f in folders if not f.is_symlink()]
     for folder in folders:
         if folder.is_dir():
-            files.extend(sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")))
+            files.extend(sorted(p for p in folder.iterdir() if not p.name.startswith(".")))
     return files
 
 
@@ -585,21 +782,29 @@ def collect(
     run_id: str,
     ingested_at: datetime,
     ingested_elsewhere: dict[str, str] | None = None,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> CollectionResult:
-    """Read a set of landed files; content already ingested (here or in another partition) is skipped."""
+    """Read a set of landed files; content already ingested (here or in another partition) is skipped;
+    entries that are not regular files are refused, records over ``max_record_bytes`` quarantined."""
     seen = dict(ingested_elsewhere or {})
     raws, quarantines, audits, reports = [], [], [], []
     for path in files:
-        data = path.read_bytes()
-        digest = file_hash(data)
+        data = read_regular_file(path)
         rel = path.relative_to(landing_root).as_posix() if path.is_relative_to(landing_root) else str(path)
+        if isinstance(data, str):
+            quarantine, report = refused_file(contract, rel, data, run_id=run_id, partition=partition,
+                                              ingested_at=ingested_at)
+            quarantines.append(quarantine)
+            reports.append(report)
+            continue
+        digest = file_hash(data)
         if digest in seen:
             reports.append(FileReport(rel, digest, FORMATS.get(path.suffix.lower(), ""), "duplicate_skipped",
                                       note=f"same content as {seen[digest]}, already ingested"))
             continue
-        raw, quarantine, audit, report = read_landed_file(
+        raw, quarantine, audit, report = read_bounded(
             path, contract, landing_root=landing_root, partition=partition, run_id=run_id,
-            ingested_at=ingested_at, data=data)
+            ingested_at=ingested_at, data=data, max_record_bytes=max_record_bytes)
         seen[digest] = rel
         raws.append(raw)
         quarantines.append(quarantine)
@@ -625,6 +830,7 @@ def ingest_partition(
     *,
     run_id: str,
     ingested_at: datetime,
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
 ) -> CollectionResult:
     """Collect one partition of a source into the lake: raw table, collection quarantine, audit.
 
@@ -641,7 +847,8 @@ def ingest_partition(
     }
     files = landed_files(landing_root, contract.name, partition)
     result = collect(contract, files, landing_root=landing_root, partition=partition, run_id=run_id,
-                     ingested_at=ingested_at, ingested_elsewhere=elsewhere)
+                     ingested_at=ingested_at, ingested_elsewhere=elsewhere,
+                     max_record_bytes=max_record_bytes)
     result.files.extend(skipped_files(landing_root, contract.name, partition))
     with lake.transaction():  # raw, quarantine and audit of the partition are published together
         lake.write("raw", contract.name, result.raw, partition)

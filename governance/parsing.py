@@ -28,6 +28,69 @@ class Parsed:
     values: pl.Series
     failed: pl.Series  # bool: a value was present but could not be parsed
     normalised: pl.Series  # bool: parsed only after normalisation
+    #: bool: a number whose separators the column's values do not decide (or contradict): never guessed
+    ambiguous: pl.Series | None = None
+    #: why each ambiguous value was not parsed (null elsewhere)
+    reason: pl.Series | None = None
+    #: the column's number format decided from its values (None: canonical text, nothing to decide)
+    number_format: str | None = None
+
+
+# --- numbers: the decimal separator is decided per file and column, never per value -------------
+
+#: currency symbols and codes and (non-breaking, thin) spaces: noise around a number, removed (audited)
+_CURRENCY_NOISE = r"[\s\u00a0\u202f$€£¥₹_#']|USD|EUR|GBP|JPY|CAD|AUD|CHF"
+#: values that can only be read one way, by the separator they use as the decimal one
+_SURE_DOT = r"^[-+]?(\d+\.\d{1,2}|\d+\.\d{4,}|0\.\d+|\.\d+|\d{1,3}(,\d{3})+\.\d+|\d{1,3}(,\d{3}){2,})$"
+_SURE_COMMA = r"^[-+]?(\d+,\d{1,2}|\d+,\d{4,}|0,\d+|,\d+|\d{1,3}(\.\d{3})+,\d+|\d{1,3}(\.\d{3}){2,})$"
+#: one separator followed by exactly three digits: 1,234 is 1234 or 1.234 depending on the column
+_THREE_AFTER = r"^[-+]?[1-9]\d{0,2}[.,]\d{3}$"
+
+
+def number_format(text: pl.Series) -> tuple[str, int, int]:
+    """The column's decimal separator decided from its values: ``(".", dot evidence, comma evidence)``.
+
+    Evidence is a value only one reading allows (35,79 — a comma followed by two digits — is a
+    decimal comma; 1,299.00 a thousands comma). The separator with more evidence wins; with none,
+    or a tie, the answer is "?" (undecided)."""
+    body = text.str.replace_all(_CURRENCY_NOISE, "")
+    counts = pl.select(dot=body.str.contains(_SURE_DOT).sum(), comma=body.str.contains(_SURE_COMMA).sum()).row(0)
+    dot, comma = int(counts[0] or 0), int(counts[1] or 0)
+    decided = "." if dot > comma else "," if comma > dot else "?"
+    return decided, dot, comma
+
+
+def _numbers_by_format(text: pl.Series, decided: str, dot: int, comma: int) -> tuple[pl.Series, pl.Series, pl.Series]:
+    """(values, ambiguous mask, reason) for the text of a number column under its decided format."""
+    body = text.str.replace_all(_CURRENCY_NOISE, "").str.strip_chars()
+    has_sep = body.str.contains("[.,]")
+    evidence = f"(column evidence: {dot} value(s) with a decimal point, {comma} with a decimal comma)"
+    if decided == ",":
+        canonical = body.str.replace_all(".", "", literal=True).str.replace(",", ".", literal=True)
+        conflict = body.str.contains(_SURE_DOT)
+        why = pl.lit(f"uses '.' as its decimal separator but the column's values decide ',' {evidence}")
+        ambiguous = conflict
+    elif decided == ".":
+        canonical = body.str.replace_all(",", "", literal=True)
+        conflict = body.str.contains(_SURE_COMMA)
+        why = pl.lit(f"uses ',' as its decimal separator but the column's values decide '.' {evidence}")
+        ambiguous = conflict
+    else:
+        # undecided: plain numbers and canonical decimals (1.5, 1.234) read as written; a comma or a
+        # mix of separators could be either, and is never guessed
+        canonical = body
+        ambiguous = has_sep & (body.str.contains(",") | (pl.lit(dot + comma > 0)))
+        why = pl.lit(f"',' or '.' could be the decimal or the thousands separator and the column's values do not "
+                     f"decide which {evidence}")
+    values = canonical.cast(pl.Float64, strict=False)
+    frame = pl.DataFrame({"t": text, "v": values, "a": ambiguous.fill_null(False) if isinstance(ambiguous, pl.Series)
+                          else pl.select(ambiguous.fill_null(False)).to_series()})
+    out = frame.select(
+        v=pl.when(~pl.col("a")).then(pl.col("v")),
+        a=pl.col("a") & pl.col("t").is_not_null(),
+        r=pl.when(pl.col("a")).then(pl.format("'{}' {}", pl.col("t").str.slice(0, 40), why)),
+    )
+    return out["v"], out["a"], out["r"]
 
 
 def _native(name: str, dtype: pl.DataType, logical: str) -> pl.Expr | None:
@@ -164,8 +227,30 @@ def parse_frame(frame: pl.DataFrame, types: dict[str, str]) -> dict[str, Parsed]
             failed = no.clone().scatter(idx, repaired.is_null() & ~blank)
             if audit:
                 normalised = no.clone().scatter(idx, repaired.is_not_null())
-        out[name] = Parsed(values.cast(LOGICAL_TYPES[logical]).alias(name), failed.alias(name), normalised.alias(name))
+        parsed = Parsed(values.cast(LOGICAL_TYPES[logical]).alias(name), failed.alias(name), normalised.alias(name))
+        if logical in ("float", "int") and missed_col in first.columns and first[missed_col].any():
+            text = first[f"__text_{name}"] if f"__text_{name}" in first.columns else frame[name]
+            parsed = _decide_numbers(parsed, text, logical)
+        out[name] = parsed
     return out
+
+
+def _decide_numbers(parsed: Parsed, text: pl.Series, logical: str) -> Parsed:
+    """Re-read a number column whose text is not canonical under the separator its values decide."""
+    decided, dot, comma = number_format(text)
+    values, ambiguous, reason = _numbers_by_format(text, decided, dot, comma)
+    if logical == "int":
+        whole = values.is_not_null() & (values == values.floor()) & (values.abs() < 9e15)
+        values = pl.select(pl.when(whole).then(values)).to_series()
+    values = values.cast(LOGICAL_TYPES[logical])
+    present = text.is_not_null() & (text.str.strip_chars() != "")
+    failed = (present & values.is_null() & ~ambiguous).alias(parsed.values.name)
+    canonical = text.str.strip_chars().cast(pl.Float64, strict=False)
+    normalised = (values.is_not_null() & (canonical.is_null() | (canonical != values.cast(pl.Float64))))
+    return Parsed(values.alias(parsed.values.name), failed, normalised.alias(parsed.values.name),
+                  ambiguous.alias(parsed.values.name), reason, number_format=
+                  {".": "decimal point", ",": "decimal comma", "?": "undecided"}[decided]
+                  + f" (evidence: {dot} point, {comma} comma)")
 
 
 def parse_column(column: pl.Series, logical: str) -> Parsed:
