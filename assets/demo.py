@@ -5,6 +5,7 @@ metadata and check results printed here are what `make dev` shows in the UI afte
 """
 
 import argparse
+import logging
 import os
 import shutil
 import sys
@@ -15,19 +16,22 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from assets.definitions import defs
-from assets.resources import WarehouseResource
+from assets.automation import stage_steps, step_job_name
+from assets.definitions import build_definitions
+from governance.settings import Settings
 
-QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
-#: the lifecycle stages in the order they run (each an asset group)
-STAGES = (
-    ("collection", "collection: landing → raw"),
-    ("cleaning", "cleaning: raw → clean"),
-    ("labelling", "labelling: sentiment and intent models, labelled reviews and queries"),
-    ("integration", "integration: users, products, sessions, interactions"),
-    ("quality", "quality: the analysts' report"),
-    ("recommendation", "recommendation: training, evaluation, batch recommendations"),
-)
+#: the demo shows what each step is doing: the assets' own INFO lines (progress of long steps included)
+RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+STAGE_TITLES = {
+    "collection": "collection: landing → raw",
+    "cleaning": "cleaning: raw → clean",
+    "labelling": "labelling: sentiment and intent models, labelled reviews and queries",
+    "integration": "integration: users, products, sessions, interactions",
+    "quality": "quality: the analysts' report",
+    "recommendation": "recommendation: training, evaluation, batch recommendations",
+    "search": "search: index and evaluation",
+    "experiments": "experiments: offline estimate and online A/B test",
+}
 
 
 def _say(message: str) -> None:
@@ -43,35 +47,27 @@ def _done(started: float, detail: str = "") -> None:
     _say(f"   done in {time.perf_counter() - started:.1f}s{(' — ' + detail) if detail else ''}")
 
 
-def _stage_plan(group: str) -> tuple[list[dg.AssetKey], list[dg.AssetKey], list[dg.AssetKey]]:
-    """A stage's assets in three steps: snapshots needed by its daily assets, the daily assets, and
-    snapshots built from daily ones (e.g. profiles aggregated over every day)."""
-    graph = defs.resolve_asset_graph()
-    keys = [k for k in graph.get_all_asset_keys()
-            if graph.get(k).group_name == group and graph.get(k).is_materializable]
-    daily = {k for k in keys if graph.get(k).partitions_def is not None}
+class _ProgressFilter(logging.Filter):
+    """Only the assets' own messages (what they did, how far they are), not Dagster's step events."""
 
-    snapshots = [k for k in keys if k not in daily]
-    post = {k for k in snapshots if daily & set(graph.get_ancestor_asset_keys(k))}
-    order = lambda ks: sorted(ks, key=lambda k: k.to_user_string())  # noqa: E731
-    return order(k for k in snapshots if k not in post), order(daily), order(post)
+    def filter(self, record: logging.LogRecord) -> bool:
+        meta = getattr(record, "dagster_meta", None) or {}
+        return record.levelno >= logging.WARNING or (meta.get("dagster_event") is None and record.levelno >= logging.INFO)
 
 
-def _materialize(instance: dg.DagsterInstance, keys: list[dg.AssetKey], partition: str | None = None,
-                 tags: dict | None = None) -> dg.ExecuteInProcessResult:
-    result = dg.materialize(
-        assets=[*defs.assets, *defs.asset_checks],
-        selection=dg.AssetSelection.assets(*keys),
-        partition_key=partition,
-        instance=instance,
-        resources=defs.resources,
-        run_config=QUIET,
-        tags={"launched_by": "make demo", **(tags or {})},
-        raise_on_error=False,
-    )
+def _install_progress_filter() -> None:
+    for handler in logging.getLogger("dagster").handlers:
+        handler.addFilter(_ProgressFilter())
+
+
+def _run_job(defs: dg.Definitions, instance: dg.DagsterInstance, name: str, partition: str | None = None
+             ) -> dg.ExecuteInProcessResult:
+    job = defs.resolve_job_def(name)
+    result = job.execute_in_process(instance=instance, partition_key=partition, run_config=RUN_CONFIG,
+                                    tags={"launched_by": "make demo"}, raise_on_error=False)
     if not result.success:
         failures = [e.message for e in result.all_events if e.is_failure]
-        _say(f"   !! run {result.run_id} failed: {failures[:3]}")
+        _say(f"   !! run {result.run_id} ({name}{' ' + partition if partition else ''}) failed: {failures[:3]}")
     return result
 
 
@@ -92,17 +88,18 @@ def _model_lines(models_root) -> list[str]:
     return lines
 
 
-def _check_summary(results: list[dg.ExecuteInProcessResult]) -> tuple[int, int, list[str]]:
-    passed = failed = 0
-    failures: list[str] = []
+def _check_summary(results: list[dg.ExecuteInProcessResult]) -> tuple[int, list[str], list[str]]:
+    """Passed count, failed blocking checks and failed warning checks (asset:check [partition])."""
+    passed, errors, warns = 0, [], []
     for result in results:
+        partition = result.dagster_run.tags.get("dagster/partition")
         for event in result.get_asset_check_evaluations():
             if event.passed:
                 passed += 1
-            else:
-                failed += 1
-                failures.append(f"{event.asset_key.to_user_string()}:{event.check_name}")
-    return passed, failed, failures
+                continue
+            label = f"{event.asset_key.to_user_string()}:{event.check_name}" + (f" [{partition}]" if partition else "")
+            (errors if event.severity == dg.AssetCheckSeverity.ERROR else warns).append(label)
+    return passed, errors, warns
 
 
 def generate(landing: Path, truth: Path, n_events: int, days: int, seed: int, end: date) -> None:
@@ -135,65 +132,63 @@ def generate(landing: Path, truth: Path, n_events: int, days: int, seed: int, en
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     # sized so that the whole lifecycle, installation included, runs in about ten minutes on 2 cores
-    parser.add_argument("--events", type=int, default=int(os.environ.get("DEMO_EVENTS", 200_000)))
-    parser.add_argument("--days", type=int, default=int(os.environ.get("DEMO_DAYS", 7)))
+    parser.add_argument("--events", type=int, default=200_000, help="events in the generated shop (default %(default)s)")
+    parser.add_argument("--days", type=int, default=7, help="days of behaviour (default %(default)s)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
 
     if "DAGSTER_HOME" not in os.environ:
         sys.exit("DAGSTER_HOME is not set: run this through `make demo`")
+    instance = dg.DagsterInstance.get()  # DAGSTER_HOME: the instance `make dev` shows
     started_all = time.perf_counter()
-    warehouse: WarehouseResource = defs.resources["warehouse"]
-    data = warehouse.data_dir
-    landing, truth = warehouse.landing, data / "truth"
+    settings = Settings.load(demo=True)
+    landing, truth = settings.landing_root, settings.truth_dir
     end = (datetime.now(UTC) - timedelta(days=1)).date()
-    instance = dg.DagsterInstance.get()
     results: list[dg.ExecuteInProcessResult] = []
+    _install_progress_filter()
 
     t = _stage(f"1 generate a shop: {args.events:,} events over {args.days} days ending {end} (seed {args.seed})")
     generate(landing, truth, args.events, args.days, args.seed, end)
     _done(t)
-    days = sorted(p.name for p in (landing / "events").iterdir() if p.is_dir())
-
-    stages = [(group, title) for group, title in STAGES if _stage_plan(group) != ([], [], [])]
-    for number, (group, title) in enumerate(stages, 2):
-        t = _stage(f"{number}/{len(stages) + 1} {title}")
-        before, daily, after = _stage_plan(group)
-        if before:
-            results.append(_materialize(instance, before))
-            _say(f"   {', '.join(k.to_user_string() for k in before)}")
-        for day in days if daily else []:
-            results.append(_materialize(instance, daily, day))
-            _say(f"   {day}: {', '.join(k.to_user_string() for k in daily)}")
-        if after:
-            results.append(_materialize(instance, after))
-            _say(f"   {', '.join(k.to_user_string() for k in after)}")
+    defs = build_definitions(demo=True)  # after landing: the daily partitions are the landed days
+    days = defs.resolve_job_def("collection_daily").partitions_def.get_partition_keys()
+    graph = defs.resolve_asset_graph()
+    groups = [g for g in STAGE_TITLES if stage_steps(graph, g)]
+    for number, group in enumerate(groups, 2):
+        t = _stage(f"{number}/{len(groups) + 1} {STAGE_TITLES[group]}")
+        for step, keys in stage_steps(graph, group).items():
+            name = step_job_name(group, step)
+            for day in days if step == "daily" else [None]:
+                _say(f"   {name}{' ' + day if day else ''}: {', '.join(k.to_user_string() for k in keys)}")
+                results.append(_run_job(defs, instance, name, day))
         _done(t)
 
     _say("\n== summary")
-    catalog = warehouse.catalog
-    counts = catalog.query(
-        "SELECT 'raw' AS layer, (SELECT count(*) FROM raw.events) AS events, (SELECT count(*) FROM raw.products) AS products, "
-        "(SELECT count(*) FROM raw.users) AS users, (SELECT count(*) FROM raw.reviews) AS reviews, "
-        "(SELECT count(*) FROM raw.queries) AS queries "
-        "UNION ALL SELECT 'clean', (SELECT count(*) FROM clean.events), (SELECT count(*) FROM clean.products), "
-        "(SELECT count(*) FROM clean.users), (SELECT count(*) FROM clean.reviews), (SELECT count(*) FROM clean.queries) "
-        "UNION ALL SELECT 'quarantine', (SELECT count(*) FROM quarantine.events), (SELECT count(*) FROM quarantine.products), "
-        "(SELECT count(*) FROM quarantine.users), (SELECT count(*) FROM quarantine.reviews), "
-        "(SELECT count(*) FROM quarantine.queries)"
-    )
+    catalog = settings.catalog()
+    sources = ("events", "products", "users", "reviews", "queries")
+    counts = pl.DataFrame([
+        {"layer": layer, **{s: catalog.query(f"SELECT count(*) AS n FROM {layer}.{s}")["n"][0] for s in sources}}
+        for layer in ("raw", "clean", "quarantine")])
     with pl.Config(tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True):
         _say(str(counts))
-    passed, failed, failures = _check_summary(results)
+    passed, errors, warns = _check_summary(results)
     runs_failed = sum(not r.success for r in results)
-    _say(f"   runs: {len(results)} ({runs_failed} failed); asset checks: {passed} passed, {failed} failed"
-         + (f" ({', '.join(sorted(set(failures))[:8])})" if failures else ""))
-    for line in _model_lines(data / "models"):
+    _say(f"   runs: {len(results)} ({runs_failed} failed); asset checks: {passed} passed, {len(errors)} blocking "
+         f"failed, {len(warns)} warnings")
+    for label in errors[:10]:
+        _say(f"      ✗ {label}")
+    for label in warns[:10]:
+        _say(f"      ! {label}")
+    if len(warns) > 10:
+        _say(f"      … and {len(warns) - 10} more warnings (all of them in the report)")
+    for line in _model_lines(settings.models_root):
         _say(line)
-    _say(f"   lake (Parquet, store of record): {warehouse.lake.root}")
-    _say(f"   catalog: duckdb {catalog.path} \"select * from clean.events limit 5\"")
+    report = settings.reports_dir / "quality_report.html"
+    _say(f"   report: {report if report.exists() else '(not built)'}  (open it in a browser: file://{report})")
+    _say(f"   lake (Parquet, store of record): {settings.lake_root}")
+    _say(f"   catalog: governance sql \"select * from clean.events limit 5\"  ({catalog.path})")
     _say(f"   ground truth of injected faults: {truth / 'faults.parquet'}")
-    _say("   UI: make dev, then open http://127.0.0.1:3000 (same Dagster instance: .dagster_home)")
+    _say("   UI: make dev, then open http://127.0.0.1:3000 (same Dagster instance: .dagster_home; runs by job = stage)")
     _say(f"   total {time.perf_counter() - started_all:.0f}s")
     return 1 if runs_failed else 0
 

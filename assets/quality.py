@@ -10,7 +10,7 @@ import dagster as dg
 from assets.resources import QualityStoreResource
 from governance.quality.alerts import raise_incident
 from governance.quality.report import build_report
-from governance.quality.runner import SUITES_DIR
+from governance.quality.runner import suites_dir
 
 GROUP = "quality"
 
@@ -30,7 +30,7 @@ GROUP = "quality"
     tags={"layer": "quality", "stage": "quality"},
 )
 def quality_report(context: dg.AssetExecutionContext, quality_store: QualityStoreResource) -> dg.MaterializeResult:
-    report = build_report(quality_store.store, quality_store.reports_dir, suites_dir=SUITES_DIR)
+    report = build_report(quality_store.store, quality_store.reports_dir, suites_dir=suites_dir())
     context.log.info(f"quality report: {report.status}, {report.path}")
     return dg.MaterializeResult(metadata={
         "path": dg.MetadataValue.path(str(report.path)),

@@ -16,7 +16,7 @@ import dagster as dg
 
 from assets.resources import QualityStoreResource, WarehouseResource
 from governance.quality.anomalies import ANOMALY_CHECKS, ANOMALY_DESCRIPTIONS, Finding
-from governance.quality.runner import SUITES_DIR, run_quality
+from governance.quality.runner import run_quality, suites_dir
 from governance.quality.suites import Suite, load_suite
 from governance.quality.validation import ExpectationResult
 
@@ -118,7 +118,7 @@ def suite_checks_for(
     and the entry. Needs resources ``warehouse`` and ``quality_store``.
     """
     asset_key = dg.AssetKey.from_coercible(asset_key)
-    suite = load_suite(suite_path or SUITES_DIR / f"{table}.json")
+    suite = load_suite(suite_path or suites_dir() / f"{table}.json")
     ref_keys = {r.table_name: dg.AssetKey(r.table_name.split(".")) for r in suite.references}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # partitioned check specs are a Dagster preview feature
@@ -167,9 +167,9 @@ def suite_checks_for(
 
 
 def suite_checks(asset_key: dg.AssetKey | list[str], partitions_def: dg.PartitionsDefinition | None = None,
-                 suites_dir: str | Path | None = None) -> dg.AssetChecksDefinition | None:
+                 directory: str | Path | None = None) -> dg.AssetChecksDefinition | None:
     """The checks of ``<layer>.<table>``'s suite file, or None when the table has no suite."""
     asset_key = dg.AssetKey.from_coercible(asset_key)
     table = ".".join(asset_key.path)
-    path = Path(suites_dir or SUITES_DIR) / f"{table}.json"
+    path = Path(directory or suites_dir()) / f"{table}.json"
     return suite_checks_for(asset_key, table, partitions_def, path) if path.is_file() else None

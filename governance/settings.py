@@ -52,6 +52,9 @@ ENV = {
 }
 
 
+_WARNED_PUBLIC_SECRET: list[bool] = []
+
+
 class SettingsError(ValueError):
     """A setting that cannot be used, named with where it came from."""
 
@@ -218,8 +221,10 @@ class Settings:
             raise SettingsError(
                 "no pseudonym secret: set GOVERNANCE_PSEUDONYM_KEY (or the `pseudonym_secret` setting) to a "
                 "private value; only the demo (GOVERNANCE_DEMO=1) may use the public built-in key")
-        warnings.warn("pseudonyms are keyed with the public demo secret (GOVERNANCE_DEMO=1); set "
-                      "GOVERNANCE_PSEUDONYM_KEY for real data", PublicPseudonymSecretWarning, stacklevel=2)
+        if not _WARNED_PUBLIC_SECRET:
+            _WARNED_PUBLIC_SECRET.append(True)  # once per process: it is a property of the deployment
+            warnings.warn("pseudonyms are keyed with the public demo secret (GOVERNANCE_DEMO=1); set "
+                          "GOVERNANCE_PSEUDONYM_KEY for real data", PublicPseudonymSecretWarning, stacklevel=2)
         return self.integration.with_(pseudonym_secret=DEMO_PSEUDONYM_SECRET)
 
     def describe(self) -> dict[str, str]:
@@ -242,16 +247,16 @@ class Settings:
 
 
 def _redact_url(url: str) -> str:
-    """A URL with its password and query string (tokens) masked."""
+    """A URL with its password and query string (where tokens hide) masked; other URLs unchanged."""
     from urllib.parse import urlsplit, urlunsplit
 
     try:
         parts = urlsplit(url)
-        netloc = parts.netloc
-        if "@" in netloc:
-            credentials, host = netloc.rsplit("@", 1)
-            user = credentials.split(":", 1)[0]
-            netloc = f"{user}:***@{host}" if ":" in credentials else f"{user}@{host}"
-        return urlunsplit((parts.scheme, netloc, parts.path, "***" if parts.query else "", ""))
     except ValueError:
         return "(unparsable URL)"
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    if netloc == parts.netloc and not parts.query and not parts.fragment:
+        return url
+    return urlunsplit((parts.scheme, netloc, parts.path, "***" if parts.query else "", ""))

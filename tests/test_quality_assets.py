@@ -9,23 +9,17 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from assets.partitions import daily
-from assets.quality import (
-    QualityStoreResource,
-    print_quality_summary,
-    quality_assets,
-    quality_checks,
-    quality_incident_sensor,
-    quality_report,
-    suite_checks_for,
-)
-from assets.resources import WarehouseResource
+from assets.quality import quality_incident_sensor, quality_report
+from assets.resources import WarehouseResource, governance_resources
+from assets.suite_checks import suite_checks_for
+from governance.quality.report import summary_text
 from governance.quality import synthetic as S
 from governance.quality.anomalies import ANOMALY_CHECKS
 from governance.quality.suites import load_suite
 from test_quality_support import SUITES, snapshots
 
 GOOD, BAD = "2026-10-04", "2026-10-05"
+daily = dg.DailyPartitionsDefinition(start_date="2026-10-01", end_date="2026-10-10")
 PRODUCTS, USERS = snapshots()
 
 
@@ -60,8 +54,7 @@ ALL = [products, users, events, downstream, EVENT_CHECKS, PRODUCT_CHECKS, qualit
 
 @pytest.fixture()
 def env(tmp_path):
-    resources = {"warehouse": WarehouseResource(data_root=str(tmp_path)),
-                 "quality_store": QualityStoreResource(data_root=str(tmp_path))}
+    resources = governance_resources(data_root=str(tmp_path))
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize([products, users, PRODUCT_CHECKS], instance=instance, resources=resources)
     assert result.success
@@ -171,10 +164,11 @@ def _sensor_context(instance, run_id, resources):
 def test_sensor_records_incident_and_posts_webhook(env, webhook):
     instance, resources, tmp = env
     url, received = webhook
-    resources = {**resources, "quality_store": QualityStoreResource(data_root=str(tmp), webhook_url=url)}
+    resources = governance_resources(data_root=str(tmp), webhook_url=url)
     result = _run(instance, resources, BAD)
     assert not result.success
-    quality_incident_sensor(_sensor_context(instance, result.run_id, resources))
+    with _sensor_context(instance, result.run_id, resources) as context:
+        quality_incident_sensor(context)
     store = resources["quality_store"].store
     [incident] = store.incidents(status="open")
     assert incident["table"] == "clean.events" and incident["partition"] == BAD
@@ -187,7 +181,8 @@ def test_sensor_records_incident_and_posts_webhook(env, webhook):
     assert payload["failing"][0]["check_name"] == "event_type_in_set" and "incident" in payload["text"]
     # the same partition failing again updates the incident instead of opening a second one
     again = _run(instance, resources, BAD)
-    quality_incident_sensor(_sensor_context(instance, again.run_id, resources))
+    with _sensor_context(instance, again.run_id, resources) as context:
+        quality_incident_sensor(context)
     [incident] = store.incidents(status="open")
     assert incident["occurrences"] == 2 and incident["last_run_id"] == again.run_id and len(received) == 2
 
@@ -195,7 +190,8 @@ def test_sensor_records_incident_and_posts_webhook(env, webhook):
 def test_sensor_without_webhook_only_records(env):
     instance, resources, _ = env
     result = _run(instance, resources, BAD)
-    quality_incident_sensor(_sensor_context(instance, result.run_id, resources))
+    with _sensor_context(instance, result.run_id, resources) as context:
+        quality_incident_sensor(context)
     [incident] = resources["quality_store"].store.incidents()
     assert incident["notify_result"] is None
 
@@ -211,19 +207,14 @@ def test_report_asset_and_summary(env, capsys):
     assert path.endswith("reports/quality_report.html") and md["overall_status"].value == "failed"
     html = open(path).read()
     assert "clean.events" in html and "event_type_in_set" in html
-    text = print_quality_summary(data_root=str(tmp))
+    text = summary_text(resources["quality_store"].store)
     assert text.startswith("Quality: FAILED") and "event_type_in_set [error]" in text
-    assert "Quality: FAILED" in capsys.readouterr().out
 
 
-def test_definitions_load_with_the_real_stages():
-    from assets.cleaning import clean_assets, clean_checks
-    from assets.collection import raw_assets
+def test_definitions_load_with_the_real_stages(tmp_path):
+    from assets.definitions import build_definitions
 
-    defs = dg.Definitions(
-        assets=[*raw_assets, *clean_assets, *quality_assets], asset_checks=[*clean_checks, *quality_checks],
-        sensors=[quality_incident_sensor],
-        resources={"warehouse": WarehouseResource(), "quality_store": QualityStoreResource()})
+    defs = build_definitions(data_root=str(tmp_path), partition_start="2026-10-01")
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     checks = graph.asset_check_keys
