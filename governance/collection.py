@@ -740,19 +740,21 @@ def landed_files(landing_root: Path, source: str, partition: str | None) -> list
     folders = [f for f in folders if not f.is_symlink()]
     for folder in folders:
         if folder.is_dir():
-            files.extend(sorted(p for p in folder.iterdir() if not p.name.startswith(".")))
+            files.extend(sorted(p for p in folder.iterdir()
+                                if not p.name.startswith(".") and (p.is_symlink() or not p.is_dir())))
     return files
 
 
 def skipped_files(landing_root: Path, source: str, partition: str | None) -> list[FileReport]:
     """The entries of a source's landing folders that are not collected, each with its reason: hidden
     files (a name starting with '.': an import still writing ``.x.importing``, editor and OS files)
-    and entries that are not regular files. Nothing in the landing zone is skipped unrecorded."""
+    and sub-folders. Nothing in the landing zone is skipped unrecorded (symbolic links and special files
+    are refused by :func:`collect` with a quarantine row naming them)."""
     base = landing_root / source
     folders = [base / partition] if partition else sorted(p for p in base.glob("*") if p.is_dir())
     reports: list[FileReport] = []
     for folder in folders:
-        if not folder.is_dir():
+        if not folder.is_dir() or folder.is_symlink():
             continue
         for p in sorted(folder.iterdir()):
             rel = p.relative_to(landing_root).as_posix()
@@ -760,8 +762,8 @@ def skipped_files(landing_root: Path, source: str, partition: str | None) -> lis
                 why = ("an import in progress writes this temporary file; it is collected once renamed into place"
                        if p.name.endswith(".importing") else
                        "hidden file (the name starts with '.'): not collected; rename it without the dot to collect it")
-            elif not p.is_file():
-                why = "not a regular file (a folder or special file): not collected"
+            elif p.is_dir() and not p.is_symlink():
+                why = "a folder (not a file): not collected"
             else:
                 continue
             reports.append(FileReport(rel, "", FORMATS.get(p.suffix.lower(), ""), "skipped", note=why))
