@@ -19,6 +19,7 @@ Dagster writes. Nothing here is read at import.
 | ``demo`` | ``GOVERNANCE_DEMO`` (``1``) | off |
 | ``model_cache`` | ``GOVERNANCE_MODEL_CACHE`` | ``~/.cache/governance`` |
 | ``shared_data`` | ``GOVERNANCE_SHARED_DATA`` | ``../shared/data`` beside a source checkout |
+| ``max_record_bytes`` | ``GOVERNANCE_MAX_RECORD_BYTES`` | 1 MiB: a bigger landed record is quarantined with a preview |
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ ENV = {
     "demo": "GOVERNANCE_DEMO",
     "model_cache": "GOVERNANCE_MODEL_CACHE",
     "shared_data": "GOVERNANCE_SHARED_DATA",
+    "max_record_bytes": "GOVERNANCE_MAX_RECORD_BYTES",
 }
 
 
@@ -136,6 +138,7 @@ class Settings:
     demo: bool = False
     model_cache: Path = field(default_factory=lambda: Path.home() / ".cache" / "governance")
     shared_data: Path | None = None
+    max_record_bytes: int = 1 << 20
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, **explicit) -> Settings:
@@ -172,6 +175,7 @@ class Settings:
             demo=_flag(pick("demo")),
             model_cache=Path(pick("model_cache") or Path.home() / ".cache" / "governance").expanduser(),
             shared_data=Path(shared).expanduser() if shared else _default_shared_data(),
+            max_record_bytes=_positive_int("max_record_bytes", pick("max_record_bytes") or 1 << 20),
         )
         return settings
 
@@ -235,7 +239,7 @@ class Settings:
             if f.name == "pseudonym_secret":
                 value = "(set)" if value else "(public demo key)" if self.demo else "(missing)"
             elif f.name == "webhook_url":
-                value = _redact_url(value) if value else "(none)"
+                value = redact_url(value, keep_path=False) if value else "(none)"
             elif f.name == "quality_url":
                 value = _redact_url(value)
             elif f.name == "integration":
@@ -246,17 +250,36 @@ class Settings:
         return out
 
 
-def _redact_url(url: str) -> str:
-    """A URL with its password and query string (where tokens hide) masked; other URLs unchanged."""
+def _positive_int(name: str, value) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if number <= 0:
+        raise SettingsError(f"{name} must be a positive whole number, got {value!r}")
+    return number
+
+
+def redact_url(url: str, keep_path: bool = True) -> str:
+    """A URL with its password, query string and fragment (where tokens hide) masked — and with
+    ``keep_path=False`` its path too (a webhook's token is often a path segment); other URLs unchanged."""
     from urllib.parse import urlsplit, urlunsplit
 
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(str(url).strip())
     except ValueError:
         return "(unparsable URL)"
+    if not keep_path:
+        if not parts.scheme or not parts.netloc:
+            return "(URL without a scheme and host: not shown)"
+        host = parts.netloc.rsplit("@", 1)[-1]
+        return urlunsplit((parts.scheme, host, "/***" if parts.path.strip("/") else "", "***" if parts.query else "", ""))
     netloc = parts.netloc
     if parts.password is not None:
         netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
     if netloc == parts.netloc and not parts.query and not parts.fragment:
         return url
     return urlunsplit((parts.scheme, netloc, parts.path, "***" if parts.query else "", ""))
+
+
+_redact_url = redact_url
