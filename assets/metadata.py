@@ -6,37 +6,30 @@ import dagster as dg
 import polars as pl
 
 from governance.privacy import mask_frame
+from governance.tables import counts_markdown
+from governance.tables import markdown_table as _markdown
 
 PREVIEW_ROWS = 5
-_MAX_CELL = 40
 
 
 def table_schema(frame: pl.DataFrame) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()])
 
 
-def _cell(value) -> str:
-    text = "" if value is None else str(value)
-    text = text.replace("|", "\\|").replace("\n", " ")
-    return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
-
-
 def markdown_table(frame: pl.DataFrame, rows: int = PREVIEW_ROWS, columns: list[str] | None = None) -> dg.MetadataValue:
     """A small Markdown table (the UI renders it) of the first rows, personal data masked (governance/privacy.py)."""
     frame = frame.select(columns) if columns else frame
-    head = mask_frame(frame.head(rows))
-    if head.is_empty():
-        return dg.MetadataValue.md("_no rows_")
-    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in head.iter_rows()]
-    return dg.MetadataValue.md("\n".join(lines))
+    return dg.MetadataValue.md(_markdown(mask_frame(frame.head(rows))))
 
 
-def counts_table(counts: dict[str, int], label: str = "rule") -> dg.MetadataValue:
-    if not counts:
-        return dg.MetadataValue.md("_none_")
-    lines = [f"| {label} | rows |", "|---|---:|"] + [f"| {k} | {v:,} |" for k, v in counts.items()]
-    return dg.MetadataValue.md("\n".join(lines))
+def records_table(records: list[dict], empty: str = "_no rows_") -> dg.MetadataValue:
+    """Rows given as dicts (e.g. a check's failing examples, already redacted), every key a column."""
+    return dg.MetadataValue.md(_markdown(records, max_cell=60, empty=empty))
+
+
+def counts_table(counts: dict, label: str = "rule", value_label: str = "rows") -> dg.MetadataValue:
+    """``label | value_label`` per entry (counts, or any values), numbers right-aligned."""
+    return dg.MetadataValue.md(counts_markdown(counts, label, value_label))
 
 
 def top_reasons(quarantine: pl.DataFrame, n: int = 5) -> dg.MetadataValue:

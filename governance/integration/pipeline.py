@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import polars as pl
 
@@ -280,13 +281,16 @@ def build_users_snapshot(lake: Lake, config: IntegrationConfig = DEFAULT_CONFIG,
 
 
 def build_catalog_findings(lake: Lake, config: IntegrationConfig = DEFAULT_CONFIG, encoder=None, *,
-                           write: bool = True):
-    """Embed the current catalog (cache first), find miscategorised and duplicate products."""
+                           write: bool = True, model_cache: Path | str | None = None):
+    """Embed the current catalog (cache first), find miscategorised and duplicate products.
+
+    ``model_cache`` (``Settings.model_cache``) holds the encoder's ONNX export between runs.
+    """
     from governance.integration.findings import catalog_findings
 
     catalog = build_catalog(lake)
     cache = lake.read(LAYER, "embedding_cache") if lake.exists(LAYER, "embedding_cache") else None
-    result = catalog_findings(catalog.current, cache, config, encoder)
+    result = catalog_findings(catalog.current, cache, config, encoder, model_cache=model_cache)
     if write:
         lake.write(LAYER, "catalog_findings", result.findings)
         if result.embedded.embedded or cache is None:

@@ -39,8 +39,9 @@ from pathlib import Path
 import numpy as np
 
 from governance.labelling.encoder import (
-    BASE_MODEL_NAME, Progress, ProgressReporter, base_model_path, cpu_has_bf16, length_buckets,
-    load_encoder, load_tokenizer, mean_pool, pick_device, token_lengths, torch_and_transformers,
+    BASE_MODEL_NAME, Progress, ProgressReporter, base_model_path, cpu_has_bf16, export_onnx, length_buckets,
+    load_encoder, load_tokenizer, mean_pool, onnx_session, onnxruntime_available, pick_device, token_lengths,
+    torch_and_transformers,
 )
 from governance.labelling.metrics import LABELS, binary_scores, macro_f1, sentiment_report, stars_to_class
 
@@ -241,7 +242,7 @@ class SentimentClassifier:
             return backend
         if self.device.startswith("cuda"):
             return "torch"
-        if self.preferred_backend == "onnx-int8" and not _onnxruntime_available():
+        if self.preferred_backend == "onnx-int8" and not onnxruntime_available():
             return "torch"
         return self.preferred_backend
 
@@ -299,71 +300,18 @@ class SentimentClassifier:
 
     def _onnx_session(self):
         if self._ort is None:
-            import onnxruntime as ort  # noqa: PLC0415
             path = self.path / ONNX_FILE if self.path is not None else None
             if path is None or not path.is_file():
                 tmp = Path(tempfile.mkdtemp(prefix="sentiment-onnx-"))
                 path = export_onnx_int8(self, tmp / ONNX_FILE)
-            so = ort.SessionOptions()
-            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             torch, _ = torch_and_transformers()
-            so.intra_op_num_threads = torch.get_num_threads()
-            # no busy-waiting between ops: on a shared CPU spinning threads steal each other's time
-            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            self._ort = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+            self._ort = onnx_session(path, torch.get_num_threads())
         return self._ort
 
 
-def _onnxruntime_available() -> bool:
-    try:
-        import onnxruntime  # noqa: F401, PLC0415
-        return True
-    except ImportError:
-        return False
-
-
 def export_onnx_int8(clf: SentimentClassifier, target: Path) -> Path:
-    """Export the network to ONNX (eager attention, so ONNX Runtime can fuse it), fuse, quantise to int8.
-
-    Needs the PyPI packages ``onnx`` and ``onnxruntime``.
-    """
-    torch, _ = torch_and_transformers()
-    try:
-        import onnx  # noqa: PLC0415
-        from onnxruntime.quantization import QuantType, quantize_dynamic  # noqa: PLC0415
-        from onnxruntime.transformers import optimizer  # noqa: PLC0415
-    except ImportError as e:
-        raise ImportError("the int8 fast path needs `pip install onnx onnxruntime`") from e
-    import warnings  # noqa: PLC0415
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    net = copy.deepcopy(clf.net).to("cpu").eval()
-    try:
-        net.encoder.set_attn_implementation("eager")
-    except Exception:  # noqa: BLE001 - older transformers
-        net.encoder.config._attn_implementation = "eager"
-    enc = clf.tokenizer(["a short text", "a somewhat longer text for export"], padding=True, return_tensors="pt")
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        raw, fused = Path(tmp) / "raw.onnx", Path(tmp) / "fused.onnx"
-        torch.onnx.export(net, (enc["input_ids"], enc["attention_mask"]), str(raw),
-                          input_names=["input_ids", "attention_mask"], output_names=["star_logits"],
-                          dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"},
-                                        "star_logits": {0: "batch"}},
-                          opset_version=17, dynamo=False)
-        cfg = net.encoder.config
-        opt = optimizer.optimize_model(str(raw), model_type="bert", num_heads=cfg.num_attention_heads,
-                                       hidden_size=cfg.hidden_size, opt_level=1)
-        opt.save_model_to_file(str(fused))
-        root = logging.getLogger()
-        level = root.level
-        root.setLevel(logging.ERROR)  # onnxruntime's quantizer warns about optional pre-processing
-        try:
-            quantize_dynamic(str(fused), str(target), weight_type=QuantType.QInt8,
-                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-        finally:
-            root.setLevel(level)
-    return target
+    """The classifier's star logits as fused, int8-quantised ONNX (the encoder module's one export path)."""
+    return export_onnx(clf.net, clf.tokenizer, target, output_name="star_logits", int8=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -641,7 +589,7 @@ def choose_fast_backend(clf: SentimentClassifier, val_texts, val_ratings, proba_
     say = log_fn or log.info
     _, bal32 = binary_scores(val_ratings, proba_fp32)
     out = {"fp32_balanced_accuracy": bal32}
-    if not _onnxruntime_available():
+    if not onnxruntime_available():
         out["onnx-int8"] = "onnxruntime not installed"
         return out
     try:

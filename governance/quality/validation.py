@@ -199,6 +199,30 @@ class ExpectationResult:
         return asdict(self)
 
 
+def result_summary(r: Any) -> str:
+    """What one evaluated expectation saw, in one sentence: the project's one wording of a GX result.
+
+    Takes an ``ExpectationResult`` or a stored ``CheckRecord`` (same fields; a record keeps the
+    exception in ``details``). Row-level checks give their counts, set checks what is missing or
+    unexpected, aggregate checks the observed value; a check GX could not evaluate says why.
+    """
+    from governance.tables import cell  # noqa: PLC0415
+
+    details = r.details if isinstance(r.details, dict) else {}
+    exception = getattr(r, "exception", None) or details.get("exception")
+    if exception:
+        return f"Could not evaluate: {exception}"
+    if r.unexpected_count is not None and r.element_count is not None:
+        pct = f" ({r.unexpected_percent:.3g}%)" if r.unexpected_percent is not None else ""
+        return f"{r.unexpected_count:,} of {r.element_count:,} rows unexpected{pct}."
+    missing = details.get("partial_missing_list") or []
+    extra = [c.get("value") for c in details.get("partial_unexpected_counts") or [] if isinstance(c, dict)]
+    if missing or extra:
+        return " ".join(x for x in (f"Missing: {cell(missing, 200)}." if missing else "",
+                                    f"Unexpected: {cell(extra, 200)}." if extra else "") if x)
+    return f"Observed {cell(r.observed_value, 60)}."
+
+
 @dataclass
 class SuiteResult:
     suite: str
