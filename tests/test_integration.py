@@ -199,13 +199,18 @@ def test_admission_quarantines_with_reasons_and_reconciles():
     users, pkeys, _ = lookups(users_frame("u1"), clean_frame("products", [product("p1")]))
     events = _day_events()
     adm = admit_events(events, "2026-10-01", users, pkeys, run_id="r1", now=INGESTED)
-    assert adm.by_rule == {"duplicate_event": 1, ANONYMOUS: 1, "unknown_user": 1, "unknown_product": 1,
+    # rejections only: the anonymous view is valid and routed aside, not quarantined
+    assert adm.by_rule == {"duplicate_event": 1, "unknown_user": 1, "unknown_product": 1,
                            "invalid_event_type": 1, "impossible_amount": 1}
     q = adm.quarantine
     assert q["reason"].is_not_null().all() and (q["stage"] == "integration").all()
+    assert ANONYMOUS not in q["rule"].to_list()
     assert json.loads(q.filter(pl.col("rule") == "unknown_user")["record"].item())["user_id"] == "u404"
+    anon = adm.anonymous
+    assert anon["event_id"].to_list() == ["e4"] and anon["item_id"].item() == "p1"
+    assert anon["product_id"].item() == pkeys["product_key"].item() and anon["source_file"].item() is not None
     inter = interactions(adm)
-    assert int(inter["events"].sum()) + q.height == events.height
+    assert int(inter["events"].sum()) + anon.height + q.height == events.height
     u1 = users.mapping.filter(pl.col("source_user_id") == "u1")["user_key"].item()
     row = inter.filter(pl.col("user_key") == u1).row(0, named=True)
     assert (row["views"], row["clicks"], row["purchases"], row["units"], row["revenue"]) == (1, 1, 1, 2, 20.0)
@@ -317,9 +322,31 @@ def test_every_clean_event_is_counted_or_quarantined(built):
     total = {k: sum(r.quarantined.get(k, 0) for r in run.reconciliation) for k in ("unknown_product", "unknown_user")}
     assert total["unknown_product"] == facts.orphan_item_events
     assert total["unknown_user"] == facts.orphan_user_events
+    # anonymous events are routed aside into their own table, never among the rejections
+    assert sum(r.anonymous for r in run.reconciliation) == facts.anonymous_events > 0
+    assert lake.scan("integrated", "anonymous_events").select(pl.len()).collect().item() == facts.anonymous_events
+    rejected = lake.scan("quarantine", "events", part="integration").select("rule").collect()
+    assert ANONYMOUS not in rejected["rule"].to_list() and rejected.height == sum(
+        r.quarantined_total for r in run.reconciliation)
     for day in lake.partitions("integrated", "interactions"):
         outcome = C.events_reconciliation(lake, day)
         assert outcome.passed and outcome.figures["difference"] == 0
+        assert outcome.figures["anonymous_events"] == outcome.figures["anonymous_in_product_activity"] > 0
+
+
+def test_reconciliation_fails_when_routed_events_vanish(built, tmp_path):
+    lake, _, _ = built
+    day = lake.partitions("integrated", "interactions")[0]
+    copy = Lake.at(tmp_path / "lake")
+    for layer, table, part in (("clean", "events", "data"), ("integrated", "interactions", "data"),
+                               ("integrated", "product_activity", "data"), ("quarantine", "events", "integration")):
+        copy.write(layer, table, lake.read(layer, table, day, part=part), day, part=part)
+    anonymous = lake.read("integrated", "anonymous_events", day)
+    copy.write("integrated", "anonymous_events", anonymous, day)
+    assert C.events_reconciliation(copy, day).passed
+    copy.write("integrated", "anonymous_events", anonymous.head(anonymous.height - 1), day)
+    outcome = C.events_reconciliation(copy, day)
+    assert not outcome.passed and outcome.figures["difference"] == 1
 
 
 def test_keys_references_and_aggregates_hold(built):

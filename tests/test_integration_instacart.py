@@ -76,7 +76,8 @@ def test_every_order_line_is_accounted_for(instacart):
     assert all(r.holds for r in run.reconciliation)
     integrated = sum(r.in_interactions for r in run.reconciliation)
     quarantined_here = sum(r.quarantined_total for r in run.reconciliation)
-    assert stages["clean"]["events"] == integrated + quarantined_here
+    anonymous = sum(r.anonymous for r in run.reconciliation)
+    assert stages["clean"]["events"] == integrated + anonymous + quarantined_here
     print(f"\norder lines {LINES:,}: {lines.rows_written:,} landed as purchase events, "
           f"{MISSING_ORDER_LINES:,} rejected (missing order); raw {stages['raw']['events']:,}, "
           f"clean {stages['clean']['events']:,}, integrated {integrated:,}, "

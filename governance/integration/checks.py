@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from governance.integration.config import COUNT_COLUMNS
-from governance.integration.events import ANONYMOUS
+from governance.integration.events import ANONYMOUS_TABLE
 from governance.integration.identity import UserLookup, source_system
 from governance.integration.schemas import PRIMARY_KEYS
 from governance.storage import Lake
@@ -147,26 +147,33 @@ def _count(lake: Lake, layer: str, table: str, day: str | None, part: str = "dat
 
 
 def events_reconciliation(lake: Lake, day: str) -> CheckOutcome:
-    """clean events of the day = events counted in interactions + rows quarantined here (by reason),
-    and product activity = interactions + anonymous events; nothing vanishes between layers."""
+    """Nothing vanishes between layers: clean events of the day = events counted in interactions +
+    anonymous events routed aside (integrated.anonymous_events) + rows quarantined here (each with a
+    reason); product activity = interactions + anonymous events, and product activity's own count of
+    anonymous events agrees with the routed rows."""
     clean = _count(lake, "clean", "events", day) or 0
     inter = lake.read(LAYER, "interactions", day)
     activity = lake.read(LAYER, "product_activity", day)
+    anonymous = _count(lake, LAYER, ANONYMOUS_TABLE, day)
+    anonymous_table_missing = anonymous is None
+    anonymous = anonymous or 0
     qpath = lake.part_path("quarantine", "events", day, "integration")
     q = pl.read_parquet(qpath, columns=["rule", "reason", "key"]) if qpath.exists() else pl.DataFrame(
         schema={"rule": pl.String, "reason": pl.String, "key": pl.String})
     by_rule = dict(q.group_by("rule").len().sort("len", descending=True).iter_rows())
     counted = int(inter["events"].sum())
     in_activity = int(activity["events"].sum())
-    anonymous = by_rule.get(ANONYMOUS, 0)
+    anonymous_in_activity = int(activity["anonymous_events"].sum())
     missing_reason = q.filter(pl.col("reason").is_null() | (pl.col("reason") == "")).height
-    diff = clean - counted - q.height
-    ok = diff == 0 and in_activity == counted + anonymous and missing_reason == 0
+    diff = clean - counted - anonymous - q.height
+    ok = (diff == 0 and in_activity == counted + anonymous and anonymous_in_activity == anonymous
+          and missing_reason == 0 and not (anonymous_table_missing and anonymous_in_activity))
     return CheckOutcome("events_reconcile_with_clean", ok, {
-        "clean_events": clean, "events_in_interactions": counted, "quarantined_here": q.height,
-        "difference": diff, "events_in_product_activity": in_activity, "anonymous_events": anonymous,
-        "quarantined_without_reason": missing_reason, "quarantined_by_rule": by_rule,
-    }, None, "clean events = interactions + quarantined (each with a reason)")
+        "clean_events": clean, "events_in_interactions": counted, "anonymous_events": anonymous,
+        "quarantined_here": q.height, "difference": diff, "events_in_product_activity": in_activity,
+        "anonymous_in_product_activity": anonymous_in_activity, "quarantined_without_reason": missing_reason,
+        "quarantined_by_rule": by_rule,
+    }, None, "clean events = interactions + anonymous events (routed aside) + quarantined (each with a reason)")
 
 
 # ---------------------------------------------------------------------------------------------

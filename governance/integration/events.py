@@ -1,4 +1,5 @@
-"""Clean events → admitted events (+ quarantine with reasons) → interactions and product activity.
+"""Clean events → admitted events (+ rejected rows in quarantine, anonymous rows routed aside) → interactions
+and product activity.
 
 Admission rules, in order; an event removed by a rule is removed by the first that matches:
 
@@ -9,13 +10,17 @@ Admission rules, in order; an event removed by a rule is removed by the first th
 ``unknown_product``       the item is in no version of the catalog (nor cleaning's duplicate map)
 ``unknown_user``          the user's system has a registry (clean.users) and the id is not in it
 ``impossible_amount``     a negative price or a quantity below 1
-``anonymous_event``       no user: the event counts in sessions, product activity and query
-                          clicks, but a user × product interaction needs a user
 ========================  ====================================================================
 
-The first six remove the event from every integrated table; ``anonymous_event`` only from
-``interactions``. All seven write a quarantine row (stage ``integration``) with the whole event, so
-``clean events of a day = events counted in interactions + rows quarantined here`` holds exactly.
+These six *reject* the event: it leaves every integrated table and is written whole to
+``quarantine.events`` (stage ``integration``) with its rule and reason. An event that passes them but
+has no user is *not* rejected: it counts in sessions, product activity and query clicks, only a
+user × product interaction needs a user, so it is routed aside into ``integrated.anonymous_events``
+(one row per event, with its source file and row). The quarantine holds rejections only, and per day
+
+    clean events = events counted in interactions + anonymous events + rows quarantined here
+
+holds exactly (``checks.events_reconciliation``).
 """
 
 from __future__ import annotations
@@ -32,8 +37,11 @@ from governance.integration.schemas import conform_table
 from governance.quarantine import QUARANTINE_SCHEMA, conform, counts_by_rule, record_json
 
 STAGE = "integration"
+#: where events without a user go (valid, routed aside from interactions; not a rejection)
+ANONYMOUS_TABLE = "anonymous_events"
+#: the reason an event is routed there (the rule's name before anonymous events left the quarantine)
 ANONYMOUS = "anonymous_event"
-#: rules that take an event out of every integrated table (anonymous events stay in most)
+#: the rules that reject an event (out of every integrated table, into quarantine.events)
 DATA_RULES = ("missing_value", "duplicate_event", "invalid_event_type", "unknown_product", "unknown_user",
               "impossible_amount")
 RULE_REASONS: dict[str, str] = {
@@ -43,8 +51,6 @@ RULE_REASONS: dict[str, str] = {
     "unknown_product": "item_id is in no version of the catalog (integrated.product_keys)",
     "unknown_user": "user_id's system has a user registry and the id is not in it (integrated.user_keys)",
     "impossible_amount": "negative price or quantity below 1",
-    ANONYMOUS: "no user_id: counted in sessions, product_activity and query_clicks, not in user × product "
-               "interactions",
 }
 EVENT_COLUMNS = ["event_id", "session_id", "user_id", "item_id", "event_type", "event_time", "price", "quantity",
                  "currency", "device"]
@@ -53,11 +59,18 @@ READ_COLUMNS = [*EVENT_COLUMNS, "_source_file", "_row_number"]
 #: engine for plans over one day's frames: they are already in memory, and the streaming engine's
 #: start-up costs more than it saves there (admission at 1M events: 0.50 s streaming, 0.30 s in-memory)
 DAY_ENGINE = "in-memory"
+#: integrated.anonymous_events: the admitted event as the integrated tables see it, plus where it came from
+ANONYMOUS_SCHEMA: dict[str, pl.DataType] = {
+    "event_id": pl.String(), "session_id": pl.String(), "product_id": pl.String(), "item_id": pl.String(),
+    "event_type": pl.String(), "event_time": pl.Datetime("us", "UTC"), "price": pl.Float64(),
+    "quantity": pl.Int64(), "currency": pl.String(), "device": pl.String(), "source_file": pl.String(),
+    "row_number": pl.Int64(), "date": pl.Date(), "run_id": pl.String(),
+}
 
 
 @dataclass
 class Admission:
-    """One day's clean events split into admitted rows and quarantine rows."""
+    """One day's clean events split into admitted rows, rejected (quarantine) rows and anonymous rows."""
 
     day: str
     clean_rows: int
@@ -65,7 +78,10 @@ class Admission:
     #: is_anonymous — every event that passed the data rules (anonymous ones included)
     admitted: pl.DataFrame
     quarantine: pl.DataFrame
+    #: rejected rows by rule (anonymous events are not among them)
     by_rule: dict[str, int] = field(default_factory=dict)
+    #: admitted events without a user, as written to integrated.anonymous_events
+    anonymous: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=ANONYMOUS_SCHEMA))
 
     @property
     def identified(self) -> pl.DataFrame:
@@ -77,8 +93,8 @@ def admit_events(events: pl.DataFrame, day: str, users: UserLookup, product_keys
     """Apply the admission rules to one day's clean events.
 
     ``product_keys``: source_product_id → product_key (integrated.product_keys).
-    ``with_quarantine=False`` skips building quarantine rows (for neighbouring days that are read
-    only to complete sessions; their own partition writes their quarantine).
+    ``with_quarantine=False`` skips building quarantine and anonymous rows (for neighbouring days that
+    are read only to complete sessions; their own partition writes them).
     """
     clean_rows = events.height
     missing = [c for c in READ_COLUMNS if c not in events.columns]
@@ -99,11 +115,10 @@ def admit_events(events: pl.DataFrame, day: str, users: UserLookup, product_keys
         .when(pl.col("user_id").is_not_null() & pl.col("user_key").is_null()).then(pl.lit("unknown_user"))
         .when((pl.col("price") < 0).fill_null(False) | (pl.col("quantity") < 1).fill_null(False))
         .then(pl.lit("impossible_amount"))
-        .when(pl.col("user_id").is_null()).then(pl.lit(ANONYMOUS))
         .otherwise(None)
     )
     ev = ev.with_columns(rule.alias("__rule"))
-    admitted = ev.filter(pl.col("__rule").is_null() | (pl.col("__rule") == ANONYMOUS)).select(
+    admitted = ev.filter(pl.col("__rule").is_null()).select(
         "event_id", "session_id", "user_key", pl.col("product_key").alias("product_id"), "event_type", "event_time",
         "price", "quantity", "device", pl.col("user_id").is_null().alias("is_anonymous"),
     )
@@ -123,10 +138,16 @@ def admit_events(events: pl.DataFrame, day: str, users: UserLookup, product_keys
         pl.lit(day).alias("partition"),
         pl.lit(now, dtype=QUARANTINE_SCHEMA["quarantined_at"]).alias("quarantined_at"),
     )
-    admitted, quarantine = pl.collect_all([admitted, quarantine], engine=DAY_ENGINE)
+    anonymous = ev.filter(pl.col("__rule").is_null() & pl.col("user_id").is_null()).select(
+        "event_id", "session_id", pl.col("product_key").alias("product_id"), "item_id", "event_type", "event_time",
+        "price", "quantity", "currency", "device", pl.col("_source_file").alias("source_file"),
+        pl.col("_row_number").alias("row_number"), pl.lit(date.fromisoformat(day)).alias("date"),
+        pl.lit(run_id).alias("run_id"),
+    )
+    admitted, quarantine, anonymous = pl.collect_all([admitted, quarantine, anonymous], engine=DAY_ENGINE)
     quarantine = conform(quarantine, QUARANTINE_SCHEMA)
     return Admission(day=day, clean_rows=clean_rows, admitted=admitted, quarantine=quarantine,
-                     by_rule=counts_by_rule(quarantine))
+                     by_rule=counts_by_rule(quarantine), anonymous=conform(anonymous, ANONYMOUS_SCHEMA))
 
 
 _PURCHASE = pl.col("event_type") == "purchase"
@@ -204,29 +225,34 @@ def product_activity(admission: Admission) -> pl.DataFrame:
 
 @dataclass
 class EventsReconciliation:
-    """Per day: nothing vanishes between clean.events and the integrated tables."""
+    """Per day: nothing vanishes between clean.events and the integrated tables.
+
+    clean events = in interactions + anonymous (routed aside) + quarantined (rejected), and
+    product activity = in interactions + anonymous."""
 
     day: str
     clean_events: int
     in_interactions: int
     in_product_activity: int
+    #: rejected rows by rule
     quarantined: dict[str, int]
+    #: events without a user, routed to integrated.anonymous_events
+    anonymous: int = 0
 
     @property
     def quarantined_total(self) -> int:
         return sum(self.quarantined.values())
 
     @property
-    def anonymous(self) -> int:
-        return self.quarantined.get(ANONYMOUS, 0)
+    def difference(self) -> int:
+        return self.clean_events - self.in_interactions - self.anonymous - self.quarantined_total
 
     @property
     def holds(self) -> bool:
-        return (self.clean_events == self.in_interactions + self.quarantined_total
-                and self.in_product_activity == self.in_interactions + self.anonymous)
+        return self.difference == 0 and self.in_product_activity == self.in_interactions + self.anonymous
 
     def as_dict(self) -> dict:
         return {"day": self.day, "clean_events": self.clean_events, "in_interactions": self.in_interactions,
-                "in_product_activity": self.in_product_activity, "quarantined": self.quarantined_total,
-                "quarantined_by_rule": dict(self.quarantined), "holds": self.holds,
-                "difference": self.clean_events - self.in_interactions - self.quarantined_total}
+                "anonymous": self.anonymous, "in_product_activity": self.in_product_activity,
+                "quarantined": self.quarantined_total, "quarantined_by_rule": dict(self.quarantined),
+                "holds": self.holds, "difference": self.difference}

@@ -4,7 +4,8 @@ Every function here is what one Dagster asset runs (``assets/integration.py`` ad
 and ``integrate`` runs them all in dependency order for the CLI, the tests and the benchmark:
 
     identity (user_keys) ─┐
-    catalog (product_history, product_keys) ─┼─► per day: interactions + product_activity (+ quarantine)
+    catalog (product_history, product_keys) ─┼─► per day: interactions + product_activity
+                                              │           (+ anonymous_events routed aside, + quarantine)
                                               ├─► per day: sessions          (days D-1, D, D+1)
                                               ├─► per day: query_clicks      (days D, D+1)
                                               ├─► products (incremental over product_activity)
@@ -24,6 +25,7 @@ import polars as pl
 from governance.integration.catalog import CatalogResolution, current_products, resolve_catalog
 from governance.integration.config import DEFAULT_CONFIG, IntegrationConfig
 from governance.integration.events import (
+    ANONYMOUS_TABLE,
     READ_COLUMNS,
     Admission,
     EventsReconciliation,
@@ -189,6 +191,8 @@ class EventsDayResult:
     product_activity: pl.DataFrame
     quarantine: pl.DataFrame
     reconciliation: EventsReconciliation
+    #: the day's admitted events without a user (integrated.anonymous_events)
+    anonymous_events: pl.DataFrame | None = None
 
 
 def integrate_events_day(lake: Lake, day: str, source: DaySource, config: IntegrationConfig = DEFAULT_CONFIG,
@@ -199,13 +203,15 @@ def integrate_events_day(lake: Lake, day: str, source: DaySource, config: Integr
     inter = interactions(admission, config, today=source.now.date())
     activity = product_activity(admission)
     rec = EventsReconciliation(day, admission.clean_rows, int(inter["events"].sum()), int(activity["events"].sum()),
-                               admission.by_rule)
+                               admission.by_rule, admission.anonymous.height)
     if write:
-        with lake.transaction():  # the day's two tables and its quarantine are published together
+        # the day's tables, its anonymous events and its rejections are published together
+        with lake.transaction():
             lake.write(LAYER, "interactions", inter, day)
             lake.write(LAYER, "product_activity", activity, day)
+            lake.write(LAYER, ANONYMOUS_TABLE, admission.anonymous, day)
             lake.write("quarantine", "events", admission.quarantine, day, part="integration")
-    return EventsDayResult(inter, activity, admission.quarantine, rec)
+    return EventsDayResult(inter, activity, admission.quarantine, rec, admission.anonymous)
 
 
 def integrate_sessions_day(lake: Lake, day: str, source: DaySource, *, write: bool = True) -> SessionsResult:
