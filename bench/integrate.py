@@ -1,6 +1,6 @@
 """Clean → integrated throughput and peak memory: our Polars integration vs a vectorised pandas baseline.
 
-Both implementations read the same clean layer (synthetic, ``governance.integration.synthetic``, at
+Both implementations read the same clean layer (synthetic, ``tests/synthetic_data/integration_lake.py``, at
 1M and 10M events over 14 days) and the same identity and catalog tables, then do the same work,
 day by day, and write Parquet:
 
@@ -370,7 +370,7 @@ def run_pandas(lake_root: Path, out_root: Path) -> dict:
 
 def prepare(root: Path, events: int, days: int) -> Path:
     from governance.integration.pipeline import build_catalog, build_identity, write_catalog, write_identity
-    from governance.integration.synthetic import write_synthetic_clean
+    from tests.synthetic_data.integration_lake import write_synthetic_clean
     from governance.storage import Lake
 
     lake = Lake.at(root / "lake")

@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from governance.quality import synthetic as S  # noqa: E402
+from tests.synthetic_data import quality_frames as S  # noqa: E402
 from governance.quality.profile import profile_frame  # noqa: E402
 from governance.quality.runner import suite_path  # noqa: E402
 from governance.quality.suites import load_suite  # noqa: E402

@@ -23,7 +23,7 @@ from governance.integration.pipeline import integrate
 from governance.integration.profiles import NOTE_NO_LABELS, review_facts
 from governance.integration.schemas import DAILY_TABLES, PRIMARY_KEYS, SCHEMAS
 from governance.integration.sessions import build_query_clicks, build_sessions, prepare_queries
-from governance.integration.synthetic import write_synthetic_clean
+from synthetic_data.integration_lake import write_synthetic_clean
 from governance.quality.runner import suites_dir
 from governance.quality.suites import load_suite
 from governance.quality.validation import validate

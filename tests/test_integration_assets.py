@@ -11,7 +11,7 @@ import pytest
 from assets import integration
 from assets.partitions import daily_partitions
 from assets.resources import governance_resources
-from governance.integration.synthetic import write_synthetic_clean
+from synthetic_data.integration_lake import write_synthetic_clean
 from governance.settings import Settings
 
 warnings.filterwarnings("ignore", category=dg.PreviewWarning)

@@ -21,7 +21,7 @@ from governance.integration.pipeline import (
     shift_day,
     write_catalog,
 )
-from governance.integration.synthetic import write_synthetic_clean
+from synthetic_data.integration_lake import write_synthetic_clean
 from governance.storage import Lake
 
 NOW = datetime(2026, 10, 20, tzinfo=UTC)

@@ -13,7 +13,7 @@ from assets.quality import quality_incident_sensor, quality_report
 from assets.resources import WarehouseResource, governance_resources
 from assets.suite_checks import suite_checks_for
 from governance.quality.report import summary_text
-from governance.quality import synthetic as S
+from synthetic_data import quality_frames as S
 from governance.quality.anomalies import ANOMALY_CHECKS
 from governance.quality.suites import load_suite
 from test_quality_support import SUITES, snapshots

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import polars as pl
 import pytest
 
-from governance.quality import synthetic as S
+from synthetic_data import quality_frames as S
 from governance.quality.anomalies import ANOMALY_CHECKS, DriftConfig, detect, psi
 from governance.quality.profile import profile_frame
 from governance.quality.runner import quarantine_counts, record_profile, run_quality

@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from governance.quality import synthetic as S
+from synthetic_data import quality_frames as S
 from governance.quality.alerts import raise_incident
 from governance.quality.report import build_report, summary_text
 from governance.quality.runner import run_quality

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from governance.quality import synthetic as S
+from synthetic_data import quality_frames as S
 from governance.quality.profile import profile_frame
 from governance.quality.runner import record_profile
 from governance.quality.store import MIGRATIONS, SCHEMA_VERSION, CheckRecord, QualityStore, migrate

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 import sqlalchemy as sa
 
-from governance.quality import synthetic as S
+from synthetic_data import quality_frames as S
 from governance.quality.runner import suites_dir
 from governance.quality.store import QualityStore
 from governance.storage import Lake

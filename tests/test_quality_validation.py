@@ -6,7 +6,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from governance.quality import synthetic as S
+from synthetic_data import quality_frames as S
 from governance.quality.suites import load_suite
 from governance.quality.validation import REDACTED, scrub, validate, validate_whole
 from test_quality_support import SUITES, snapshots
