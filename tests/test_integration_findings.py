@@ -18,10 +18,16 @@ import pytest
 pytestmark = pytest.mark.slow
 
 from governance.integration.config import IntegrationConfig
-from governance.integration.findings import precision_recall
 from governance.integration.pipeline import build_catalog, build_catalog_findings, write_catalog
 from governance.labelling.encoder import Embedder, catalog_embedder
 from governance.storage import Lake
+
+
+def precision_recall(flagged: set, truth: set) -> dict[str, float]:
+    tp = len(flagged & truth)
+    return {"flagged": len(flagged), "true": len(truth), "true_positives": tp,
+            "precision": tp / len(flagged) if flagged else float("nan"),
+            "recall": tp / len(truth) if truth else float("nan")}
 
 
 def _cpu() -> float:
@@ -128,11 +134,10 @@ def test_findings_table_shape_and_suite(shop_lake, first_run):
     mis = findings.filter(pl.col("kind") == "miscategorised")
     assert (mis["assigned_category"] != mis["suggested_category"]).all()
     assert (mis["margin"] >= IntegrationConfig().miscategorised_margin).all()
-    suites = pytest.importorskip("governance.quality.suites")
-    validation = pytest.importorskip("governance.quality.validation")
-    from pathlib import Path
+    from governance.quality import suites, validation
+    from governance.quality.runner import suites_dir
 
-    expectations = Path(__file__).resolve().parents[1] / "expectations"
+    expectations = suites_dir()
     for table in ("catalog_findings", "embedding_cache"):
         suite = suites.load_suite(expectations / f"integrated.{table}.json")
         frame = lake.read("integrated", table)

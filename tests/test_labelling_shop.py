@@ -1,8 +1,8 @@
-"""Intent/category labelling against a small generated shop's truth (skipped when the generator is absent)."""
+"""Intent/category labelling against a small generated shop's truth."""
 
 import pytest
 
-shop_generator = pytest.importorskip("governance.shop.generator", reason="the shop generator is not available")
+from governance.shop import generator as shop_generator
 
 
 @pytest.fixture(scope="module")
