@@ -237,10 +237,3 @@ def catalog_findings(current: pl.DataFrame, cache: pl.DataFrame | None, config: 
     scores = category_scores(emb, config)
     found = pl.concat([miscategorised(scores, config), duplicates(emb, config)])
     return FindingsResult(found, emb, scores)
-
-
-def precision_recall(flagged: set, truth: set) -> dict[str, float]:
-    tp = len(flagged & truth)
-    return {"flagged": len(flagged), "true": len(truth), "true_positives": tp,
-            "precision": tp / len(flagged) if flagged else float("nan"),
-            "recall": tp / len(truth) if truth else float("nan")}

@@ -78,10 +78,6 @@ def _tokens(s: str) -> list[str]:
     return _TOKEN.findall(s.lower())
 
 
-def leaf_name(path: str) -> str:
-    return path.split(" > ")[-1].strip()
-
-
 def category_text(path: str) -> str:
     """What is embedded for a category: the leaf first, then its ancestors ("Maxi Dresses, Dresses, Women")."""
     parts = [p.strip() for p in path.split(">") if p.strip()]

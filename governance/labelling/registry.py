@@ -123,10 +123,6 @@ class ModelRegistry:
         v = f.read_text().strip()
         return v or None
 
-    def current_path(self, task: str) -> Path | None:
-        v = self.current(task)
-        return self.path(task, v) if v else None
-
     # ---- writing -----------------------------------------------------------------------------
     def register(self, task: str, write: Callable[[Path], object], card: ModelCard) -> str:
         """Create a new version: `write(tmp_dir)` fills the artifact, the card is added, then one rename."""

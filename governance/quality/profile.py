@@ -30,7 +30,6 @@ QUANTILES = tuple(round(q * 0.05, 2) for q in range(21))  # 0.00, 0.05, … 1.00
 #: wide), so histograms of different partitions add up and compare bin by bin without knowing the range
 BINS_PER_DECADE = 20
 TOP_VALUES = 20
-CATEGORICAL_MAX_DISTINCT = 200
 EXACT_DISTINCT_MAX_ROWS = 2_000_000
 MIN_SEGMENT_ROWS = 30
 
@@ -84,9 +83,6 @@ class TableProfile:
             if c.column == name and c.segment == segment:
                 return c
         return None
-
-    def quarantine_total(self) -> int:
-        return sum(n for rules in self.quarantine.values() for n in rules.values())
 
     def quarantine_by_rule(self) -> dict[str, int]:
         out: dict[str, int] = {}

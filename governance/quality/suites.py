@@ -166,16 +166,6 @@ class Suite:
     def counts(self) -> dict[str, int]:
         return {s: sum(1 for e in self.expectations if e.severity == s) for s in SEVERITIES}
 
-    def to_gx(self, expectations: Iterable[SuiteExpectation] | None = None):
-        """A ``great_expectations.ExpectationSuite`` holding (some of) the suite's expectations."""
-        import great_expectations as gx
-
-        chosen = self.expectations if expectations is None else tuple(expectations)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return gx.ExpectationSuite(name=self.name, expectations=[_gx_expectation(e.configuration()) for e in chosen],
-                                       meta={k: v for k, v in self.meta.items() if k != "great_expectations_version"})
-
 
 # --------------------------------------------------------------------------------------- schemas
 

@@ -116,9 +116,6 @@ class ShopConfig:
         """Exclusive end: midnight after `end_date`."""
         return dt.datetime.combine(self.end_date + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
 
-    def dates(self) -> list[dt.date]:
-        return [self.start_date + dt.timedelta(days=i) for i in range(self.days)]
-
     def rate(self, source: str, kind: str) -> float:
         """The configured rate of `kind` in `source` ("source.kind" overrides "kind")."""
         return float(self.fault_rates.get(f"{source}.{kind}", self.fault_rates.get(kind, 0.0)))

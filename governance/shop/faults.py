@@ -34,7 +34,6 @@ UNPARSABLE_TIMES = ("n/a", "not a date", "", "0000-00-00 00:00:00", "2024-13-45T
 UNPARSABLE_TIMES_CSV = ("n/a", "not a date", "0000-00-00 00:00:00", "2024-13-45T25:61:00Z", "yesterday")
 FUTURE_SHIFTS_DAYS = (36_525, 73_050)  # ~100 and ~200 years ahead; plus a fixed 2099-12-31T23:59:59Z
 FIXED_FUTURE_US = 4_102_444_799 * US
-RATING_OUT_OF_RANGE = (0, 6, 7, 10, -1, 11, 50)
 
 
 def text_of(s: pl.Series, width: int = 60) -> pl.Series:
