@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import warnings
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import polars as pl
 import pytest
