@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import polars as pl
 import pytest
 import sqlalchemy as sa
 
 from synthetic_data import quality_frames as S
 from governance.quality.profile import profile_frame
+from governance.quality.results import KIND_CHECK, count_failures, failure_counts, record_check_result
 from governance.quality.runner import record_profile
 from governance.quality.store import MIGRATIONS, SCHEMA_VERSION, CheckRecord, QualityStore, migrate
 from test_quality_support import BACKENDS, quality_store, snapshots
@@ -116,3 +118,36 @@ def test_profile_of_ten_thousand_rows_is_fast_and_complete():
     assert {c.column for c in profile.columns} == set(events.columns)
     assert profile.column("user_id").kind == "text" and profile.column("user_id").top_values is None
     assert profile.column("event_time").min.startswith(DAY)
+
+
+def test_stage_check_results_are_stored_and_counted_like_gx_results(tmp_path):
+    with quality_store("sqlite", tmp_path) as store:
+        rec = record_check_result(
+            store, "integrated.interactions", DAY, "reconciles_with_clean", False, "ERROR",
+            description="clean = interactions + anonymous + quarantined", stage="integration", run_id="r1",
+            figures={"clean_events": 10, "difference": 2, "by_rule": {"unknown_user": 3}},
+            examples=pl.DataFrame({"event_id": ["e1", "e2"], "email": ["a@example.com", None],
+                                   "note": ["mail b@example.org", "ok"]}))
+        assert rec.kind == KIND_CHECK and rec.severity == "error" and rec.notes == rec.description
+        stored = store.check_results(table="integrated.interactions")[0]
+        assert stored.observed_value == {"clean_events": 10, "difference": 2, "by_rule": {"unknown_user": 3}}
+        assert stored.details == {"stage": "integration"} and stored.run_id == "r1" and not stored.passed
+        assert [set(e) for e in stored.examples] == [{"event_id", "note"}] * 2  # PII columns dropped
+        assert "b@example.org" not in str(stored.examples)  # e-mail shapes scrubbed
+        record_check_result(store, "integrated.products", "all", "every_product_seen", False, "warning",
+                            unexpected_count=3, element_count=300)
+        seen = store.check_results(table="integrated.products")[0]
+        assert seen.partition is None and seen.severity == "warn" and seen.unexpected_percent == pytest.approx(1.0)
+        counts = failure_counts(store)
+        assert (counts.error, counts.warn, counts.anomalies, counts.evaluated) == (1, 1, 0, 2)
+        # a re-run on the same partition replaces the result; another partition is its own result
+        record_check_result(store, "integrated.interactions", DAY, "reconciles_with_clean", True, "error")
+        record_check_result(store, "integrated.interactions", "2026-10-08", "reconciles_with_clean", False, "error")
+        counts = failure_counts(store)
+        assert (counts.error, counts.warn, counts.failed, counts.evaluated) == (1, 1, 2, 3)
+        assert counts.by_table["integrated.interactions"]["error"] == 1
+        assert count_failures(store.check_results(latest_only=False)).error == 2  # the rule needs latest_only
+        with pytest.raises(ValueError, match="layer.table"):
+            record_check_result(store, "interactions", DAY, "x", True)
+        with pytest.raises(ValueError, match="severity"):
+            record_check_result(store, "clean.events", DAY, "x", True, "fatal")

@@ -24,7 +24,9 @@ from typing import Any
 
 import polars as pl
 
+from governance.contracts import CONTRACTS, LINEAGE_COLUMNS
 from governance.quality.anomalies import DriftConfig
+from governance.quality.results import KIND_CHECK, FailureCounts, count_failures
 from governance.quality.store import SNAPSHOT_KEY, CheckRecord, QualityStore
 from governance.quality.suites import Suite, load_suites
 from governance.quality.validation import scrub
@@ -178,12 +180,22 @@ def svg_stacked_bars(partitions: list[str], series: dict[str, list[int]], title:
     return "".join(out) + f'<div class="legend">{legend}</div>'
 
 
+def _heat_fill(v: float, scale: str = "red") -> str:
+    t = min(1.0, math.sqrt(max(v, 0.0)))  # sqrt: small rates stay visible
+    if scale == "blue":  # by design: white → the palette's blue
+        return f"rgb({int(255 - 189 * t)},{int(255 - 150 * t)},{int(255 - 47 * t)})"
+    return f"rgb({int(255 - 57 * t)},{int(255 - 215 * t)},{int(255 - 215 * t)})"
+
+
 def svg_heatmap(rows: list[str], cols: list[str], values: dict[tuple[str, str], float], title: str,
-                width: int = 600) -> str:
-    """Null rates: one row per column of the table, one cell per partition, darker = more nulls."""
+                width: int = 600, scales: dict[str, str] | None = None) -> str:
+    """Null rates: one row per column of the table, one cell per partition, darker = more nulls.
+
+    ``scales``: row → "red" (nulls are faults) or "blue" (nulls by design); red by default."""
     if not rows or not cols:
         return f'<p class="muted">{h(title)}: no nulls in any column.</p>'
-    left, top, cell_h = 150, 26, 16
+    scales = scales or {}
+    left, top, cell_h = 230, 26, 16
     w = width - left - 10
     cw = w / len(cols)
     height = top + cell_h * len(rows) + 30
@@ -192,14 +204,12 @@ def svg_heatmap(rows: list[str], cols: list[str], values: dict[tuple[str, str], 
            f'<text x="0" y="16" font-size="13" font-weight="600" fill="#1d2330">{h(title)}</text>']
     for r, row in enumerate(rows):
         y = top + r * cell_h
-        out.append(f'<text x="{left - 6}" y="{y + 12}" font-size="11" text-anchor="end" fill="#1d2330">{h(row)}</text>')
+        label = row if len(row) <= 36 else row[:35] + "…"
+        out.append(f'<text x="{left - 6}" y="{y + 12}" font-size="11" text-anchor="end" fill="#1d2330">'
+                   f'<title>{h(row)}</title>{h(label)}</text>')
         for c, col in enumerate(cols):
             v = values.get((row, col))
-            if v is None:
-                fill = "#f0f0f0"
-            else:
-                t = min(1.0, math.sqrt(v))  # sqrt: small rates stay visible
-                fill = f"rgb({int(255 - 57 * t)},{int(255 - 215 * t)},{int(255 - 215 * t)})"
+            fill = "#f0f0f0" if v is None else _heat_fill(v, scales.get(row, "red"))
             out.append(f'<rect x="{left + c * cw:.1f}" y="{y}" width="{max(cw - 1, 1):.1f}" height="{cell_h - 2}" '
                        f'fill="{fill}"><title>{h(row)} {h(col)}: {"—" if v is None else f"{v:.2%}"} null</title></rect>')
     step = max(1, len(cols) // 6)
@@ -208,11 +218,16 @@ def svg_heatmap(rows: list[str], cols: list[str], values: dict[tuple[str, str], 
         out.append(f'<text x="{left + (c + 0.5) * cw:.1f}" y="{height - 10}" font-size="11" text-anchor="middle" '
                    f'fill="#5d6677">{h(label)}</text>')
     out.append("</svg>")
-    scale = "".join(f'<span><i style="background:rgb({int(255 - 57 * math.sqrt(v))},{int(255 - 215 * math.sqrt(v))},'
-                    f'{int(255 - 215 * math.sqrt(v))});border:1px solid #ddd"></i>{v:.0%}</span>'
-                    for v in (0.0, 0.01, 0.1, 0.5, 1.0))
-    return "".join(out) + f'<div class="legend">null rate: {scale}</div>'
-
+    legend = []
+    for scale, name in (("red", "null where required"), ("blue", "null by design")):
+        if scale == "red" and not any(scales.get(r, "red") == "red" for r in rows):
+            continue
+        if scale == "blue" and not any(scales.get(r) == "blue" for r in rows):
+            continue
+        cells = "".join(f'<span><i style="background:{_heat_fill(v, scale)};border:1px solid #ddd"></i>{v:.0%}</span>'
+                        for v in (0.0, 0.01, 0.1, 0.5, 1.0))
+        legend.append(f'<div class="legend">{name}: {cells}</div>')
+    return "".join(out) + "".join(legend)
 
 
 def svg_sparkline(values: list[float], width: int = 120, height: int = 28, bad: list[bool] | None = None) -> str:
@@ -234,23 +249,37 @@ def svg_sparkline(values: list[float], width: int = 120, height: int = 28, bad: 
 
 @dataclass
 class TableState:
+    """One table: the latest result of each (partition, check), and what they add up to.
+
+    Failure counts cover every partition (the rule of ``results.failure_counts``); ``status`` is the
+    worst of them (plus staleness); ``checks_total``/``checks_passed`` describe the latest partition."""
+
     table: str
     latest_partition: str | None
     row_count: int | None
     status: str
     checks: list[CheckRecord]  # latest evaluation of each check, all partitions
-    expectations_total: int = 0
-    expectations_passed: int = 0
-    failed_error: int = 0
-    failed_warn: int = 0
-    anomalies: int = 0
+    checks_total: int = 0  # expectations and stage checks of the latest partition
+    checks_passed: int = 0
+    evaluated: int = 0  # latest results counted, all partitions, every kind
+    failed_error: int = 0  # blocking failures, all partitions
+    failed_warn: int = 0  # non-blocking failures that are not anomalies, all partitions
+    anomalies: int = 0  # failed anomaly and drift tests, all partitions
     partitions_with_failures: int = 0
     freshness: str = ""
     stale: bool = False
 
+    @property
+    def failed(self) -> int:
+        return self.failed_error + self.failed_warn + self.anomalies
+
 
 @dataclass
 class Report:
+    """What ``build_report`` wrote. Counts follow ``results.failure_counts``: ``failed_error`` blocking,
+    ``failed_warn`` every non-blocking failure (anomalies included, as Dagster's WARN checks are),
+    ``anomalies`` how many of those are anomaly/drift tests; ``failed_total`` = error + warn."""
+
     path: Path
     status: str
     table_status: dict[str, str]
@@ -258,6 +287,18 @@ class Report:
     failed_warn: int
     anomalies: int
     suite_pages: list[Path] = field(default_factory=list)
+    index: Path | None = None
+    counts: FailureCounts | None = None
+    root_causes: int = 0
+
+    @property
+    def failed_total(self) -> int:
+        return self.failed_error + self.failed_warn
+
+    @property
+    def url(self) -> str:
+        """A file:// URL of the report (for a link on the Dagster asset page)."""
+        return self.path.resolve().as_uri()
 
 
 def _partition_label(p: str | None) -> str:
@@ -281,29 +322,27 @@ def _freshness(store: QualityStore, table: str, latest: str | None, now: datetim
     return f"{'stale: ' if stale else ''}snapshot profiled {days:.1f} day(s) ago", stale
 
 
-def _table_states(store: QualityStore, suites: dict[str, Suite], now: datetime | None = None) -> list[TableState]:
+def _table_states(store: QualityStore, suites: dict[str, Suite], now: datetime | None = None,
+                  records: list[CheckRecord] | None = None) -> list[TableState]:
     now = now or datetime.now(UTC)
     cfg = DriftConfig()
-    records = store.check_results()
+    records = store.check_results() if records is None else records
     by_table: dict[str, list[CheckRecord]] = defaultdict(list)
     for r in records:
         by_table[r.table].append(r)
     states = []
     for table in sorted(set(by_table) | set(suites) | set(store.tables())):
         recs = by_table.get(table, [])
+        counts = count_failures(recs)
         parts = sorted({_partition_label(r.partition) for r in recs})
         latest = parts[-1] if parts else None
-        current = [r for r in recs if _partition_label(r.partition) == latest]
-        exps = [r for r in current if r.kind == "expectation"]
-        failed_error = sum(1 for r in exps if not r.passed and r.severity == "error")
-        failed_warn = sum(1 for r in exps if not r.passed and r.severity != "error")
-        anomalies = sum(1 for r in current if r.kind == "anomaly" and not r.passed)
+        current = [r for r in recs if _partition_label(r.partition) == latest and r.kind != "anomaly"]
         freshness, stale = _freshness(store, table, latest, now, cfg)
-        if not current:
+        if not recs:
             status = "no data"
-        elif failed_error:
+        elif counts.error:
             status = "failed"
-        elif failed_warn or anomalies or stale:
+        elif counts.warn or stale:
             status = "warn"
         else:
             status = "passed"
@@ -312,11 +351,11 @@ def _table_states(store: QualityStore, suites: dict[str, Suite], now: datetime |
         if latest is not None and profiles.height:
             match = profiles.filter(profiles["partition"] == latest)
             row_count = int(match["row_count"][-1]) if match.height else None
-        failing_parts = {_partition_label(r.partition) for r in recs if not r.passed and r.kind == "expectation"}
+        failing_parts = {_partition_label(r.partition) for r in recs if not r.passed}
         states.append(TableState(
             table=table, latest_partition=latest, row_count=row_count, status=status, checks=recs,
-            expectations_total=len(exps), expectations_passed=sum(1 for r in exps if r.passed),
-            failed_error=failed_error, failed_warn=failed_warn, anomalies=anomalies,
+            checks_total=len(current), checks_passed=sum(1 for r in current if r.passed), evaluated=counts.evaluated,
+            failed_error=counts.error, failed_warn=counts.warn - counts.anomalies, anomalies=counts.anomalies,
             partitions_with_failures=len(failing_parts), freshness=freshness, stale=stale))
     return states
 
@@ -354,7 +393,16 @@ def _observed_text(r: CheckRecord) -> str:
     return "; ".join(bits) or ("passed" if r.passed else "failed")
 
 
-def _failure_card(r: CheckRecord, link: str | None = None) -> str:
+def _partitions_text(parts: list[str], show: int = 6) -> str:
+    parts = sorted(parts)
+    if len(parts) <= show:
+        return ", ".join(parts)
+    return f"{', '.join(parts[:2])}, … {', '.join(parts[-2:])} ({len(parts)} partitions)"
+
+
+def _failure_card(r: CheckRecord, link: str | None = None, group: list[CheckRecord] | None = None) -> str:
+    """One failed check: the newest failing partition in detail; ``group`` = every partition it failed on."""
+    group = group or [r]
     cls = "card" if r.severity == "error" else "card warn"
     counts = ""
     if r.unexpected_count is not None and r.element_count is not None:
@@ -371,9 +419,22 @@ def _failure_card(r: CheckRecord, link: str | None = None) -> str:
     exception = details.get("exception")
     err = f'<div class="meta">Could not evaluate: {h(exception)}</div>' if exception else ""
     more = f' · <a href="{h(link)}">suite page</a>' if link else ""
-    return (f'<div class="{cls}"><div><b>{h(r.table)}</b> · {h(_partition_label(r.partition))} · '
-            f'<code>{h(r.check_name)}</code> {pill("failed" if r.severity == "error" else "warn")}</div>'
-            f'<div>{h(r.notes)}</div><div class="meta">{h(r.description)}{more}</div>'
+    kind = (f"stage check ({details['stage']})" if r.kind == KIND_CHECK and details.get("stage") else
+            "stage check" if r.kind == KIND_CHECK else "GX expectation" if r.kind == "expectation" else r.kind)
+    parts = [_partition_label(g.partition) for g in group]
+    where = h(_partition_label(r.partition))
+    across = ""
+    if len(group) > 1:
+        where = f"{len(group)} partitions"
+        total = [g.unexpected_count for g in group if g.unexpected_count is not None]
+        across = (f'<div class="meta">Failed on {h(_partitions_text(parts))}'
+                  + (f"; {sum(total):,} unexpected rows in all" if total else "")
+                  + f". Below: the newest, {h(_partition_label(r.partition))}.</div>")
+    return (f'<div class="{cls}"><div><b>{h(r.table)}</b> · {where} · '
+            f'<code>{h(r.check_name)}</code> {pill("failed" if r.severity == "error" else "warn")} '
+            f'<span class="meta">{h(kind)}</span></div>{across}'
+            f'{f"<div>{h(r.notes)}</div>" if r.notes and r.notes != r.description else ""}'
+            f'<div class="meta">{h(r.description)}{more}</div>'
             f'<div>{counts}{observed}</div>{err}{_examples_table(r.examples)}</div>')
 
 
@@ -393,35 +454,53 @@ def _tables_section(states: list[TableState], store: QualityStore, pages: dict[s
             f"<div class='muted' style='font-size:12px;{'color:#b26a00;font-weight:600' if s.stale else ''}'>"
             f"{h(s.freshness)}</div></td>"
             f'<td class="num">{_fmt(s.row_count)}</td><td>{spark}</td>'
-            f'<td class="num">{s.expectations_passed}/{s.expectations_total}</td>'
+            f'<td class="num">{s.checks_passed}/{s.checks_total}</td>'
             f'<td class="num">{s.failed_error}</td><td class="num">{s.failed_warn}</td>'
             f'<td class="num">{s.anomalies}</td><td class="num">{s.partitions_with_failures}</td><td>{link}</td></tr>')
     return (
-        '<section id="tables"><h2>Tables</h2><p class="muted">Status of each table\'s latest partition. '
-        '<b>FAILED</b>: a blocking (error) expectation failed, downstream assets were held back. '
-        '<b>WARNINGS</b>: a warn expectation failed, an anomaly was detected, or the table is stale (judged now: '
-        'newest daily partition older than 2 days, snapshot older than 7).</p>'
+        '<section id="tables"><h2>Tables</h2><p class="muted">Failures count the latest result of each partition '
+        "and check (every partition, every stage); status is the worst of them. "
+        '<b>FAILED</b>: a blocking (error) check failed, downstream assets of that partition were held back. '
+        '<b>WARNINGS</b>: a warn check failed, an anomaly was detected, or the table is stale (judged now: '
+        'newest daily partition older than 2 days, snapshot older than 7). “Latest partition passed” counts the '
+        "expectations and stage checks of the newest partition.</p>"
         '<table><tr><th>table</th><th>status</th><th>latest partition</th><th class="num">rows</th>'
-        '<th>row count trend</th><th class="num">expectations passed</th><th class="num">error fails</th>'
+        '<th>row count trend</th><th class="num">latest partition passed</th><th class="num">blocking fails</th>'
         '<th class="num">warn fails</th><th class="num">anomalies</th><th class="num">partitions with failures</th>'
         "<th>details</th></tr>" + "".join(rows) + "</table>"
         + (f'<p class="muted">Suites without results yet: {h(", ".join(empty))}.</p>' if empty else "")
         + "</section>")
 
 
+def failure_groups(states: list[TableState]) -> list[list[CheckRecord]]:
+    """Failed expectations and stage checks (not anomalies), one group per table and check, newest
+    failing partition first in each; blocking groups first, then by their newest partition."""
+    groups: dict[tuple[str, str], list[CheckRecord]] = defaultdict(list)
+    for s in states:
+        for r in s.checks:
+            if r.kind != "anomaly" and not r.passed:
+                groups[(r.table, r.check_name)].append(r)
+    out = [sorted(g, key=lambda r: _partition_label(r.partition), reverse=True) for g in groups.values()]
+    out.sort(key=lambda g: (g[0].table, g[0].check_name))
+    out.sort(key=lambda g: _partition_label(g[0].partition), reverse=True)
+    out.sort(key=lambda g: g[0].severity != "error")
+    return out
+
+
 def _failures_section(states: list[TableState], pages: dict[str, str]) -> str:
-    failed = [r for s in states for r in s.checks if r.kind == "expectation" and not r.passed]
-    failed.sort(key=lambda r: (r.severity != "error", -(int((r.partition or "0000-00-00").replace("-", "")) or 0),
-                               r.table, r.check_name))
-    if not failed:
-        return ('<section id="failures"><h2>Failed expectations</h2>'
-                '<p>No expectation failed in the latest evaluation of any partition.</p></section>')
-    cards = "".join(_failure_card(r, pages.get(r.table)) for r in failed[:MAX_FAILURES])
-    more = f'<p class="muted">… and {len(failed) - MAX_FAILURES} more.</p>' if len(failed) > MAX_FAILURES else ""
+    groups = failure_groups(states)
+    if not groups:
+        return ('<section id="failures"><h2>Failed checks</h2>'
+                '<p>No expectation or stage check failed in the latest evaluation of any partition.</p></section>')
+    failed = [r for g in groups for r in g]
     n_err = sum(1 for r in failed if r.severity == "error")
-    return (f'<section id="failures"><h2>Failed expectations</h2><p class="muted">{n_err} blocking (error) and '
-            f'{len(failed) - n_err} warn failures across all partitions (latest evaluation of each), newest '
-            f"partitions first, with example rows (keys and the offending value).</p>{cards}{more}</section>")
+    cards = "".join(_failure_card(g[0], pages.get(g[0].table), g) for g in groups[:MAX_FAILURES])
+    more = f'<p class="muted">… and {len(groups) - MAX_FAILURES} more.</p>' if len(groups) > MAX_FAILURES else ""
+    return (f'<section id="failures"><h2>Failed checks</h2><p class="muted">{n_err} blocking (error) and '
+            f"{len(failed) - n_err} warn failures of GX expectations and stage checks (the latest result of each "
+            f"table, partition and check), in {len(groups)} cards: one per table and check, with the partitions it "
+            "failed on and the newest one's figures and example rows (keys and the offending value). Anomalies "
+            f"are counted in their own section.</p>{cards}{more}</section>")
 
 
 def _recent_anomalies(s: TableState, partitions: int = 14) -> list[CheckRecord]:
@@ -434,26 +513,57 @@ def _recent_anomalies(s: TableState, partitions: int = 14) -> list[CheckRecord]:
 def _drift_section(states: list[TableState]) -> str:
     found = [r for s in states for r in _recent_anomalies(s)]
     found.sort(key=lambda r: (_partition_label(r.partition), r.table), reverse=True)
-    if not found:
+    total = sum(s.anomalies for s in states)
+    if not total:
         return ('<section id="drift"><h2>Anomalies and drift</h2><p>No anomaly or drift was detected in the latest '
                 "evaluation of any partition.</p></section>")
     rows = "".join(f"<tr><td>{h(_partition_label(r.partition))}</td><td>{h(r.table)}</td><td><code>{h(r.check_name)}"
                    f"</code></td><td>{h(r.notes)}</td></tr>" for r in found[:60])
-    return ('<section id="drift"><h2>Anomalies and drift</h2><p class="muted">Warnings computed from the profile '
-            "history of each table's last 14 partitions: volume (robust z-score over the trailing 14 partitions), "
-            "freshness (as of the latest check), null-rate jumps, schema changes and distribution drift (PSI, KS) "
-            "against the previous 14 partitions.</p>"
+    shown = (f"{total} failed anomaly tests in all (latest result of each partition); listed: "
+             f"{min(len(found), 60)} of the last 14 partitions of each table. ")
+    return ('<section id="drift"><h2>Anomalies and drift</h2><p class="muted">' + h(shown) +
+            "Warnings computed from the profile history of each table: volume (robust z-score over the trailing 14 "
+            "partitions), freshness (as of the latest check), null-rate jumps, schema changes and distribution drift "
+            "(PSI, KS) against the previous 14 partitions.</p>"
             "<table><tr><th>partition</th><th>table</th><th>check</th><th>what happened</th></tr>"
             f"{rows}</table></section>")
 
 
-def _quarantine_section(store: QualityStore, tables: list[str]) -> str:
+def _lake_rejections(lake: Any, table: str, stage: str = "integration") -> pl.DataFrame:
+    """partition, rule, rows of one stage's quarantine part of a table (read from the lake)."""
+    schema = {"partition": pl.String, "rule": pl.String, "rows": pl.Int64}
+    try:
+        lf = lake.scan("quarantine", table, part=stage)
+    except FileNotFoundError:
+        return pl.DataFrame(schema=schema)
+    return (lf.group_by(pl.col("partition").cast(pl.String), "rule").agg(pl.len().cast(pl.Int64).alias("rows"))
+            .collect().select(list(schema)))
+
+
+def _routed(lake: Any) -> int:
+    from governance.integration.events import ANONYMOUS_TABLE
+
+    try:
+        return int(lake.scan("integrated", ANONYMOUS_TABLE).select(pl.len()).collect().item())
+    except FileNotFoundError:
+        return 0
+
+
+def _quarantine_section(store: QualityStore, tables: list[str], lake: Any = None) -> str:
     charts = []
+    integration_rows = 0
     for table in tables:
+        if not table.startswith(("raw.", "clean.")):  # a source's quarantine, not an integrated table's
+            continue
         q = store.quarantine_history(table, limit=TREND_PARTITIONS)
+        q = q.group_by("partition", "rule").agg(pl.col("rows").sum())
+        if lake is not None and table.startswith("clean."):
+            later = _lake_rejections(lake, table.split(".", 1)[1])
+            integration_rows += int(later["rows"].sum())
+            q = pl.concat([q, later.with_columns(("integration: " + pl.col("rule")).alias("rule"))])
         if q.is_empty():
             continue
-        q = q.group_by("partition", "rule").agg(pl.col("rows").sum()).sort("partition")
+        q = q.sort("partition")
         parts = sorted(set(q["partition"].to_list()))[-TREND_PARTITIONS:]
         totals = q.group_by("rule").agg(pl.col("rows").sum()).sort("rows", descending=True)
         rules = totals["rule"].to_list()
@@ -464,11 +574,148 @@ def _quarantine_section(store: QualityStore, tables: list[str]) -> str:
             series["other rules"] = [sum(lookup.get((p, r), 0) for r in rest) for p in parts]
         charts.append(f"<div>{svg_stacked_bars(parts, series, f'{table}: rows quarantined by rule')}</div>")
     body = f'<div class="grid">{"".join(charts)}</div>' if charts else "<p>Nothing quarantined yet.</p>"
-    return ('<section id="quarantine"><h2>Quarantine by rule over time</h2><p class="muted">Rows the collection and '
-            f"cleaning stages removed, per partition and rule (hover a bar for counts).</p>{body}</section>")
+    note = ""
+    if lake is not None:
+        routed = _routed(lake)
+        note = (f" The integration stage's rejections ({integration_rows:,} rows) are the rules prefixed "
+                f"“integration:”. Not shown, because they are not rejections: {routed:,} valid events without a "
+                "user, routed to <code>integrated.anonymous_events</code> (they count in sessions and product "
+                "activity).")
+    return ('<section id="quarantine"><h2>Quarantine by rule over time</h2><p class="muted">Rows the collection, '
+            f"cleaning and integration stages rejected, per partition and rule (hover a bar for counts).{note}</p>"
+            f"{body}</section>")
 
 
-def _trends_section(store: QualityStore, states: list[TableState]) -> str:
+def _short(partition: str | None) -> str:
+    return "—" if partition is None else partition[5:] if len(partition) == 10 else partition
+
+
+def _causes_section(causes: pl.DataFrame | None) -> str:
+    if causes is None:
+        return ""
+    head = ('<section id="causes"><h2>Root causes</h2><p class="muted">Rows rejected because they reference a '
+            "product or user the stage could not find (cleaning's <code>unknown_item</code>/<code>unknown_user</code>, "
+            "integration's <code>unknown_product</code>/<code>unknown_user</code>, …), grouped by the reference row "
+            "behind them: a catalog or user row that was itself quarantined is one finding with every row it "
+            "orphaned; keys that never landed at all are one finding per referenced table.</p>")
+    if causes.is_empty():
+        return head + "<p>No row was rejected for an unknown reference.</p></section>"
+    total = int(causes["orphaned_rows"].sum())
+    explained = causes.filter(pl.col("cause") == "quarantined")
+    lead = ""
+    if explained.height:
+        top = explained.row(0, named=True)
+        lead = (f"<p><b>{explained.height}</b> quarantined reference row(s) explain "
+                f"<b>{int(explained['orphaned_rows'].sum()):,}</b> of {total:,} orphaned rows; the largest, "
+                f"{h(top['referenced_table'])} <code>{h(top['key'])}</code> ({h(top['root_rule'])}), explains "
+                f"{top['orphaned_rows']:,} ({top['share']:.0%}).</p>")
+    rows = []
+    for c in causes.head(MAX_FAILURES).iter_rows(named=True):
+        if c["cause"] == "quarantined":
+            what = (f"{h(c['referenced_table'])} <code>{h(c['key'])}</code> quarantined by "
+                    f"{h(c['root_stage'])}: <b>{h(c['root_rule'])}</b><div class='muted' style='font-size:12px'>"
+                    f"{h(c['root_reason'])}</div>")
+        elif c["cause"] == "never landed":
+            what = (f"{c['distinct_keys']:,} {h(c['referenced_table'].rstrip('s'))} key(s) that never landed "
+                    "<div class='muted' style='font-size:12px'>in no landed file of the referenced table, "
+                    "nor its quarantine</div>")
+        elif c["cause"] == "no key in record":
+            what = (f"{h(c['referenced_table'].rstrip('s'))} reference not kept in the record"
+                    "<div class='muted' style='font-size:12px'>the quarantined rows do not say which key they "
+                    "named</div>")
+        else:
+            what = (f"{c['distinct_keys']:,} {h(c['referenced_table'].rstrip('s'))} key(s) in the clean table now"
+                    "<div class='muted' style='font-size:12px'>rejected before the reference arrived: "
+                    "re-run those partitions</div>")
+        rows.append(f"<tr><td>{what}</td><td class='num'><b>{c['orphaned_rows']:,}</b></td>"
+                    f"<td class='num'>{c['share']:.1%}</td><td>{h(c['affected'])}</td>"
+                    f"<td style='white-space:nowrap'>{h(_short(c['first_partition']))} … "
+                    f"{h(_short(c['last_partition']))} ({c['days']} d)</td></tr>")
+    return (head + lead + "<table><tr><th>cause</th><th class='num'>rows orphaned</th><th class='num'>share</th>"
+            "<th>rejected as (table · stage · rule: rows)</th><th>days</th></tr>" + "".join(rows)
+            + "</table></section>")
+
+
+# ------------------------------------------------------------------------------ null rates by design
+
+_NOT_NULL = "expect_column_values_to_not_be_null"
+
+
+def _condition_text(condition: str) -> str:
+    return condition.replace('"', "").replace("'", "").replace("[", "").replace("]", "")
+
+
+def null_design(table: str, suite: Suite | None, columns: list[str]) -> dict[str, tuple[str, str | None, str | None]]:
+    """column → (class, check name, condition) for the null-rate view; lineage columns are left out.
+
+    class ``required``: never null (the contract requires it or the suite expects it not null);
+    ``conditional``: required only on some rows (a suite expectation with a ``row_condition``, e.g.
+    price on add_to_cart/purchase events) — its null rate is the expectation's, on those rows;
+    ``optional``: null allowed by the contract (user_id of anonymous events, price of views), or up
+    to a share (a not-null expectation with ``mostly``; that share is the third item).
+    """
+    contract = CONTRACTS.get(table.split(".", 1)[1]) if table.startswith(("raw.", "clean.")) else None
+    required = set(contract.required) if contract else set()
+    conditional: dict[str, tuple[str, str]] = {}
+    tolerated: dict[str, float] = {}
+    for e in suite.expectations if suite else ():
+        col = e.kwargs.get("column")
+        if e.type != _NOT_NULL or not col:
+            continue
+        if e.kwargs.get("row_condition"):
+            conditional[col] = (e.check_name, str(e.kwargs["row_condition"]))
+        elif e.kwargs.get("mostly") is not None and float(e.kwargs["mostly"]) < 1:
+            tolerated[col] = 1 - float(e.kwargs["mostly"])
+        else:
+            required.add(col)
+    out: dict[str, tuple[str, str | None, str | None]] = {}
+    for c in columns:
+        if c in LINEAGE_COLUMNS or c.startswith("_"):
+            continue
+        if c in conditional:
+            out[c] = ("conditional", *conditional[c])
+        elif c in required:
+            out[c] = ("required", None, None)
+        elif c in tolerated:
+            out[c] = ("optional", None, f"≤{tolerated[c]:.0%} allowed")
+        else:
+            out[c] = ("optional", None, None)
+    return out
+
+
+def _null_view(store: QualityStore, s: TableState, suite: Suite | None) -> str:
+    nulls = store.null_rates(s.table, limit=TREND_PARTITIONS)
+    parts = sorted(set(nulls["partition"].to_list()))[-TREND_PARTITIONS:]
+    nulls = nulls.filter(nulls["partition"].is_in(parts))
+    design = null_design(s.table, suite, list(dict.fromkeys(nulls["column"].to_list())))
+    values: dict[tuple[str, str], float] = {}
+    labels: dict[str, str] = {}
+    scales: dict[str, str] = {}
+    peak: dict[str, float] = {}
+    by_check = {(r.check_name, _partition_label(r.partition)): r for r in s.checks}
+    for p, c, v in nulls.iter_rows():
+        if c not in design:
+            continue
+        cls, check, condition = design[c]
+        if cls == "conditional":
+            r = by_check.get((check, p))
+            v = None if r is None or not r.element_count else (r.unexpected_count or 0) / r.element_count
+            label = f"{c} | {_condition_text(condition)}"
+        else:
+            label = c if cls == "required" else f"{c} ({condition or 'optional'})"
+        if v is None:
+            continue
+        values[(label, p)] = v
+        labels[label] = cls
+        scales[label] = "blue" if cls == "optional" else "red"
+        peak[label] = max(peak.get(label, 0.0), v)
+    order = {"required": 0, "conditional": 1, "optional": 2}
+    rows = sorted((r for r in labels if peak[r] > 0 or labels[r] == "conditional"),
+                  key=lambda r: (order[labels[r]], -peak[r], r))
+    return svg_heatmap(rows[:16], parts, values, f"{s.table}: nulls by column and partition", scales=scales)
+
+
+def _trends_section(store: QualityStore, states: list[TableState], suites: dict[str, Suite] | None = None) -> str:
     blocks = []
     for s in states:
         counts = store.row_counts(s.table, limit=TREND_PARTITIONS)
@@ -486,18 +733,14 @@ def _trends_section(store: QualityStore, states: list[TableState]) -> str:
         else:
             line = svg_line(list(zip(counts["partition"].to_list(), [float(v) for v in counts["row_count"]],
                                      strict=True)), f"{s.table}: rows per partition", marks=anomalous)
-        nulls = store.null_rates(s.table, limit=TREND_PARTITIONS)
-        parts = sorted(set(nulls["partition"].to_list()))[-TREND_PARTITIONS:]
-        nulls = nulls.filter(nulls["partition"].is_in(parts))
-        with_nulls = sorted({c for c, v in zip(nulls["column"], nulls["null_rate"], strict=True) if v and v > 0},
-                            key=lambda c: -max(v for cc, v in zip(nulls["column"], nulls["null_rate"], strict=True)
-                                               if cc == c))
-        values = {(c, p): v for p, c, v in nulls.iter_rows()}
-        heat = svg_heatmap(with_nulls[:16], parts, values, f"{s.table}: null rate by column and partition")
+        heat = _null_view(store, s, (suites or {}).get(s.table))
         blocks.append(f"<div>{line}</div><div>{heat}</div>")
     body = f'<div class="grid">{"".join(blocks)}</div>' if blocks else "<p>No profiles recorded yet.</p>"
-    return ('<section id="trends"><h2>Trends</h2><p class="muted">Row counts (red: volume anomaly) and the share of '
-            "nulls in every column that has any (darker = more nulls; columns without nulls are left out).</p>"
+    return ('<section id="trends"><h2>Trends</h2><p class="muted">Row counts (red: volume anomaly) and nulls as the '
+            "contract and the suite define them. Red rows: columns that must not be null — required ones over all "
+            "rows, conditionally required ones (“price | event_type in add_to_cart, purchase”) over the rows the "
+            "condition selects, from the suite's expectation. Blue rows: optional columns, null by design (the share "
+            "is shown for drift, not as a fault). Lineage columns and columns without nulls are left out.</p>"
             f"{body}</section>")
 
 
@@ -509,8 +752,9 @@ def _suites_section(suites: dict[str, Suite], pages: dict[str, str]) -> str:
         for t, s in sorted(suites.items()))
     return ('<section id="suites"><h2>Suites and validation pages</h2><p class="muted">The Great Expectations '
             "suites in <code>expectations/</code> (GX 1.x JSON). Each page shows the suite's expectations with their "
-            "latest results per partition (our rendering of GX's validation results; see the report's notes on why "
-            "not GX Data Docs).</p><table><tr><th>table</th><th>suite file</th><th class='num'>expectations</th>"
+            "latest results per partition and the table's stage checks (our rendering of GX's validation results; "
+            "see the report's notes on why not GX Data Docs).</p><table><tr><th>table</th><th>suite file</th>"
+            "<th class='num'>expectations</th>"
             f"<th class='num'>error</th><th class='num'>warn</th><th></th></tr>{rows}</table></section>")
 
 
@@ -521,6 +765,21 @@ def _page(title: str, subtitle: str, body: str, nav: str = "", status: str | Non
             f"<title>{h(title)}</title><style>{CSS}</style></head><body><header><h1>{h(title)}</h1>"
             f"<div class='sub'>{h(subtitle)}</div>{badge}{kpis}<nav style='margin-top:10px'>{nav}</nav></header>"
             f"<main>{body}</main></body></html>")
+
+
+def _stage_checks_table(records: list[CheckRecord]) -> str:
+    checks = [r for r in records if r.kind == KIND_CHECK]
+    if not checks:
+        return ""
+    checks.sort(key=lambda r: (_partition_label(r.partition), r.check_name), reverse=True)
+    rows = "".join(
+        f"<tr><td>{h(_partition_label(r.partition))}</td><td><code>{h(r.check_name)}</code></td>"
+        f"<td>{pill('passed' if r.passed else ('failed' if r.severity == 'error' else 'warn'))}</td>"
+        f"<td>{h(r.severity)}</td><td>{h(_observed_text(r))}</td></tr>" for r in checks[:120])
+    return ("<section><h2>Stage checks</h2><p class='muted'>The table's checks outside its GX suite (run by its "
+            "Dagster asset checks: conservation, reconciliation, references, aggregates, findings), latest result "
+            "per partition.</p><table><tr><th>partition</th><th>check</th><th>result</th><th>severity</th>"
+            f"<th>figures</th></tr>{rows}</table></section>")
 
 
 def _suite_page(suite: Suite, records: list[CheckRecord], generated: str) -> str:
@@ -553,77 +812,126 @@ def _suite_page(suite: Suite, records: list[CheckRecord], generated: str) -> str
               f"latest result on {h(latest or '—')}) and one square per partition: green passed, red failed (error), "
               "amber failed (warn), grey not evaluated.</p><table><tr><th>check</th><th>severity</th><th>notes</th>"
               f"<th>latest observed</th>{head}</tr>{''.join(rows)}</table></section>")
-    failures = [r for p in reversed(parts) for r in by_part[p].values() if r.kind == "expectation" and not r.passed]
+    failures = [r for p in reversed(parts) for r in by_part[p].values() if r.kind != "anomaly" and not r.passed]
     fail_html = "".join(_failure_card(r) for r in failures[:MAX_FAILURES]) or "<p>No failures.</p>"
     anomalies = [r for p in reversed(parts) for r in by_part[p].values() if r.kind == "anomaly"][:40]
     anom_rows = "".join(f"<tr><td>{h(_partition_label(r.partition))}</td><td><code>{h(r.check_name)}</code></td>"
                         f"<td>{pill('passed' if r.passed else 'warn')}</td><td>{h(r.notes)}</td></tr>" for r in anomalies)
-    body = (matrix + f"<section><h2>Failures with examples</h2>{fail_html}</section>"
+    body = (matrix + _stage_checks_table(records) + f"<section><h2>Failures with examples</h2>{fail_html}</section>"
             "<section><h2>Anomaly checks</h2><table><tr><th>partition</th><th>check</th><th>result</th>"
             f"<th>explanation</th></tr>{anom_rows}</table></section>")
     return _page(f"Validation: {suite.table}", f"Suite {suite.path.name} · {len(suite.expectations)} expectations · "
-                 f"generated {generated}", body, nav='<a href="../quality_report.html">← quality report</a>')
+                 f"generated {generated}", body, nav=f'<a href="../{REPORT_FILE}">← quality report</a>')
+
+
+REPORT_FILE = "quality_report.html"
+INDEX_FILE = "index.html"
+EXPERIMENTS_FILE = "experiments.html"
+
+
+def _write(path: Path, text: str) -> None:
+    """Atomically: a reader (a browser, the Dagster UI) never sees half a page."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _index_page(out_dir: Path, status: str, counts: FailureCounts, pages: dict[str, str], generated: str) -> str:
+    links = [(REPORT_FILE, "Data quality report", f"{STATUS_LABEL[status]} — {counts.line()}")]
+    if (out_dir / EXPERIMENTS_FILE).exists():
+        links.append((EXPERIMENTS_FILE, "Experiments", "offline estimates and online A/B tests"))
+    links += [(page, f"Validation: {table}", "GX suite results per partition") for table, page in sorted(pages.items())]
+    rows = "".join(f'<tr><td><a href="{h(href)}">{h(title)}</a></td><td class="muted">{h(note)}</td></tr>'
+                   for href, title, note in links)
+    return _page("Governance reports", f"Generated {generated}",
+                 f"<section><h2>Pages</h2><table>{rows}</table></section>", status=status)
 
 
 def build_report(store: QualityStore, out_dir: str | Path, suites_dir: str | Path | None = None,
-                 now: datetime | None = None) -> Report:
-    """Write ``quality_report.html`` and ``suites/<table>.html`` into ``out_dir``."""
+                 now: datetime | None = None, lake: Any = None) -> Report:
+    """Write ``quality_report.html`` (stable path), ``index.html`` and ``suites/<table>.html`` into ``out_dir``.
+
+    ``lake`` (a ``governance.storage.Lake``, optional): adds the root-cause grouping of orphaned rows
+    and the integration stage's rejections, read from the lake's quarantine."""
     out_dir = Path(out_dir)
     (out_dir / "suites").mkdir(parents=True, exist_ok=True)
     suites = load_suites(suites_dir) if suites_dir and Path(suites_dir).exists() else {}
     generated = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
-    states = _table_states(store, suites, now)
+    records = store.check_results()
+    counts = count_failures(records)
+    states = _table_states(store, suites, now, records)
     status = overall_status(states)
     pages: dict[str, str] = {}
     written = []
+    by_table: dict[str, list[CheckRecord]] = defaultdict(list)
+    for r in records:
+        by_table[r.table].append(r)
     for table, suite in suites.items():
         page = out_dir / "suites" / f"{table}.html"
-        page.write_text(_suite_page(suite, store.check_results(table=table), generated))
+        _write(page, _suite_page(suite, by_table.get(table, []), generated))
         pages[table] = f"suites/{table}.html"
         written.append(page)
-    failed_error = sum(s.failed_error for s in states)
-    failed_warn = sum(s.failed_warn for s in states)
-    anomalies = sum(s.anomalies for s in states)
+    causes = None
+    if lake is not None:
+        from governance.quality.causes import root_causes
+
+        causes = root_causes(lake)
     incidents = store.incidents(status="open")
     kpis = ('<div class="kpis">' + "".join(
         f'<div class="kpi"><b>{v}</b><span>{h(k)}</span></div>' for k, v in (
             ("tables", sum(1 for s in states if s.status != "no data")),
-            ("failed error checks (latest)", failed_error), ("failed warn checks (latest)", failed_warn),
-            ("anomalies (latest)", anomalies), ("open incidents", len(incidents)))) + "</div>")
-    nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in (
-        ("tables", "Tables"), ("failures", "Failed expectations"), ("drift", "Anomalies & drift"),
-        ("quarantine", "Quarantine"), ("trends", "Trends"), ("suites", "Suites")))
+            ("failed checks", counts.failed),
+            ("blocking (error)", counts.error), ("warn", counts.warn - counts.anomalies),
+            ("anomalies", counts.anomalies), ("checks evaluated", f"{counts.evaluated:,}"),
+            ("open incidents", len(incidents)))) + "</div>")
+    experiments = (out_dir / EXPERIMENTS_FILE).exists()
+    nav = "".join(f'<a href="{a}">{t}</a>' for a, t in (
+        ("#tables", "Tables"), ("#failures", "Failed checks"), *((("#causes", "Root causes"),) if causes is not None
+                                                                 else ()),
+        ("#drift", "Anomalies & drift"), ("#quarantine", "Quarantine"), ("#trends", "Trends"), ("#suites", "Suites"),
+        *(((EXPERIMENTS_FILE, "Experiments →"),) if experiments else ()), (INDEX_FILE, "All pages")))
     tables = [s.table for s in states]
-    body = (_tables_section(states, store, pages) + _failures_section(states, pages) + _drift_section(states)
-            + _quarantine_section(store, tables) + _trends_section(store, states) + _suites_section(suites, pages))
-    path = out_dir / "quality_report.html"
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(_page("Data quality report", f"Generated {generated} from the quality store", body, nav=nav,
-                         status=status, kpis=kpis))
-    tmp.replace(path)
+    body = (_tables_section(states, store, pages) + _failures_section(states, pages) + _causes_section(causes)
+            + _drift_section(states) + _quarantine_section(store, tables, lake)
+            + _trends_section(store, states, suites) + _suites_section(suites, pages))
+    path = out_dir / REPORT_FILE
+    subtitle = (f"Generated {generated} from the quality store · {counts.failed} failed checks: the latest result "
+                "of each table, partition and check, every stage")
+    _write(path, _page("Data quality report", subtitle, body, nav=nav, status=status, kpis=kpis))
+    index = out_dir / INDEX_FILE
+    _write(index, _index_page(out_dir, status, counts, pages, generated))
     return Report(path=path, status=status, table_status={s.table: s.status for s in states},
-                  failed_error=failed_error, failed_warn=failed_warn, anomalies=anomalies, suite_pages=written)
+                  failed_error=counts.error, failed_warn=counts.warn, anomalies=counts.anomalies,
+                  suite_pages=written, index=index, counts=counts,
+                  root_causes=0 if causes is None else causes.height)
 
 
 def summary_text(store: QualityStore, report_path: str | Path | None = None, limit: int = 10,
                  now: datetime | None = None) -> str:
-    """A few lines for a terminal: overall status and the failed checks of each table's latest partition."""
-    states = _table_states(store, {}, now)
+    """A few lines for a terminal: overall status, the failure counts (as the report counts them) and the
+    failed checks of each table, newest partitions first."""
+    records = store.check_results()
+    counts = count_failures(records)
+    states = _table_states(store, {}, now, records)
     status = overall_status(states)
     lines = [f"Quality: {STATUS_LABEL[status]} — {sum(1 for s in states if s.status != 'no data')} tables, "
-             f"{sum(s.failed_error for s in states)} failed error checks, {sum(s.failed_warn for s in states)} warn "
-             f"failures, {sum(s.anomalies for s in states)} anomalies (latest partitions)"
+             f"{counts.line()} (latest result of each table, partition and check)"
              + (f"; report: {report_path}" if report_path else "")]
     for s in states:
         if s.status == "no data":
             continue
-        lines.append(f"  {s.table:<16} {s.latest_partition or '—':<10}  {STATUS_LABEL[s.status]:<8}  "
-                     f"{s.expectations_passed}/{s.expectations_total} expectations passed"
+        lines.append(f"  {s.table:<28} {s.latest_partition or '—':<10}  {STATUS_LABEL[s.status]:<8}  "
+                     f"{s.checks_passed}/{s.checks_total} checks passed (latest partition)"
+                     + (f", {s.failed} failed in all partitions" if s.failed else "")
                      + (f"  ({s.freshness})" if s.stale else ""))
-        current = [r for r in s.checks if _partition_label(r.partition) == s.latest_partition and not r.passed]
-        for r in sorted(current, key=lambda r: (r.severity != "error", r.kind, r.check_name))[:limit]:
+        failed = sorted((r for r in s.checks if not r.passed), key=lambda r: r.check_name)
+        failed.sort(key=lambda r: _partition_label(r.partition), reverse=True)  # newest first, then by severity
+        failed.sort(key=lambda r: (r.severity != "error", r.kind == "anomaly"))
+        for r in failed[:limit]:
             what = (f"{r.unexpected_count:,} unexpected ({(r.unexpected_percent or 0):.3g}%)"
                     if r.unexpected_count is not None else (r.notes if r.kind == "anomaly" else
                                                             f"observed {_fmt(r.observed_value)}"))
-            lines.append(f"      ✗ {r.check_name} [{r.severity}]: {scrub(what)}")
+            lines.append(f"      ✗ {r.check_name} [{r.severity}] {_partition_label(r.partition)}: {scrub(what)}")
+        if len(failed) > limit:
+            lines.append(f"      … and {len(failed) - limit} more")
     return "\n".join(lines)
