@@ -26,6 +26,7 @@ from assets.suite_checks import suite_checks
 from governance.integration import checks as C
 from governance.integration import consistency as K
 from governance.integration import lake_checks as L
+from governance.integration.events import ANONYMOUS_TABLE
 from governance.integration.pipeline import (
     DaySource,
     build_catalog,
@@ -86,14 +87,6 @@ def _table_metadata(frame: pl.DataFrame, table: str, warehouse: WarehouseResourc
     }
 
 
-def _dict_table(values: dict, label: str, value_label: str = "value") -> dg.MetadataValue:
-    if not values:
-        return dg.MetadataValue.md("_none_")
-    lines = [f"| {label} | {value_label} |", "|---|---:|"]
-    lines += [f"| {k} | {v:,} |" if isinstance(v, int) else f"| {k} | {v} |" for k, v in values.items()]
-    return dg.MetadataValue.md("\n".join(lines))
-
-
 def _register(warehouse: WarehouseResource, *tables: str, layer: str = LAYER) -> None:
     for t in tables:
         warehouse.catalog.register(layer, t)
@@ -134,7 +127,7 @@ def user_keys(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -
         "registry_ids": m.filter(pl.col("origin") == "registry").height,
         "behaviour_only_ids": result.behaviour_ids,
         "merged_by_email": result.identity.merged_by_email,
-        "conflicts_by_attribute": _dict_table(result.identity.conflicts, "attribute", "identities in conflict"),
+        "conflicts_by_attribute": counts_table(result.identity.conflicts, "attribute", "identities in conflict"),
         "conflict_rule": "country: latest non-null by ingest time (then updated_at, file, row); signup: earliest",
         "ids_by_system": counts_table(by_system, "system / origin"),
     })
@@ -169,9 +162,9 @@ def product_catalog(context: dg.AssetExecutionContext, warehouse: WarehouseResou
         "products_with_changes": h.filter(pl.col("version") > 1)["product_id"].n_unique(),
         "changes_by_attribute": counts_table(changes, "changed"),
         "versions_folded_unchanged": result.folded_versions,
-        "conflicting_versions_by_attribute": _dict_table(result.conflicts, "attribute", "versions"),
+        "conflicting_versions_by_attribute": counts_table(result.conflicts, "attribute", "versions"),
         "conflict_rule": "several rows for one product version: latest _ingested_at wins (then file, row number)",
-        "spellings_canonicalised": _dict_table(result.spellings_canonicalised, "column", "spellings merged"),
+        "spellings_canonicalised": counts_table(result.spellings_canonicalised, "column", "spellings merged"),
     })
     mk = result.mapping
     yield dg.MaterializeResult(asset_key=key("product_keys"), metadata={
@@ -205,36 +198,44 @@ def daily_integration_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDe
                              "The recommender's training table: one row per user × product × day with counts per event "
                              "type, units, revenue and an implicit-feedback `weight` = Σ coefficient × count (defaults "
                              "view 1, click 3, add-to-cart 5, purchase 10; optional exponential decay in "
-                             "`weight_decayed`). Every clean event of the day is counted here or quarantined in "
-                             "`quarantine.events` (stage 'integration') with its reason — anonymous events included.")),
+                             "`weight_decayed`). Every clean event of the day is counted here, routed to "
+                             "`integrated.anonymous_events` (no user) or quarantined in `quarantine.events` (stage "
+                             "'integration') with its reason.")),
             dg.AssetSpec(key("product_activity"), group_name=GROUP, deps=[clean("events"), *_SNAPSHOT_DEPS], kinds=KINDS,
                          owners=OWNERS, tags=TAGS, description=(
                              "One row per product × day: views, clicks, add-to-carts, purchases, units, revenue, "
                              "sessions and users over every admitted event (anonymous ones too); the daily partial "
                              "behind `integrated.products`.")),
+            dg.AssetSpec(key("anonymous_events"), group_name=GROUP, deps=[clean("events"), *_SNAPSHOT_DEPS],
+                         kinds=KINDS, owners=OWNERS, tags=TAGS, description=(
+                             "Valid events without a user (browsing before log-in): routed aside on purpose, not "
+                             "rejected — they count in `product_activity` but cannot be a user × product "
+                             "interaction. One row per event with its source file and row.")),
         ],
     )
     def daily_interactions(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         day = context.partition_key
         config = warehouse.config.integration_config()
         result = integrate_events_day(warehouse.lake, day, _source(warehouse, context), config)
-        _register(warehouse, "interactions", "product_activity")
+        _register(warehouse, "interactions", "product_activity", ANONYMOUS_TABLE)
         _register(warehouse, "events", layer="quarantine")
         rec = result.reconciliation
         context.log.info(f"{day}: {rec.clean_events:,} clean events → {rec.in_interactions:,} in interactions, "
-                         f"{rec.quarantined_total:,} quarantined ({rec.quarantined})")
+                         f"{rec.anonymous:,} anonymous, {rec.quarantined_total:,} quarantined ({rec.quarantined})")
         inter = result.interactions
         yield dg.MaterializeResult(asset_key=key("interactions"), metadata={
             **_table_metadata(inter, "interactions", warehouse, day),
             "clean_events": rec.clean_events,
             "events_counted": rec.in_interactions,
+            "events_anonymous": rec.anonymous,
             "events_quarantined": rec.quarantined_total,
-            "reconciliation": _dict_table({"clean events": rec.clean_events, "counted in interactions": rec.in_interactions,
-                                           **{f"quarantined: {r}": n for r, n in rec.quarantined.items()},
-                                           "difference": rec.clean_events - rec.in_interactions - rec.quarantined_total},
-                                          "events", "rows"),
+            "reconciliation": counts_table({"clean events": rec.clean_events,
+                                            "counted in interactions": rec.in_interactions,
+                                            "routed to anonymous_events": rec.anonymous,
+                                            **{f"quarantined: {r}": n for r, n in rec.quarantined.items()},
+                                            "difference": rec.difference}, "events", "rows"),
             "quarantined_by_rule": counts_table(rec.quarantined),
-            "top_quarantine_reasons": top_reasons(result.quarantine.filter(pl.col("rule") != "anonymous_event")),
+            "top_quarantine_reasons": top_reasons(result.quarantine),
             "orphan_events": rec.quarantined.get("unknown_user", 0) + rec.quarantined.get("unknown_product", 0),
             "distinct_users": inter["user_key"].n_unique(),
             "distinct_products": inter["product_id"].n_unique(),
@@ -249,6 +250,13 @@ def daily_integration_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDe
             "anonymous_events": int(act["anonymous_events"].sum()),
             "products_active": act.height,
             "revenue": round(float(act["revenue"].sum()), 2),
+        })
+        anonymous = result.anonymous_events
+        yield dg.MaterializeResult(asset_key=key(ANONYMOUS_TABLE), metadata={
+            "dagster/row_count": anonymous.height,
+            "dagster/column_schema": table_schema(anonymous),
+            "table": f"{LAYER}.{ANONYMOUS_TABLE}",
+            "share_of_clean_events": round(anonymous.height / rec.clean_events, 4) if rec.clean_events else 0.0,
         })
 
     @dg.asset(
@@ -416,7 +424,8 @@ def users(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg
     ],
 )
 def catalog_findings(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    result = build_catalog_findings(warehouse.lake, warehouse.config.integration_config())
+    settings = warehouse.config
+    result = build_catalog_findings(warehouse.lake, settings.integration_config(), model_cache=settings.model_cache)
     _register(warehouse, "catalog_findings", "embedding_cache")
     f = result.findings
     emb = result.embedded
@@ -433,7 +442,7 @@ def catalog_findings(context: dg.AssetExecutionContext, warehouse: WarehouseReso
         "findings_by_kind": counts_table(result.counts(), "kind"),
         **examples,
         "products_judged": result.scores.judged,
-        "products_not_judged": _dict_table(result.scores.not_judged, "reason", "products"),
+        "products_not_judged": counts_table(result.scores.not_judged, "reason", "products"),
     })
     yield dg.MaterializeResult(asset_key=key("embedding_cache"), metadata={
         "dagster/row_count": emb.cache.height,

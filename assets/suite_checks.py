@@ -8,35 +8,17 @@ the anomaly checks (``warn``) are computed from the stored history — right aft
 in the same run.
 """
 
-import json
 import warnings
 from pathlib import Path
 
 import dagster as dg
 
+from assets.metadata import records_table
 from assets.resources import QualityStoreResource, WarehouseResource
 from governance.quality.anomalies import ANOMALY_CHECKS, ANOMALY_DESCRIPTIONS, Finding
 from governance.quality.runner import run_quality, suites_dir
 from governance.quality.suites import Suite, load_suite
-from governance.quality.validation import ExpectationResult
-
-_MAX_CELL = 60
-
-
-def _cell(value) -> str:
-    text = "" if value is None else (json.dumps(value, default=str) if isinstance(value, dict | list) else str(value))
-    text = text.replace("|", "\\|").replace("\n", " ")
-    return text if len(text) <= _MAX_CELL else text[: _MAX_CELL - 1] + "…"
-
-
-def _examples_md(rows: list[dict]) -> dg.MetadataValue:
-    if not rows:
-        return dg.MetadataValue.md("_no failing rows_")
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(_cell(r.get(c)) for c in cols) + " |" for r in rows]
-    return dg.MetadataValue.md("\n".join(lines))
-
+from governance.quality.validation import ExpectationResult, result_summary
 
 def _observed(value) -> dg.MetadataValue:
     if isinstance(value, dict | list):
@@ -54,18 +36,6 @@ def _severity(severity: str) -> dg.AssetCheckSeverity:
 
 def expectation_check_result(asset_key: dg.AssetKey, suite: Suite, r: ExpectationResult) -> dg.AssetCheckResult:
     """GX result → Dagster check result with everything an analyst needs in the UI."""
-    if r.exception:
-        summary = f"Could not evaluate: {r.exception}"
-    elif r.unexpected_count is not None and r.element_count is not None:
-        pct = f" ({r.unexpected_percent:.3g}%)" if r.unexpected_percent is not None else ""
-        summary = f"{r.unexpected_count:,} of {r.element_count:,} rows unexpected{pct}."
-    elif r.details.get("partial_missing_list") or r.details.get("partial_unexpected_counts"):
-        missing = r.details.get("partial_missing_list") or []
-        extra = [c.get("value") for c in r.details.get("partial_unexpected_counts") or [] if isinstance(c, dict)]
-        summary = " ".join(x for x in (f"Missing: {missing}." if missing else "",
-                                       f"Unexpected: {extra}." if extra else "") if x)
-    else:
-        summary = f"Observed {_cell(r.observed_value)}."
     metadata = {
         "severity": r.severity,
         "expectation": r.description,
@@ -80,13 +50,13 @@ def expectation_check_result(asset_key: dg.AssetKey, suite: Suite, r: Expectatio
         metadata["unexpected_percent"] = dg.MetadataValue.float(float(r.unexpected_percent or 0.0))
         metadata["element_count"] = dg.MetadataValue.int(int(r.element_count or 0))
     if not r.success:
-        metadata["examples"] = _examples_md(r.examples)
+        metadata["examples"] = records_table(r.examples, empty="_no failing rows_")
     if r.details:
         metadata["details"] = dg.MetadataValue.json(r.details)
     if r.exception:
         metadata["exception"] = r.exception
     return dg.AssetCheckResult(asset_key=asset_key, check_name=r.check_name, passed=r.success,
-                               severity=_severity(r.severity), description=f"{r.notes} {summary}",
+                               severity=_severity(r.severity), description=f"{r.notes} {result_summary(r)}",
                                metadata=metadata)
 
 
@@ -98,7 +68,7 @@ def finding_check_result(asset_key: dg.AssetKey, f: Finding) -> dg.AssetCheckRes
         metadata["threshold"] = dg.MetadataValue.float(float(f.threshold))
     drifted = f.details.get("drifted") if isinstance(f.details, dict) else None
     if drifted:
-        metadata["drifted"] = _examples_md([{k: d.get(k) for k in ("column", "segment", "psi", "ks", "median_change",
+        metadata["drifted"] = records_table([{k: d.get(k) for k in ("column", "segment", "psi", "ks", "median_change",
                                                                    "largest_shifts")} for d in drifted])
     if f.details:
         metadata["details"] = dg.MetadataValue.json(f.details)

@@ -51,7 +51,7 @@ def test_definitions_resolve_with_keys_groups_and_checks(stage):
     integration_assets, integration_checks = list(defs.assets), list(defs.asset_checks)
     graph = defs.resolve_asset_graph()
     ours = {k for a in integration_assets for k in a.keys}
-    assert {k.path[1] for k in ours} == {"user_keys", "product_history", "product_keys", "interactions",
+    assert {k.path[1] for k in ours} == {"user_keys", "product_history", "product_keys", "interactions", "anonymous_events",
                                          "product_activity", "sessions", "query_clicks", "products", "users",
                                          "catalog_findings", "embedding_cache"}
     for k in ours:
