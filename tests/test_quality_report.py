@@ -124,6 +124,8 @@ def test_report_has_every_section_and_the_failures(report):
     assert "fewer than the usual" in html  # volume anomaly explained
     assert "rating_out_of_range" in html and "bot_session" in html  # quarantine by rule
     assert html.count("<svg") >= 6  # charts
+    incidents = html[html.index('id="incidents"'):html.index('id="failures"')]
+    assert "<code>event_type_in_set</code>" in incidents and days[-1] in incidents
     assert 'href="suites/clean.events.html"' in html
     page = (result.path.parent / "suites" / "clean.events.html").read_text()
     assert "event_id_unique" in page and days[-1] in page

@@ -195,7 +195,7 @@ def svg_heatmap(rows: list[str], cols: list[str], values: dict[tuple[str, str], 
     if not rows or not cols:
         return f'<p class="muted">{h(title)}: no nulls in any column.</p>'
     scales = scales or {}
-    left, top, cell_h = 230, 26, 16
+    left, top, cell_h = 270, 26, 16
     w = width - left - 10
     cw = w / len(cols)
     height = top + cell_h * len(rows) + 30
@@ -204,14 +204,14 @@ def svg_heatmap(rows: list[str], cols: list[str], values: dict[tuple[str, str], 
            f'<text x="0" y="16" font-size="13" font-weight="600" fill="#1d2330">{h(title)}</text>']
     for r, row in enumerate(rows):
         y = top + r * cell_h
-        label = row if len(row) <= 36 else row[:35] + "…"
+        label = row if len(row) <= 44 else row[:43] + "…"
         out.append(f'<text x="{left - 6}" y="{y + 12}" font-size="11" text-anchor="end" fill="#1d2330">'
                    f'<title>{h(row)}</title>{h(label)}</text>')
         for c, col in enumerate(cols):
             v = values.get((row, col))
             fill = "#f0f0f0" if v is None else _heat_fill(v, scales.get(row, "red"))
             out.append(f'<rect x="{left + c * cw:.1f}" y="{y}" width="{max(cw - 1, 1):.1f}" height="{cell_h - 2}" '
-                       f'fill="{fill}"><title>{h(row)} {h(col)}: {"—" if v is None else f"{v:.2%}"} null</title></rect>')
+                       f'fill="{fill}" stroke="#e3e6ec" stroke-width="0.5"><title>{h(row)} {h(col)}: {"—" if v is None else f"{v:.2%}"} null</title></rect>')
     step = max(1, len(cols) // 6)
     for c in range(0, len(cols), step):
         label = cols[c][5:] if len(cols[c]) == 10 else cols[c]
@@ -317,7 +317,7 @@ def _freshness(store: QualityStore, table: str, latest: str | None, now: datetim
     hist = store.profile_history(table, limit=1)
     if not hist:
         return "", False
-    days = (now - hist[-1].computed_at).total_seconds() / 86400
+    days = max(0.0, (now - hist[-1].computed_at).total_seconds() / 86400)  # a clock behind the store's: now
     stale = days > cfg.snapshot_max_age_days
     return f"{'stale: ' if stale else ''}snapshot profiled {days:.1f} day(s) ago", stale
 
@@ -588,6 +588,24 @@ def _quarantine_section(store: QualityStore, tables: list[str], lake: Any = None
 
 def _short(partition: str | None) -> str:
     return "—" if partition is None else partition[5:] if len(partition) == 10 else partition
+
+
+def _incidents_section(incidents: list[dict[str, Any]]) -> str:
+    if not incidents:
+        return ""
+    rows = []
+    for i in incidents[-MAX_FAILURES:][::-1]:
+        checks = ", ".join(str(f.get("check_name")) for f in i["failing"] or [])
+        rows.append(f"<tr><td class='num'>{i['id']}</td><td><b>{h(i['table'])}</b></td>"
+                    f"<td>{h(_partition_label(i['partition']))}</td><td><code>{h(checks)}</code></td>"
+                    f"<td>{h(i['first_seen'].strftime('%Y-%m-%d %H:%M') if i['first_seen'] else '—')}</td>"
+                    f"<td>{h(i['last_seen'].strftime('%Y-%m-%d %H:%M') if i['last_seen'] else '—')}</td>"
+                    f"<td class='num'>{i['occurrences']}</td><td>{h(i['notify_result'] or 'not notified')}</td></tr>")
+    return ('<section id="incidents"><h2>Open incidents</h2><p class="muted">Runs that failed on blocking checks, '
+            "one incident per table partition until its checks pass again (the run-failure sensor opens them and "
+            "posts them to the webhook).</p><table><tr><th class='num'>id</th><th>table</th><th>partition</th>"
+            "<th>failing checks</th><th>first seen</th><th>last seen</th><th class='num'>runs</th><th>webhook</th></tr>"
+            + "".join(rows) + "</table></section>")
 
 
 def _causes_section(causes: pl.DataFrame | None) -> str:
@@ -886,12 +904,13 @@ def build_report(store: QualityStore, out_dir: str | Path, suites_dir: str | Pat
             ("open incidents", len(incidents)))) + "</div>")
     experiments = (out_dir / EXPERIMENTS_FILE).exists()
     nav = "".join(f'<a href="{a}">{t}</a>' for a, t in (
-        ("#tables", "Tables"), ("#failures", "Failed checks"), *((("#causes", "Root causes"),) if causes is not None
+        ("#tables", "Tables"), *((("#incidents", "Incidents"),) if incidents else ()), ("#failures", "Failed checks"), *((("#causes", "Root causes"),) if causes is not None
                                                                  else ()),
         ("#drift", "Anomalies & drift"), ("#quarantine", "Quarantine"), ("#trends", "Trends"), ("#suites", "Suites"),
         *(((EXPERIMENTS_FILE, "Experiments →"),) if experiments else ()), (INDEX_FILE, "All pages")))
     tables = [s.table for s in states]
-    body = (_tables_section(states, store, pages) + _failures_section(states, pages) + _causes_section(causes)
+    body = (_tables_section(states, store, pages) + _incidents_section(incidents) + _failures_section(states, pages)
+            + _causes_section(causes)
             + _drift_section(states) + _quarantine_section(store, tables, lake)
             + _trends_section(store, states, suites) + _suites_section(suites, pages))
     path = out_dir / REPORT_FILE
