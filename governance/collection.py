@@ -137,16 +137,31 @@ def _utf16_without_bom(head: bytes) -> str | None:
     return None
 
 
+#: the bytes a Western single-byte text uses for letters (cp1252/Latin-1: àáâ…ÿ without ×÷ and ÿ)
+_LATIN_LETTERS = frozenset(range(0xC0, 0xFF)) - {0xD7, 0xF7}
+#: fewer high bytes than this are not evidence of a single-byte encoding: they are read as damage
+#: (free text is then fixed as cp1252 and audited, keys quarantined) — never decided silently
+_MIN_SINGLE_BYTE_EVIDENCE = 3
+
+
 def _looks_single_byte(text: str) -> bool:
-    """Undecodable bytes that sit inside words (next to ASCII letters), as accented letters of a
-    Latin-1/cp1252 text do; broken bytes in ids and numbers sit between digits or alone."""
+    """Undecodable bytes that read as Latin letters inside words (next to ASCII letters), as the
+    accented letters of a Latin-1/cp1252 text do — at least `_MIN_SINGLE_BYTE_EVIDENCE` of them and
+    90% of all. Broken bytes (0xFF, stray 0x80, a UTF-8 lead byte before '(') and bytes between
+    digits are damage."""
     hits = [m.start() for m in re.finditer("[\udc80-\udcff]", text)]
-    if not hits:
+    if len(hits) < _MIN_SINGLE_BYTE_EVIDENCE:
         return False
-    sample = hits[:: max(1, len(hits) // 2000)]
-    inside = sum(1 for i in sample if (i > 0 and text[i - 1].isalpha() and text[i - 1].isascii())
-                 or (i + 1 < len(text) and text[i + 1].isalpha() and text[i + 1].isascii()))
-    return inside >= 0.8 * len(sample)
+    sample = hits[:: max(1, len(hits) // 5000)]
+
+    def letter_inside_word(i: int) -> bool:
+        if ord(text[i]) - 0xDC00 not in _LATIN_LETTERS:
+            return False
+        before = i > 0 and (text[i - 1].isalpha() or 0xDC80 <= ord(text[i - 1]) <= 0xDCFF)
+        after = i + 1 < len(text) and (text[i + 1].isalpha() or 0xDC80 <= ord(text[i + 1]) <= 0xDCFF)
+        return before or after
+
+    return sum(map(letter_inside_word, sample)) >= 0.9 * len(sample)
 
 
 def decode_landed(data: bytes, declared: str | None = None) -> Decoded:

@@ -245,8 +245,10 @@ def _decide_numbers(parsed: Parsed, text: pl.Series, logical: str) -> Parsed:
     values = values.cast(LOGICAL_TYPES[logical])
     present = text.is_not_null() & (text.str.strip_chars() != "")
     failed = (present & values.is_null() & ~ambiguous).alias(parsed.values.name)
-    canonical = text.str.strip_chars().cast(pl.Float64, strict=False)
-    normalised = (values.is_not_null() & (canonical.is_null() | (canonical != values.cast(pl.Float64))))
+    # as the first pass read it: a value that needed any normalisation (spaces, symbols, separators)
+    # is audited, as before the decision
+    as_written = text.cast(LOGICAL_TYPES[logical], strict=False).cast(pl.Float64)
+    normalised = (values.is_not_null() & (as_written.is_null() | (as_written != values.cast(pl.Float64))))
     return Parsed(values.alias(parsed.values.name), failed, normalised.alias(parsed.values.name),
                   ambiguous.alias(parsed.values.name), reason, number_format=
                   {".": "decimal point", ",": "decimal comma", "?": "undecided"}[decided]

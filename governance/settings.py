@@ -20,6 +20,7 @@ Dagster writes. Nothing here is read at import.
 | ``model_cache`` | ``GOVERNANCE_MODEL_CACHE`` | ``~/.cache/governance`` |
 | ``shared_data`` | ``GOVERNANCE_SHARED_DATA`` | ``../shared/data`` beside a source checkout |
 | ``max_record_bytes`` | ``GOVERNANCE_MAX_RECORD_BYTES`` | 1 MiB: a bigger landed record is quarantined with a preview |
+| ``duplicate_lookback_days`` | ``GOVERNANCE_DUPLICATE_LOOKBACK_DAYS`` | 7: days before a partition searched for re-sent rows |
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ ENV = {
     "model_cache": "GOVERNANCE_MODEL_CACHE",
     "shared_data": "GOVERNANCE_SHARED_DATA",
     "max_record_bytes": "GOVERNANCE_MAX_RECORD_BYTES",
+    "duplicate_lookback_days": "GOVERNANCE_DUPLICATE_LOOKBACK_DAYS",
 }
 
 
@@ -139,6 +141,8 @@ class Settings:
     model_cache: Path = field(default_factory=lambda: Path.home() / ".cache" / "governance")
     shared_data: Path | None = None
     max_record_bytes: int = 1 << 20
+    #: days before a partition whose raw rows are searched for re-sent duplicates (cleaning)
+    duplicate_lookback_days: int = 7
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, **explicit) -> Settings:
@@ -176,6 +180,7 @@ class Settings:
             model_cache=Path(pick("model_cache") or Path.home() / ".cache" / "governance").expanduser(),
             shared_data=Path(shared).expanduser() if shared else _default_shared_data(),
             max_record_bytes=_positive_int("max_record_bytes", pick("max_record_bytes") or 1 << 20),
+            duplicate_lookback_days=_positive_int("duplicate_lookback_days", pick("duplicate_lookback_days") or 7),
         )
         return settings
 

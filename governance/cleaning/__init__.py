@@ -12,6 +12,7 @@ from datetime import datetime
 import polars as pl
 
 from governance.cleaning.engine import CleaningResult, Context, RuleError, apply_rules
+from governance.cleaning.keyindex import DEFAULT_LOOKBACK_DAYS, earlier_index, earlier_raw
 from governance.cleaning.rules import RULES
 from governance.cleaning.schema import clean_schema
 from governance.contracts import CONTRACTS, LINEAGE_COLUMNS
@@ -77,7 +78,7 @@ def product_id_map(result: CleaningResult) -> pl.DataFrame:
     dupes = result.quarantine.filter(pl.col("rule") == "near_duplicate_product")
     return dupes.select(
         duplicate_id=pl.col("key"),
-        canonical_id=pl.col("reason").str.extract(r"as product (\S+) "),
+        canonical_id=pl.col("reason").str.extract(r"^same product as (\S+): "),
     ).unique("duplicate_id").sort("duplicate_id")
 
 
@@ -106,11 +107,19 @@ def earlier_partitions(lake: Lake, source: str, partition: str | None) -> pl.Dat
     return lake.scan("clean", source, earlier).collect()
 
 
-def clean_partition(lake: Lake, source: str, partition: str | None, *, run_id: str, now: datetime) -> CleaningResult:
-    """Clean one partition of a source in the lake; re-running replaces its outputs."""
+def clean_partition(lake: Lake, source: str, partition: str | None, *, run_id: str, now: datetime,
+                    lookback_days: int = DEFAULT_LOOKBACK_DAYS) -> CleaningResult:
+    """Clean one partition of a source in the lake; re-running replaces its outputs.
+
+    Duplicates are also looked for in the raw partitions of the ``lookback_days`` before this one
+    (through their key indexes); everything a rule compares with comes from raw partitions and
+    snapshots, never from other days' clean tables, so days cleaned in any order give the same tables."""
     refs = load_references(lake, source)
+    earlier_keys = earlier_index(lake, source, partition, lookback_days)
+    if earlier_keys is not None:
+        refs["earlier_keys"] = earlier_keys
     if source == "reviews":
-        earlier = earlier_partitions(lake, source, partition)
+        earlier = earlier_raw(lake, source, partition, lookback_days)
         if earlier is not None:
             refs["earlier_reviews"] = earlier
     ctx = Context(source=source, partition=partition, run_id=run_id, now=now, references=refs)

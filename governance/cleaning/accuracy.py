@@ -35,6 +35,8 @@ FIXED_BY = {
     "absurd_price": {"price_outlier"},
     "null_optional": {"impute_price", "impute_quantity"},
     "unparsable_value": {"impute_price", "impute_quantity"},
+    # collection reads an undecodable byte in free text as cp1252 and audits it with the original bytes
+    "broken_utf8": {"undecodable_bytes_fixed"},
 }
 #: fault kind → flag columns of the clean table that mark it
 FLAGGED_BY = {

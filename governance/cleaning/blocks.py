@@ -44,65 +44,138 @@ def _repeated(columns) -> pl.Expr:
     return ALIVE & pl.when(ALIVE).then(hashed).is_duplicated()
 
 
-def exact_duplicates(columns: list[str], key: tuple[str, ...] | None = None):
-    """Rows equal in every contract column to an earlier row (landing order); the first is kept.
-    Equal rows share their business ``key``, so only rows whose key (else whole row) hash repeats
-    are candidates; the exact comparison runs on those only."""
+def _earlier_copies(df: pl.DataFrame, earlier: pl.DataFrame | None, hashes: dict[str, pl.Expr],
+                    on: tuple[str, str]) -> pl.DataFrame | None:
+    """Rows of ``df`` (live, with ``__ord``) whose hash pair ``on`` occurs in an earlier partition's
+    key index: ``__ord`` + the earliest earlier copy's ``__kept_file``, ``__kept_row``,
+    ``__kept_partition``. The index keeps hashes only (see `governance.cleaning.keyindex`)."""
+    if earlier is None or earlier.is_empty():
+        return None
+    mine = df.select("__ord", ALIVE.alias("__a"), **{k: hashes[k] for k in on}).filter(
+        pl.col("__a") & pl.col(on[0]).is_in(earlier[on[0]].implode()))
+    if mine.is_empty():
+        return None
+    first = (earlier.select(*on, "file", "row", "partition").sort("partition", "file", "row")
+             .unique(list(on), keep="first", maintain_order=True))
+    return mine.join(first, on=list(on), how="inner").select(
+        "__ord", __kept_file=pl.col("file"), __kept_row=pl.col("row"), __kept_partition=pl.col("partition"))
+
+
+def exact_duplicates(columns: list[str], key: tuple[str, ...] | None = None, earlier: str | None = None,
+                     source: str | None = None):
+    """Rows equal in every contract column to an earlier delivered row: the earliest delivery is kept
+    (an earlier day's copy, found through its key index ``earlier`` — see keyindex.py — else the
+    first in landing order). Equal rows share their business ``key``, so only rows whose key (else
+    whole row) hash repeats are candidates; the exact comparison runs on those only."""
 
     @skips_removed_rows
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
+        index = ctx.reference(earlier) if earlier else None
+        hashes = None
+        if index is not None:
+            from governance.cleaning.keyindex import key_hashes
+
+            hashes = key_hashes(source)
+
         def enrich(df: pl.DataFrame) -> pl.DataFrame:
             df = df.with_row_index("__ord")
-            cand = df.filter(_repeated(key or columns))
+            before = _earlier_copies(df, index, hashes, ("r1", "r2")) if hashes else None
+            alive = ALIVE
+            if before is not None:
+                df = _scatter(df, before.with_columns(__dup=pl.lit(True)),
+                              ["__dup", "__kept_file", "__kept_row", "__kept_partition"])
+                alive = ALIVE & pl.col("__dup").is_null()
+            cand = df.filter(alive & pl.when(alive).then(
+                pl.col(key[0]).hash() if key and len(key) == 1 else pl.struct(list(key or columns)).hash()
+            ).is_duplicated())
             found = cand.with_columns(
                 __dup=~pl.struct(columns).is_first_distinct(),
                 __kept_file=pl.col("_source_file").first().over(columns),
                 __kept_row=pl.col("_row_number").first().over(columns),
-            ).filter(pl.col("__dup"))
-            return _scatter(df, found, ["__dup", "__kept_file", "__kept_row"])
+            ).filter(pl.col("__dup")).select("__ord", "__dup", "__kept_file", "__kept_row")
+            if before is None:
+                return _scatter(df, found, ["__dup", "__kept_file", "__kept_row"]).with_columns(
+                    __kept_partition=pl.lit(None, pl.String))
+            within = _scatter(df.select("__ord"), found, ["__dup", "__kept_file", "__kept_row"])
+            return df.with_columns(
+                __dup=pl.coalesce(pl.col("__dup"), within["__dup"]),
+                __kept_file=pl.coalesce(pl.col("__kept_file"), within["__kept_file"]),
+                __kept_row=pl.coalesce(pl.col("__kept_row"), within["__kept_row"]))
 
         return Quarantine(
             enrich=enrich,
-            mask=pl.col("__dup"),
-            reason=pl.format("exact duplicate of {} row {} (kept)", pl.col("__kept_file"), pl.col("__kept_row")),
+            mask=pl.col("__dup").fill_null(False),
+            reason=pl.when(pl.col("__kept_partition").is_not_null()).then(pl.format(
+                "exact duplicate of {} row {}, delivered earlier (partition {}); the earliest delivery is kept",
+                pl.col("__kept_file"), pl.col("__kept_row"), pl.col("__kept_partition"))).otherwise(pl.format(
+                    "exact duplicate of {} row {}, delivered earlier in this partition; the earliest delivery is kept",
+                    pl.col("__kept_file"), pl.col("__kept_row"))),
         )
 
     return build
 
 
-def key_duplicates(key: tuple[str, ...]):
-    """Several rows with one business key: the row of the latest delivery (ingest time) is kept, and
-    within one delivery the first in landing order — a later row of the same key is a re-sent copy.
-    For snapshot sources the key includes ``_source_file``: each landed file holds one version.
-    Only the rows whose key occurs more than once are sorted and ranked."""
+def key_duplicates(key: tuple[str, ...], earlier: str | None = None, source: str | None = None):
+    """Several rows with one business key: the earliest delivery is kept — a copy on an earlier day
+    (found through the key index ``earlier``, see keyindex.py), else the first in landing order
+    (files in landing order, then rows); every later copy is quarantined with a reason naming the
+    kept one. For snapshot sources the key includes ``_source_file``: each landed file holds one
+    version. Only the rows whose key occurs more than once are ranked."""
 
     @skips_removed_rows
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
+        index = ctx.reference(earlier) if earlier else None
+        hashes = None
+        if index is not None:
+            from governance.cleaning.keyindex import key_hashes
+
+            hashes = key_hashes(source)
+
         def enrich(df: pl.DataFrame) -> pl.DataFrame:
             df = df.with_row_index("__ord")
+            before = _earlier_copies(df, index, hashes, ("k1", "k2")) if hashes else None
+            if before is not None:
+                df = _scatter(df, before.with_columns(__rank=pl.lit(1, pl.Int64)),
+                              ["__rank", "__kept_file", "__kept_row", "__kept_partition"])
+                alive = ALIVE & pl.col("__rank").is_null()
+            else:
+                alive = ALIVE
             ranked = (
-                df.filter(_repeated(key))
-                .sort(["_ingested_at", "__ord"], descending=[True, False])
+                df.filter(alive & pl.when(alive).then(
+                    pl.col(key[0]).hash() if len(key) == 1 else pl.struct(list(key)).hash()).is_duplicated())
+                .sort("__ord")
                 .with_columns(
-                    __rank=pl.int_range(pl.len()).over(key),
+                    __rank=pl.int_range(pl.len()).over(key).cast(pl.Int64),
                     __versions=pl.len().over(key),
                     __kept_file=pl.col("_source_file").first().over(key),
                     __kept_row=pl.col("_row_number").first().over(key),
                 )
                 .filter(pl.col("__rank") > 0)
+                .select("__ord", "__rank", "__versions", "__kept_file", "__kept_row")
             )
-            return _scatter(df, ranked, ["__rank", "__versions", "__kept_file", "__kept_row"])
+            if before is None:
+                return _scatter(df, ranked, ["__rank", "__versions", "__kept_file", "__kept_row"]).with_columns(
+                    __kept_partition=pl.lit(None, pl.String))
+            within = _scatter(df.select("__ord"), ranked, ["__rank", "__versions", "__kept_file", "__kept_row"])
+            return df.with_columns(
+                __rank=pl.coalesce(pl.col("__rank"), within["__rank"]), __versions=within["__versions"],
+                __kept_file=pl.coalesce(pl.col("__kept_file"), within["__kept_file"]),
+                __kept_row=pl.coalesce(pl.col("__kept_row"), within["__kept_row"]))
 
         shown = [k for k in key if not k.startswith("_")]
+        value = pl.concat_str([pl.col(k).cast(pl.String) for k in shown], separator="/")
         return Quarantine(
             enrich=enrich,
-            mask=pl.col("__rank") > 0,
-            reason=pl.format(
-                "{} {} appears {} times{}; kept {} row {} (latest delivery, first in landing order)",
-                pl.lit("/".join(shown)), pl.concat_str([pl.col(k).cast(pl.String) for k in shown], separator="/"),
-                pl.col("__versions"), pl.lit(" in this file" if "_source_file" in key else ""),
-                pl.col("__kept_file"), pl.col("__kept_row"),
-            ),
+            mask=pl.col("__rank").fill_null(0) > 0,
+            reason=pl.when(pl.col("__kept_partition").is_not_null()).then(pl.format(
+                "{} {} was already delivered in {} row {} (partition {}); this later copy is quarantined "
+                "(policy: the earliest delivery wins)",
+                pl.lit("/".join(shown)), value, pl.col("__kept_file"), pl.col("__kept_row"),
+                pl.col("__kept_partition"))).otherwise(pl.format(
+                    "{} {} appears {} times{}; kept {} row {}, the earliest delivery (first in landing order)",
+                    pl.lit("/".join(shown)), value, pl.col("__versions"),
+                    pl.lit(" in this file" if "_source_file" in key else ""),
+                    pl.col("__kept_file"), pl.col("__kept_row"))),
         )
 
     return build
@@ -157,21 +230,100 @@ def near_duplicate_text(group: tuple[str, ...], text_column: str, min_similarity
     return build
 
 
-def near_duplicate_products():
-    """Same brand and the same title after normalisation under another product_id: the product
-    listed first in landing order is kept; the duplicate's id is recorded so its events can be
-    remapped."""
+def near_duplicate_products(max_listings: int = 3, max_price_ratio: float = 1.5, min_informative: int = 1):
+    """Another product_id listing the same product, merged only on real evidence:
+
+    * the same brand — a known one: in a catalog of many brands, two listings with the same words
+      and no brand are as likely two brands' products (Instacart: "Organic 2% Reduced Fat Milk") —
+      and the same category path;
+    * an informative title: at least ``min_informative`` word that is neither the brand's nor the
+      category's (a title made of brand and category says nothing about which product it is);
+    * the same title up to case, spacing, punctuation ("3-Season" ~ "3Season"), word order, '&' ~
+      'and' and "16 oz" ~ "16oz";
+    * no contradiction: descriptions equal when both have one, prices within ``max_price_ratio`` of
+      each other when both have one, and at most ``max_listings`` ids sharing the title (a title
+      many products share is generic, not an identity).
+
+    The product listed first in landing order is kept; the duplicate's id is recorded so its events
+    can be remapped (clean.product_id_map)."""
 
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
-        # the description is part of the match: different products of one brand can share a title
-        norm = pl.concat_str([text.brand_key(pl.col("brand")).fill_null(""), text.compact_key(pl.col("title")),
-                              text.compact_key(pl.col("description")).fill_null("")], separator="|")
+        brand = text.brand_key(pl.col("brand"))
+        category = text.canonical_key(pl.col("category_path")).fill_null("")
+        noise = pl.concat_list(text.title_tokens(pl.col("brand")).fill_null([]),
+                               text.title_tokens(pl.col("category_path")).fill_null([]))
+        informative = text.title_tokens(pl.col("title")).list.set_difference(noise)
+        enough = (informative.list.len() >= min_informative) & pl.col("title").is_not_null() & (brand != "")
+        by_words = pl.when(enough).then(pl.concat_str([brand, category, informative.list.sort().list.join(" ")],
+                                                      separator="|"))
+        by_compact = pl.when(enough).then(pl.concat_str([brand, category, text.compact_key(pl.col("title"))],
+                                                        separator="|"))
+        desc = text.compact_key(pl.col("description"))
+
+        def canonical(key: str) -> list[pl.Expr]:
+            first = pl.col("product_id").first().over(key)
+            ok = (pl.col(key).is_not_null() & (pl.col("product_id") != first)
+                  & (pl.col("product_id").n_unique().over(key) <= max_listings)
+                  & (desc.is_null() | pl.col("__desc").first().over(key).is_null()
+                     | (desc == pl.col("__desc").first().over(key)))
+                  & (pl.col("price").is_null() | pl.col("price").first().over(key).is_null()
+                     | ((pl.col("price") / pl.col("price").first().over(key)).abs().log().abs()
+                        <= math.log(max_price_ratio))))
+            return [pl.when(ok).then(first).alias(f"{key}_canon")]
+
         return Quarantine(
-            prepare=(norm.alias("__norm"), pl.col("product_id").first().over(norm).alias("__canonical")),
-            mask=(pl.col("product_id") != pl.col("__canonical")) & pl.col("title").is_not_null(),
-            reason=pl.format("same brand and title as product {} (after normalising case, spacing and punctuation)",
+            enrich=lambda df: df.with_columns(__words=by_words, __compact=by_compact, __desc=desc).with_columns(
+                *canonical("__words"), *canonical("__compact")).with_columns(
+                __canonical=pl.coalesce("__compact_canon", "__words_canon")),
+            mask=pl.col("__canonical").is_not_null(),
+            reason=pl.format("same product as {}: same brand, category and informative title (up to case, "
+                             "punctuation and word order), no contradicting description or price",
                              pl.col("__canonical")),
         )
+
+    return build
+
+
+def price_absurd(value: str, id_column: str, group: pl.Expr, group_label: str, own_factor: float = 10.0,
+                 min_own: int = 3, k: float = 6.0, category_factor: float = 50.0, min_group: int = 8):
+    """Impossible catalog prices only, removed (audited) so they can be imputed: a real price is
+    never replaced because it is unusual for its category.
+
+    * Judged against the product's own history first: with ``min_own`` or more priced versions (rows
+      of other landed files), a price more than ``own_factor`` times away from their median.
+    * Without that history, against its category only beyond anything plausible: outside the
+      category's robust range (log scale, median ± k·1.4826·MAD) *and* more than
+      ``category_factor`` times away from its median (a misplaced decimal point, 9,999,999)."""
+
+    def build(ctx: Context, frame: pl.DataFrame) -> Fix | str:
+        v = pl.col(value)
+        applicable = v.is_not_null() & (v > 0)
+        if frame.select(applicable.sum()).item() == 0:
+            return f"no positive {value} values"
+        logv = pl.when(applicable).then(v.log())
+        n_own = logv.count().over(id_column)
+        med_own = logv.median().over(id_column)
+        med_g, n_g = logv.median().over("__group"), logv.count().over("__group")
+        mad_g = (logv - med_g).abs().median().over("__group")
+        med_all = logv.median()
+        mad_all = (logv - med_all).abs().median()
+        med = pl.when(n_g >= min_group).then(med_g).otherwise(med_all)
+        mad = pl.when(n_g >= min_group).then(mad_g).otherwise(mad_all)
+        allowed = pl.max_horizontal(k * MAD_SCALE * mad, pl.lit(math.log(category_factor)))
+        absurd = applicable & pl.when(n_own >= min_own).then((logv - med_own).abs() > math.log(own_factor)).otherwise(
+            (logv - med).abs() > allowed)
+        return Fix(prepare=(group.alias("__group"),), columns={value: pl.when(absurd).then(None).otherwise(v)})
+
+    return build
+
+
+def impute_own_then_group_median(column: str, id_column: str, group: str):
+    """Missing values filled with the median of the product's own other versions, else of its group
+    (else the partition's), over the rows still in the clean set."""
+
+    def build(ctx: Context, frame: pl.DataFrame) -> Fix:
+        return Fix(columns={column: pl.col(column).fill_null(pl.col(column).median().over(id_column))
+                            .fill_null(pl.col(column).median().over(group)).fill_null(pl.col(column).median())})
 
     return build
 
@@ -313,7 +465,7 @@ def robust_outlier(value: str, group: pl.Expr | Callable[[Context], pl.Expr], gr
 
 
 def price_outlier_vs_catalog(value: str, id_column: str, k: float = 6.0, min_factor: float = 3.0,
-                             min_group: int = 10):
+                             min_group: int = 10, min_own: int = 3):
     """Prices far from the item's catalog price. r = log(price / catalog price) is 0 for a price at
     the catalog's; a category's usual spread of r (1.4826·MAD over its distinct item/price pairs, so
     one popular item cannot dominate; the partition's when a category has fewer than ``min_group``)
@@ -325,7 +477,11 @@ def price_outlier_vs_catalog(value: str, id_column: str, k: float = 6.0, min_fac
         if ref is None or ref.filter(pl.col("price") > 0).is_empty():
             return "clean.products has no prices to compare against"
         # items and categories become integer codes once: lookups and groupings then run on numbers
-        priced = (ref.filter(pl.col("price") > 0).unique("product_id", keep="last", maintain_order=True)
+        # an imputed catalog price is a category statistic, not the item's price: not a reference
+        real = pl.col("price") > 0
+        if "price_imputed" in ref.columns:
+            real = real & ~pl.col("price_imputed").fill_null(False)
+        priced = (ref.filter(real).unique("product_id", keep="last", maintain_order=True)
                   .with_columns(__cat=(pl.col("category_path").rank("dense") - 1).cast(pl.UInt32)))
         categories = priced.select("__cat", "category_path").drop_nulls("__cat").unique("__cat").sort("__cat")
         ratio = pl.when((pl.col(value) > 0) & (pl.col("__catalog") > 0)).then((pl.col(value) / pl.col("__catalog")).log())
@@ -333,8 +489,15 @@ def price_outlier_vs_catalog(value: str, id_column: str, k: float = 6.0, min_fac
         def enrich(df: pl.DataFrame) -> pl.DataFrame:
             item = df[id_column].replace_strict(priced["product_id"], pl.int_range(priced.height, dtype=pl.UInt32,
                                                 eager=True), default=None, return_dtype=pl.UInt32)
-            slim = pl.DataFrame({"__item": item, value: df[value], "__catalog": priced["price"].gather(item),
-                                 "__cat": priced["__cat"].gather(item), "__alive": df["__alive"]}).with_columns(__lr=ratio)
+            # the item's own observed prices come first: the median of its live priced events in this
+            # partition when it has at least min_own of them, else its catalog price
+            observed = df.select(__h=pl.col(id_column).hash(), __v=pl.when(ALIVE & (pl.col(value) > 0))
+                                 .then(pl.col(value))).select(
+                __own=pl.when(pl.col("__v").count().over("__h") >= min_own).then(pl.col("__v").median().over("__h")))
+            slim = pl.DataFrame({"__item": item, value: df[value], "__own": observed["__own"],
+                                 "__listed": priced["price"].gather(item),
+                                 "__cat": priced["__cat"].gather(item), "__alive": df["__alive"]}).with_columns(
+                __catalog=pl.coalesce("__own", "__listed")).with_columns(__lr=ratio)
             pairs = slim.filter(pl.col("__lr").is_not_null() & ALIVE).unique(["__item", value])
             # too few prices to estimate a spread: only the min_factor floor applies
             overall = MAD_SCALE * (pairs["__lr"].abs().median() or 0.0) if pairs.height >= min_group else 0.0
@@ -351,7 +514,8 @@ def price_outlier_vs_catalog(value: str, id_column: str, k: float = 6.0, min_fac
                 __far_from_catalog=pl.when(pl.col("__catalog").is_null() & (pl.col(value) > 0))
                 .then((pl.col(value).log() - catalog_median).abs() > catalog_allowed),
             )
-            return df.with_columns(helpers.select("__catalog", "__cat", "__lr", "__allowed", "__far_from_catalog"))
+            return df.with_columns(helpers.select("__catalog", "__own", "__cat", "__lr", "__allowed",
+                                                  "__far_from_catalog"))
 
         logp = priced["price"].log()
         catalog_median = logp.median()
@@ -363,9 +527,10 @@ def price_outlier_vs_catalog(value: str, id_column: str, k: float = 6.0, min_fac
                 f"{value} {{}} is far outside the whole catalog's price range (median {math.exp(catalog_median):.2f}, "
                 f"allowed within {math.exp(catalog_allowed):.1f}× of it); the item has no catalog price",
                 _fmt_num(pl.col(value)))).otherwise(pl.format(
-                    f"{value} {{}} is {{}}× the item's catalog price {{}}; prices in category {{}} stay within {{}}× of it",
+                    f"{value} {{}} is {{}}× the item's {{}} {{}}; prices in category {{}} stay within {{}}× of it",
                     _fmt_num(pl.col(value)), (pl.col(value) / pl.col("__catalog")).round(2),
-                    _fmt_num(pl.col("__catalog")),
+                    pl.when(pl.col("__own").is_not_null()).then(pl.lit("median observed price"))
+                    .otherwise(pl.lit("catalog price")), _fmt_num(pl.col("__catalog")),
                     pl.col("__cat").replace_strict(categories["__cat"], categories["category_path"], default=None),
                     (pl.col("__allowed").exp()).round(1))),
         )

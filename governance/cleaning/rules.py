@@ -37,8 +37,15 @@ def _columns(source: str) -> list[str]:
 
 
 def _exact_duplicates(source: str):
-    """Exact duplicates over the source's contract columns, narrowed by its business key."""
-    return b.exact_duplicates(_columns(source), key=tuple(k for k in CONTRACTS[source].key if not k.startswith("_")))
+    """Exact duplicates over the source's contract columns, narrowed by its business key; for
+    time-partitioned sources also against the look-back window's key index (``earlier_keys``)."""
+    return b.exact_duplicates(_columns(source), key=tuple(k for k in CONTRACTS[source].key if not k.startswith("_")),
+                              earlier="earlier_keys" if CONTRACTS[source].partitioned else None, source=source)
+
+
+#: the one keep-policy of every duplicate rule (see governance/cleaning/keyindex.py)
+KEEP_POLICY = ("the earliest delivery is kept (an earlier day within the look-back window, else the first in "
+               "landing order); later copies are quarantined with a reason naming the kept one")
 
 
 def _tidy_all(*columns: str):
@@ -47,7 +54,8 @@ def _tidy_all(*columns: str):
 
 EVENTS_RULES: tuple[Rule, ...] = (
     Rule("exact_duplicate", "quarantine",
-         "Rows equal in every contract column to an earlier row; the first in landing order is kept.",
+         "Rows equal in every contract column to a row delivered earlier (this day, or an earlier day in the "
+         "look-back window): " + KEEP_POLICY + ".",
          tuple(_columns("events")), _exact_duplicates("events")),
     Rule("normalise_event_type", "fix",
          "Event types lower-cased, trimmed and mapped from common synonyms (pv, cart, buy, orders…).",
@@ -61,8 +69,9 @@ EVENTS_RULES: tuple[Rule, ...] = (
     Rule("currency_to_usd", "fix", f"Prices converted to USD at fixed rates {USD_RATES}, rounded to cents.",
          ("price", "currency"), b.currency_to_usd(USD_RATES)),
     Rule("key_duplicate", "quarantine",
-         "Several rows with one event_id (a re-sent event): the latest delivery's first row is kept.",
-         ("event_id",), b.key_duplicates(("event_id",))),
+         "Several rows with one event_id (a re-sent event, this day or an earlier day in the look-back window): "
+         + KEEP_POLICY + ".",
+         ("event_id",), b.key_duplicates(("event_id",), earlier="earlier_keys", source="events")),
     Rule("invalid_event_type", "quarantine", f"Event types outside {EVENT_TYPES} after normalisation.",
          ("event_type",), b.not_in_set("event_type", EVENT_TYPES)),
     Rule("timestamp_out_of_range", "quarantine",
@@ -86,11 +95,17 @@ EVENTS_RULES: tuple[Rule, ...] = (
          "interaction (anonymous events, user_id null, are kept; so are ids of an imported system that "
          "delivers no user profiles at all).",
          ("user_id",), b.unknown_reference("user_id", "user_ids", "user_id", "the user profiles")),
-    Rule("price_not_positive", "quarantine", "Zero or negative prices.",
+    Rule("zero_price_nulled", "fix",
+         "A view or click with price 0 (a page that showed no price) keeps the event: the price is nulled, and "
+         "the audit row under this rule is its flag.",
+         ("price", "event_type"), b.fixes(price=pl.when((pl.col("price") == 0) & pl.col("event_type").is_in(
+             ["view", "click"])).then(None).otherwise(pl.col("price")))),
+    Rule("price_not_positive", "quarantine", "Zero or negative prices (of carts and purchases; negative of any event).",
          ("price",), b.non_positive("price")),
     Rule("price_outlier", "quarantine",
-         "Prices far from the item's catalog price: log(price / catalog price) beyond 6 × its category's robust "
-         "spread (scaled MAD over distinct item prices), and at least a factor of 3.",
+         "Prices far from the item's own price — the median of its priced events in the partition when it has at "
+         "least 3, else its catalog price (never an imputed one): log(price / that price) beyond 6 × its "
+         "category's robust spread (scaled MAD over distinct item prices), and at least a factor of 3.",
          ("price", "item_id"), b.price_outlier_vs_catalog("price", "item_id")),
     Rule("quantity_not_positive", "quarantine", "Zero or negative quantities.",
          ("quantity",), b.non_positive("quantity")),
@@ -107,7 +122,8 @@ EVENTS_RULES: tuple[Rule, ...] = (
 
 PRODUCTS_RULES: tuple[Rule, ...] = (
     Rule("exact_duplicate", "quarantine",
-         "Rows equal in every contract column to an earlier row; the first in landing order is kept.",
+         "Rows equal in every contract column to a row delivered earlier (this day, or an earlier day in the "
+         "look-back window): " + KEEP_POLICY + ".",
          tuple(_columns("products")), _exact_duplicates("products")),
     Rule("tidy_text", "fix", "Title, description and brand: Unicode NFC, trimmed, whitespace collapsed.",
          ("title", "description", "brand"), _tidy_all("title", "description", "brand")),
@@ -123,28 +139,34 @@ PRODUCTS_RULES: tuple[Rule, ...] = (
     Rule("updated_at_out_of_range", "fix", "Impossible updated_at values (future, before the shop) removed.",
          ("updated_at",), b.null_out_of_range_timestamp("updated_at", SHOP_OPENED)),
     Rule("key_duplicate", "quarantine",
-         "A product_id listed twice in one landed file: the first row is kept. Rows of one product in "
+         "A product_id listed twice in one landed file: the first row (the earliest delivery) is kept. Rows of one product in "
          "different files are its versions (history); is_current marks the latest.",
          ("product_id",), b.key_duplicates(("product_id", "_source_file"))),
     Rule("near_duplicate_product", "quarantine",
-         "Another product_id with the same brand and the same title after normalisation: the smallest id is "
-         "kept and events on the duplicate id are remapped to it (clean.product_id_map).",
-         ("product_id", "brand", "title"), b.near_duplicate_products()),
+         "Another product_id listing the same product, on real evidence only: the same known brand and category, an "
+         "informative title (a word that is not the brand's or the category's) equal up to case, punctuation "
+         "and word order, and no contradicting description or price (within 1.5×); at most 3 ids per title. The "
+         "first listed is kept and events on the duplicate id are remapped to it (clean.product_id_map).",
+         ("product_id", "brand", "title", "category_path", "description", "price"), b.near_duplicate_products()),
     Rule("price_not_positive", "fix", "Zero or negative prices removed (then imputed), original audited.",
          ("price",), b.fixes(price=pl.when(pl.col("price") <= 0).then(None).otherwise(pl.col("price")))),
     Rule("price_outlier", "fix",
-         "Prices far outside their leaf category's robust range (log scale, median ± 6 × scaled MAD, never "
-         "within a factor of 5 of the median) removed (then imputed), original audited.",
-         ("price", "category_path"), b.robust_outlier("price", pl.col("category_path"), "category", set_null=True)),
+         "Impossible prices removed (then imputed), original audited: more than 10× from the product's own "
+         "history (median of ≥ 3 priced versions), or, without such history, outside the leaf category's robust "
+         "range and more than 50× from its median. An unusual but possible price is never replaced.",
+         ("price", "category_path", "product_id"),
+         b.price_absurd("price", "product_id", pl.col("category_path"), "category")),
     Rule("price_imputed", "flag", "Marks prices that are missing and get imputed next.",
          ("price",), b.flag("price_imputed", pl.col("price").is_null())),
-    Rule("impute_price", "fix", "Missing prices filled with the median price of the product's leaf category.",
-         ("price", "category_path"), b.impute_group_median("price", "category_path")),
+    Rule("impute_price", "fix", "Missing prices filled with the median of the product's own other versions, "
+         "else of its leaf category.",
+         ("price", "category_path"), b.impute_own_then_group_median("price", "product_id", "category_path")),
 )
 
 USERS_RULES: tuple[Rule, ...] = (
     Rule("exact_duplicate", "quarantine",
-         "Rows equal in every contract column to an earlier row; the first in landing order is kept.",
+         "Rows equal in every contract column to a row delivered earlier (this day, or an earlier day in the "
+         "look-back window): " + KEEP_POLICY + ".",
          tuple(_columns("users")), _exact_duplicates("users")),
     Rule("normalise_contact", "fix",
          "Emails trimmed and lower-cased (invalid ones removed); phones trimmed (fewer than 7 digits removed); "
@@ -159,7 +181,7 @@ USERS_RULES: tuple[Rule, ...] = (
              name=text.tidy(pl.col("name")),
          )),
     Rule("key_duplicate", "quarantine",
-         "A user_id listed twice in one landed file: the first row is kept. Rows of one user in different "
+         "A user_id listed twice in one landed file: the first row (the earliest delivery) is kept. Rows of one user in different "
          "files are profile versions; is_current marks the latest.",
          ("user_id",), b.key_duplicates(("user_id", "_source_file"))),
     Rule("signup_invalid", "flag", "Marks sign-up times in the future or before the shop existed (removed next).",
@@ -175,12 +197,13 @@ USERS_RULES: tuple[Rule, ...] = (
 
 REVIEWS_RULES: tuple[Rule, ...] = (
     Rule("exact_duplicate", "quarantine",
-         "Rows equal in every contract column to an earlier row; the first in landing order is kept.",
+         "Rows equal in every contract column to a row delivered earlier (this day, or an earlier day in the "
+         "look-back window): " + KEEP_POLICY + ".",
          tuple(_columns("reviews")), _exact_duplicates("reviews")),
     Rule("tidy_text", "fix", "Title and text: Unicode NFC, trimmed, whitespace collapsed.",
          ("title", "text"), _tidy_all("title", "text")),
-    Rule("key_duplicate", "quarantine", "Several rows with one review_id: the latest landed is kept.",
-         ("review_id",), b.key_duplicates(("review_id",))),
+    Rule("key_duplicate", "quarantine", "Several rows with one review_id: " + KEEP_POLICY + ".",
+         ("review_id",), b.key_duplicates(("review_id",), earlier="earlier_keys", source="reviews")),
     Rule("rating_out_of_range", "quarantine", "Ratings outside 1–5 stars.",
          ("rating",), b.outside_range("rating", 1, 5, "★")),
     Rule("timestamp_out_of_range", "quarantine", "Review times in the future or before the shop existed.",
@@ -211,13 +234,14 @@ REVIEWS_RULES: tuple[Rule, ...] = (
 
 QUERIES_RULES: tuple[Rule, ...] = (
     Rule("exact_duplicate", "quarantine",
-         "Rows equal in every contract column to an earlier row; the first in landing order is kept.",
+         "Rows equal in every contract column to a row delivered earlier (this day, or an earlier day in the "
+         "look-back window): " + KEEP_POLICY + ".",
          tuple(_columns("queries")), _exact_duplicates("queries")),
     Rule("normalise_query", "fix", "Query text: Unicode NFC, trimmed, whitespace collapsed (case is kept: "
          "brand and model names carry meaning).",
          ("query_text",), b.fixes(query_text=text.tidy(pl.col("query_text")))),
-    Rule("key_duplicate", "quarantine", "Several rows with one query_id: the latest landed is kept.",
-         ("query_id",), b.key_duplicates(("query_id",))),
+    Rule("key_duplicate", "quarantine", "Several rows with one query_id: " + KEEP_POLICY + ".",
+         ("query_id",), b.key_duplicates(("query_id",), earlier="earlier_keys", source="queries")),
     Rule("empty_query", "quarantine", "Queries with no text left after normalisation.",
          ("query_text",), b.missing("query_text")),
     Rule("timestamp_out_of_range", "quarantine", "Query times in the future or before the shop existed.",

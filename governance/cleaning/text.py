@@ -37,6 +37,15 @@ def compact_key(expr: pl.Expr) -> pl.Expr:
     return expr.str.normalize("NFKC").str.to_lowercase().str.replace_all(r"[^\p{L}\p{N}]+", "")
 
 
+def title_tokens(expr: pl.Expr) -> pl.Expr:
+    """A title's words as a set: NFKC, lower case, '&' read as 'and', a number joined to its unit
+    ("16 oz" ~ "16oz"), punctuation dropped."""
+    text = (expr.str.normalize("NFKC").str.to_lowercase().str.replace_all("&", " and ", literal=True)
+            .str.replace_all(r"(\d)\s+([a-z]{1,3}\b)", "${1}${2}").str.replace_all(r"[^\p{L}\p{N}]+", " ")
+            .str.strip_chars())
+    return text.str.split(" ").list.eval(pl.element().filter(pl.element() != "")).list.unique()
+
+
 def tokens(expr: pl.Expr) -> pl.Expr:
     return canonical_key(expr).str.split(" ").list.unique()
 
