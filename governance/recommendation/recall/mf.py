@@ -114,7 +114,7 @@ class ImplicitMF(Recall):
                              binary=self.params["binary"])
         return self.fit_matrix(X, items, users)
 
-    def fold_in(self, X: sp.csr_matrix, block_nnz: int = 20_000) -> np.ndarray:
+    def fold_in(self, X: sp.csr_matrix, block_nnz: int = 4_000) -> np.ndarray:
         """Exact ALS user factors given the item factors: (YᵀY + Yᵀ(C−I)Y + λI)⁻¹ Yᵀ C p, batched."""
         Y = self.item_factors.astype(np.float64)
         f = Y.shape[1]
@@ -142,13 +142,15 @@ class ImplicitMF(Recall):
         return out
 
     def score_matrix(self, X: sp.csr_matrix, users: Index | None = None) -> np.ndarray:
-        if self.params["algorithm"] == "als":
-            U = self.fold_in(X)
-        else:
-            U = np.zeros((X.shape[0], self.item_factors.shape[1]), np.float32)
-            if users is not None and self.user_ids is not None and self.user_ids.size:
-                known = Index(self.user_ids).lookup(list(users.ids))
-                U[known >= 0] = self.user_factors[known[known >= 0]]
+        """Users seen in training keep their learned factors; ALS folds in the others from X."""
+        U = np.zeros((X.shape[0], self.item_factors.shape[1]), np.float32)
+        known = np.full(X.shape[0], -1)
+        if users is not None and self.user_ids is not None and self.user_ids.size:
+            known = Index(self.user_ids).lookup(list(users.ids))
+            U[known >= 0] = self.user_factors[known[known >= 0]]
+        unknown = np.flatnonzero(known < 0)
+        if self.params["algorithm"] == "als" and unknown.size:
+            U[unknown] = self.fold_in(X[unknown])
         return U @ self.item_factors.T
 
     def score(self, hist: History) -> np.ndarray:
