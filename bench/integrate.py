@@ -186,12 +186,13 @@ def run_pandas(lake_root: Path, out_root: Path) -> dict:
         names = ["missing_value", "duplicate_event", "invalid_event_type", "unknown_product", "unknown_user",
                  "impossible_amount", "anonymous_event"]
         rule = pd.Series(np.select(conditions, names, default=""), index=ev.index)
-        if with_quarantine:
-            q = ev[rule != ""]
+        if with_quarantine:  # rejections only: anonymous events are routed aside, not quarantined
+            rejected = (rule != "") & (rule != "anonymous_event")
+            q = ev[rejected]
             records = q[EVENT_COLUMNS].to_json(orient="records", lines=True, date_format="iso").splitlines()
             quarantine = pd.DataFrame({
-                "source": "events", "stage": "integration", "rule": rule[rule != ""].to_numpy(),
-                "reason": rule[rule != ""].map(RULE_REASONS).to_numpy(), "file": q["_source_file"].to_numpy(),
+                "source": "events", "stage": "integration", "rule": rule[rejected].to_numpy(),
+                "reason": rule[rejected].map(RULE_REASONS).to_numpy(), "file": q["_source_file"].to_numpy(),
                 "row_number": q["_row_number"].to_numpy(), "key": q["event_id"].to_numpy(), "record": records,
                 "partition": day})
             write("quarantine_events", quarantine, day)
