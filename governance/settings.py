@@ -33,10 +33,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import date
 from pathlib import Path
 
-from governance.integration.config import IntegrationConfig
-
-#: the public constant a demo may pseudonymise with; a real deployment must set its own secret
-DEMO_PSEUDONYM_SECRET = "governance-integration-v1"
+from governance.integration.config import DEMO_PSEUDONYM_SECRET, IntegrationConfig
 
 ENV = {
     "data_root": "GOVERNANCE_DATA_ROOT",

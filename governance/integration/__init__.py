@@ -17,7 +17,7 @@ Modules (no Dagster here; ``assets/integration.py`` is the thin orchestration la
 * ``pipeline``    — all of the above over the lake, per asset and end to end (``integrate``)
 """
 
-from governance.integration.config import DEFAULT_CONFIG, EVENT_TYPES, IntegrationConfig, config_from_env
+from governance.integration.config import DEFAULT_CONFIG, EVENT_TYPES, IntegrationConfig
 from governance.integration.pipeline import (
     DaySource,
     MissingInputError,
@@ -38,6 +38,6 @@ from governance.integration.schemas import DAILY_TABLES, PRIMARY_KEYS, SCHEMAS
 __all__ = [
     "DAILY_TABLES", "DEFAULT_CONFIG", "EVENT_TYPES", "PRIMARY_KEYS", "SCHEMAS", "DaySource", "IntegrationConfig",
     "MissingInputError", "build_catalog", "build_identity", "build_products_snapshot", "build_users_snapshot",
-    "config_from_env", "integrate", "integrate_events_day", "integrate_query_clicks_day", "integrate_sessions_day",
+    "integrate", "integrate_events_day", "integrate_query_clicks_day", "integrate_sessions_day",
     "load_lookups", "write_catalog", "write_identity",
 ]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 
@@ -29,10 +28,10 @@ COUNT_COLUMNS: dict[str, str] = {
 #: carted, half of the carts are bought), so each step of the funnel carries similar total weight.
 DEFAULT_WEIGHTS: dict[str, float] = {"view": 1.0, "click": 3.0, "add_to_cart": 5.0, "purchase": 10.0}
 
-#: Secret mixed into the pseudonymous user key. Override it per deployment with the environment
-#: variable GOVERNANCE_PSEUDONYM_KEY; without the secret the key cannot be linked back to an id.
-PSEUDONYM_ENV = "GOVERNANCE_PSEUDONYM_KEY"
-_DEFAULT_PSEUDONYM_SECRET = "governance-integration-v1"
+#: Secret mixed into the pseudonymous user key; without it the key cannot be linked back to an id. A
+#: deployment sets its own (governance.settings: GOVERNANCE_PSEUDONYM_KEY, refused when missing outside
+#: the demo); a bare IntegrationConfig() — tests, notebooks — keys with this public demo constant.
+DEMO_PSEUDONYM_SECRET = "governance-integration-v1"
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,7 @@ class IntegrationConfig:
     #: sentence-transformers batch size for the encoder (CPU)
     embedding_batch_size: int = 64
 
-    #: secret for pseudonymous keys; None reads GOVERNANCE_PSEUDONYM_KEY, then a fixed default
+    #: secret for pseudonymous keys; None: the public demo constant (the settings never leave it None)
     pseudonym_secret: str | None = None
 
     def __post_init__(self) -> None:
@@ -101,7 +100,7 @@ class IntegrationConfig:
 
     @property
     def secret(self) -> bytes:
-        return (self.pseudonym_secret or os.environ.get(PSEUDONYM_ENV) or _DEFAULT_PSEUDONYM_SECRET).encode()
+        return (self.pseudonym_secret or DEMO_PSEUDONYM_SECRET).encode()
 
     def with_(self, **changes) -> IntegrationConfig:
         return replace(self, **changes)
@@ -119,22 +118,3 @@ class IntegrationConfig:
 
 
 DEFAULT_CONFIG = IntegrationConfig()
-
-#: environment variable holding the deployment's integration config: JSON text or a path to a JSON
-#: file with any IntegrationConfig fields, e.g. {"weights": {"purchase": 20}, "half_life_days": 14}
-CONFIG_ENV = "GOVERNANCE_INTEGRATION_CONFIG"
-
-
-def config_from_env() -> IntegrationConfig:
-    """The config every integration asset uses: defaults, overridden by GOVERNANCE_INTEGRATION_CONFIG."""
-    raw = os.environ.get(CONFIG_ENV, "").strip()
-    if not raw:
-        return DEFAULT_CONFIG
-    text = raw if raw.startswith("{") else open(raw, encoding="utf-8").read()
-    values = json.loads(text)
-    if values.get("decay_as_of"):
-        values["decay_as_of"] = date.fromisoformat(values["decay_as_of"])
-    unknown = set(values) - set(IntegrationConfig.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"{CONFIG_ENV}: unknown integration settings {sorted(unknown)}")
-    return IntegrationConfig(**values)

@@ -9,7 +9,6 @@ such a text starts with ". "); rows without Review Text are dropped; the split i
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +20,11 @@ REVIEWS_RELATIVE = Path("womens_clothing_reviews") / "Womens Clothing E-Commerce
 
 
 def shared_data_dir() -> Path | None:
-    """``$GOVERNANCE_SHARED_DATA``, else ``/work/shared/data``, else ``../shared/data`` beside the repo."""
-    candidates = [os.environ.get("GOVERNANCE_SHARED_DATA"), "/work/shared/data",
-                  str(Path(__file__).resolve().parents[3] / "shared" / "data")]
-    for c in candidates:
-        if c and Path(c).is_dir():
-            return Path(c)
-    return None
+    """The real sample data (settings ``shared_data``: GOVERNANCE_SHARED_DATA, else ``../shared/data``), if present."""
+    from governance.settings import Settings
+
+    path = Settings.load().shared_data
+    return path if path and path.is_dir() else None
 
 
 def real_reviews_path() -> Path | None:
