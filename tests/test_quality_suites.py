@@ -176,3 +176,12 @@ def test_no_shipped_check_name_is_a_running_count():
     counted = [(t, n) for t, ns in names.items() for n in ns if re.search(r"_\d+$", n)]
     assert not counted, counted
     assert {"last_seen_at_ge_first_seen_at", "sessions_ge_orders"} <= set(names["integrated.users"])
+
+
+def test_integrated_suite_generator_refuses_colliding_names(monkeypatch):
+    from governance.integration import suites as gen
+
+    twice = gen._e("expect_column_values_to_be_between", "x.", column="events", min_value=1)
+    monkeypatch.setattr(gen, "_specific", lambda table: [twice, dict(twice, meta=dict(twice["meta"]))])
+    with pytest.raises(ValueError, match="'events_in_range'.*give one a check_name"):
+        gen.build_suite("interactions")
