@@ -100,8 +100,29 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_dead_tmps(folder: Path, name: str = "*") -> None:
+    """Temporary files (``.<name>.<pid>.<hex>.tmp``) left by writers that died before their rename."""
+    for tmp in folder.glob(f".{name}.*.tmp"):
+        try:
+            pid = int(tmp.name.rsplit(".", 3)[-3])
+        except (ValueError, IndexError):
+            continue
+        if pid != os.getpid() and not _pid_alive(pid):
+            tmp.unlink(missing_ok=True)
+
+
 def _atomic_text(path: Path, text: str, fsync: bool = False) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
         with open(tmp, "w") as f:
             f.write(text)
@@ -170,7 +191,7 @@ class Transaction:
             self.touched[pdir] = entry
         path = entry.version / f"{part}.parquet"
         frame.write_parquet(path, compression=PARQUET_COMPRESSION, compression_level=PARQUET_COMPRESSION_LEVEL)
-        entry.parts[part] = {"rows": frame.height, "bytes": path.stat().st_size, "sha256": _sha256(path)}
+        entry.parts[part] = {"rows": frame.height, "bytes": path.stat().st_size, "sha256": _sha256(path), "txid": self.id}
         return pdir / CURRENT / path.name
 
     def commit(self) -> None:
@@ -202,7 +223,8 @@ class Transaction:
                 shutil.copy2(old, entry.version / old.name)
             info = previous.get("parts", {}).get(old.stem)
             entry.parts[old.stem] = info or {"rows": pl.scan_parquet(old).select(pl.len()).collect().item(),
-                                             "bytes": old.stat().st_size, "sha256": _sha256(old)}
+                                             "bytes": old.stat().st_size, "sha256": _sha256(old),
+                                             "txid": _txid_of(os.readlink(current))}
         for f in entry.version.glob("*.parquet"):
             with open(f, "rb+") as fh:
                 os.fsync(fh.fileno())
@@ -396,9 +418,12 @@ class Lake:
         """Roll forward transactions that reached their commit point but whose writer died before it
         published them; returns how many. Cheap when there are none (one directory listing)."""
         try:
-            records = [p for p in self.tx_dir.iterdir() if p.suffix == ".json"]
+            entries = list(self.tx_dir.iterdir())
         except FileNotFoundError:
             return 0
+        records = [p for p in entries if p.suffix == ".json" and not p.name.startswith(".")]
+        if any(p.name.endswith(".tmp") for p in entries):  # a commit record half written: never committed
+            _remove_dead_tmps(self.tx_dir)
         done = 0
         for record in sorted(records):
             txid = record.stem
@@ -440,6 +465,7 @@ class Lake:
         """Small bookkeeping documents (ledgers, manifests), written atomically."""
         path = self.root / "_meta" / relative
         path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_dead_tmps(path.parent, path.name)
         _atomic_text(path, json.dumps(payload, indent=1, sort_keys=True, default=str))
         return path
 
