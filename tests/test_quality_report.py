@@ -204,6 +204,9 @@ def test_failures_are_one_card_per_check_with_their_partitions(report):
     assert f"Failed on {days[-2]}, {days[-1]}" in failures and "stage check (integration)" in failures
     assert "<code>every_product_seen</code>" in failures and "p000001" in failures
     assert "leak@example.com" not in html and "leak" not in failures  # example PII columns are dropped
+    page = (result.path.parent / "suites" / "integrated.interactions.html").read_text()
+    stage = page[page.index("<h2>Stage checks"):page.index("<h2>Failures with examples")]
+    assert "<code>reconciles_with_clean</code>" in stage and "difference: 10" in stage
 
 
 def test_root_causes_group_orphans_by_the_quarantined_reference(report):

@@ -475,11 +475,14 @@ def _tables_section(states: list[TableState], store: QualityStore, pages: dict[s
 def failure_groups(states: list[TableState]) -> list[list[CheckRecord]]:
     """Failed expectations and stage checks (not anomalies), one group per table and check, newest
     failing partition first in each; blocking groups first, then by their newest partition."""
+    return _group_failures(r for s in states for r in s.checks)
+
+
+def _group_failures(records) -> list[list[CheckRecord]]:
     groups: dict[tuple[str, str], list[CheckRecord]] = defaultdict(list)
-    for s in states:
-        for r in s.checks:
-            if r.kind != "anomaly" and not r.passed:
-                groups[(r.table, r.check_name)].append(r)
+    for r in records:
+        if r.kind != "anomaly" and not r.passed:
+            groups[(r.table, r.check_name)].append(r)
     out = [sorted(g, key=lambda r: _partition_label(r.partition), reverse=True) for g in groups.values()]
     out.sort(key=lambda g: (g[0].table, g[0].check_name))
     out.sort(key=lambda g: _partition_label(g[0].partition), reverse=True)
@@ -785,19 +788,38 @@ def _page(title: str, subtitle: str, body: str, nav: str = "", status: str | Non
             f"<main>{body}</main></body></html>")
 
 
+def _square(p: str, r: CheckRecord | None, severity: str) -> str:
+    color = "#e0e0e0" if r is None else ("#2e7d32" if r.passed else ("#c62828" if severity == "error" else "#b26a00"))
+    tip = "not evaluated" if r is None else ("passed" if r.passed else "failed")
+    return (f'<td style="padding:2px"><svg width="12" height="12" xmlns="http://www.w3.org/2000/svg">'
+            f'<rect width="12" height="12" rx="2" fill="{color}"><title>{h(p)}: {tip}</title></rect></svg></td>')
+
+
 def _stage_checks_table(records: list[CheckRecord]) -> str:
+    """The table's checks outside its suite, as a matrix: one row per check, one square per partition."""
     checks = [r for r in records if r.kind == KIND_CHECK]
     if not checks:
         return ""
-    checks.sort(key=lambda r: (_partition_label(r.partition), r.check_name), reverse=True)
-    rows = "".join(
-        f"<tr><td>{h(_partition_label(r.partition))}</td><td><code>{h(r.check_name)}</code></td>"
-        f"<td>{pill('passed' if r.passed else ('failed' if r.severity == 'error' else 'warn'))}</td>"
-        f"<td>{h(r.severity)}</td><td>{h(_observed_text(r))}</td></tr>" for r in checks[:120])
-    return ("<section><h2>Stage checks</h2><p class='muted'>The table's checks outside its GX suite (run by its "
-            "Dagster asset checks: conservation, reconciliation, references, aggregates, findings), latest result "
-            "per partition.</p><table><tr><th>partition</th><th>check</th><th>result</th><th>severity</th>"
-            f"<th>figures</th></tr>{rows}</table></section>")
+    by_check: dict[str, dict[str, CheckRecord]] = defaultdict(dict)
+    for r in checks:
+        by_check[r.check_name][_partition_label(r.partition)] = r
+    parts = sorted({_partition_label(r.partition) for r in checks})[-31:]
+    head = "".join(f'<th title="{h(p)}" style="writing-mode:vertical-rl;font-size:10px">{h(_short(p))}</th>'
+                   for p in parts)
+    rows = []
+    for name in sorted(by_check):
+        results = by_check[name]
+        latest = results[max(results)]
+        stage = (latest.details or {}).get("stage")
+        severity = f'<span class="pill {"failed" if latest.severity == "error" else "warn"}">{h(latest.severity)}</span>'
+        rows.append(f"<tr><td><code>{h(name)}</code><div class='muted' style='font-size:12px'>{h(latest.description)}"
+                    f"{' · ' + h(stage) if stage else ''}</div></td><td>{severity}</td>"
+                    f"<td style='font-size:12px'>{h(_partition_label(latest.partition))}: {h(_observed_text(latest))}</td>"
+                    + "".join(_square(p, results.get(p), latest.severity) for p in parts) + "</tr>")
+    return ("<section><h2>Stage checks</h2><p class='muted'>The table's checks outside its GX suite (conservation, "
+            "reconciliation, references, aggregates, findings; run by its Dagster asset checks): the newest result's "
+            "figures and one square per partition, coloured as above.</p><table><tr><th>check</th><th>severity</th>"
+            f"<th>latest figures</th>{head}</tr>{''.join(rows)}</table></section>")
 
 
 def _suite_page(suite: Suite, records: list[CheckRecord], generated: str) -> str:
@@ -813,13 +835,7 @@ def _suite_page(suite: Suite, records: list[CheckRecord], generated: str) -> str
     for e in suite.expectations:
         cells = []
         for p in parts[-31:]:
-            r = by_part[p].get(e.check_name)
-            color = "#e0e0e0" if r is None else ("#2e7d32" if r.passed else ("#c62828" if e.severity == "error"
-                                                                             else "#b26a00"))
-            tip = "not evaluated" if r is None else ("passed" if r.passed else "failed")
-            cells.append(f'<td style="padding:2px"><svg width="12" height="12" xmlns="http://www.w3.org/2000/svg">'
-                         f'<rect width="12" height="12" rx="2" fill="{color}"><title>{h(p)}: {tip}</title></rect>'
-                         "</svg></td>")
+            cells.append(_square(p, by_part[p].get(e.check_name), e.severity))
         cur = by_part[latest].get(e.check_name) if latest else None
         observed = "" if cur is None else _observed_text(cur)
         severity = f'<span class="pill {"failed" if e.severity == "error" else "warn"}">{h(e.severity)}</span>'
@@ -830,8 +846,8 @@ def _suite_page(suite: Suite, records: list[CheckRecord], generated: str) -> str
               f"latest result on {h(latest or '—')}) and one square per partition: green passed, red failed (error), "
               "amber failed (warn), grey not evaluated.</p><table><tr><th>check</th><th>severity</th><th>notes</th>"
               f"<th>latest observed</th>{head}</tr>{''.join(rows)}</table></section>")
-    failures = [r for p in reversed(parts) for r in by_part[p].values() if r.kind != "anomaly" and not r.passed]
-    fail_html = "".join(_failure_card(r) for r in failures[:MAX_FAILURES]) or "<p>No failures.</p>"
+    groups = _group_failures(r for p in parts for r in by_part[p].values())
+    fail_html = "".join(_failure_card(g[0], group=g) for g in groups[:MAX_FAILURES]) or "<p>No failures.</p>"
     anomalies = [r for p in reversed(parts) for r in by_part[p].values() if r.kind == "anomaly"][:40]
     anom_rows = "".join(f"<tr><td>{h(_partition_label(r.partition))}</td><td><code>{h(r.check_name)}</code></td>"
                         f"<td>{pill('passed' if r.passed else 'warn')}</td><td>{h(r.notes)}</td></tr>" for r in anomalies)
