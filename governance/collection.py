@@ -693,6 +693,37 @@ def _preview_json(text: pl.Expr) -> pl.Expr:
                      ).struct.json_encode()
 
 
+#: magic numbers of compressed streams a reader would inflate (Polars decompresses gzip/zlib/zstd CSV itself)
+_COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"\x28\xb5\x2f\xfd", "zstd"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"),
+               (b"PK\x03\x04", "zip"), (b"\x78\x01", "zlib"), (b"\x78\x5e", "zlib"), (b"\x78\x9c", "zlib"),
+               (b"\x78\xda", "zlib"))
+
+
+def refuse_before_reading(data: bytes, fmt: str | None, max_record_bytes: int) -> tuple[str, str] | None:
+    """Why a file must not reach a reader at all: a compressed stream (a gzip bomb inflates in the
+    reader), or a Parquet file whose rows declare more uncompressed bytes than ``max_record_bytes``
+    each (a Parquet bomb); None when it may be read."""
+    if fmt in ("csv", "jsonl"):
+        for magic, kind in _COMPRESSED:
+            if data.startswith(magic):
+                return ("compressed_file", f"a {kind}-compressed stream: compressed files are not collected "
+                        "(decompress before landing; a reader would inflate it in memory)")
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            meta = pq.read_metadata(io.BytesIO(data))
+        except Exception:  # noqa: BLE001 - not Parquet: the reader says why
+            return None
+        rows = max(meta.num_rows, 1)
+        inflated = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        if inflated / rows > max_record_bytes:
+            return ("record_too_large", f"Parquet rows declare {inflated / rows:,.0f} bytes each uncompressed "
+                    f"({inflated:,} in all for {meta.num_rows:,} rows), more than the maximum of "
+                    f"{max_record_bytes:,} bytes (max_record_bytes)")
+    return None
+
+
 def read_bounded(path: Path, contract: SourceContract, *, landing_root: Path, partition: str | None, run_id: str,
                  ingested_at: datetime, data: bytes, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
                  ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, FileReport]:
@@ -702,6 +733,14 @@ def read_bounded(path: Path, contract: SourceContract, *, landing_root: Path, pa
     holds for every file, an unreadable one counting as one record read."""
     digest = file_hash(data)
     fmt = FORMATS.get(path.suffix.lower())
+    refusal = refuse_before_reading(data, fmt, max_record_bytes)
+    if refusal is not None:  # a reader would inflate it in memory: one quarantine row, nothing read
+        rel = path.relative_to(landing_root).as_posix() if path.is_relative_to(landing_root) else str(path)
+        rule, why = refusal
+        q = _file_quarantine(contract, rel, rule, f"{rel}: {why}", run_id=run_id, partition=partition,
+                             quarantined_at=ingested_at)
+        return raw_empty(contract), q, empty_audit(), FileReport(rel, digest, fmt or "", "unreadable", rows_in_file=1,
+                                                                  rows_quarantined=1, note=f"{rel}: {why}")
     guarded, cut = guard_records(data, fmt, max_record_bytes)
     raw, quarantine, audit, report = read_landed_file(
         path, contract, landing_root=landing_root, partition=partition, run_id=run_id,
