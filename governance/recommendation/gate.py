@@ -114,3 +114,9 @@ def promote(registry, task: str, candidate: str, verdict: QualityVerdict, metric
     d = registry.promote_if_better(task, candidate, metric, evaluate_current=evaluate_current, min_delta=min_delta)
     return GateDecision(d.promoted, task, candidate, d.current, d.reason, verdict, metric, d.candidate_score,
                         d.current_score)
+
+
+def stored_checks(store, tables: Iterable[str]) -> pl.DataFrame:
+    """The latest stored result of every check of ``tables`` (``layer.table``) in the quality store."""
+    records = [r for table in tables for r in store.check_results(table=table)]
+    return checks_frame(records)

@@ -129,11 +129,53 @@ def serve(data: RecoData, registry: ModelRegistry, *, k: int = 10, active_days: 
     return recommend_users(bundle, data, active_users(data, active_days), k, version=version)
 
 
+def run_training(lake: Lake, registry: ModelRegistry, store=None, *, checks: pl.DataFrame | None = None,
+                 require_results: bool = False, log: Callable[[str], None] = lambda _: None,
+                 **train_kwargs) -> StageResult:
+    """Load the integrated tables, read their check results, train + register + gate, write reco.evaluation.
+
+    ``store``: the quality store whose results gate promotion (``checks`` instead, for tests).
+    """
+    from governance.recommendation.data import load
+
+    data = load(lake)
+    if checks is None:
+        checks = G.stored_checks(store, data.partitions) if store is not None else G.checks_frame([])
+    result = train_and_gate(data, registry, checks, require_results=require_results, log=log, **train_kwargs)
+    write_tables(lake, evaluation=result.evaluation.with_columns(pl.col("cutoff").cast(pl.Date)))
+    return result
+
+
+@dataclass
+class ServingResult:
+    served: Served | None
+    similar: pl.DataFrame
+    version: str | None
+    reason: str = ""
+
+
+def run_serving(lake: Lake, registry: ModelRegistry, *, k: int = 10, similar_k: int = 10,
+                active_days: int = 30) -> ServingResult:
+    """The current hybrid's top-k for every active user and top-k similar items, written to the lake."""
+    from governance.recommendation.data import load
+
+    current = current_bundle(registry)
+    if current is None:
+        return ServingResult(None, pl.DataFrame(), None, "no reco_hybrid model was ever promoted: nothing is served")
+    bundle, version = current
+    data = load(lake)
+    served = recommend_users(bundle, data, active_users(data, active_days), k, version=version)
+    similar = similar_items(bundle, similar_k)
+    write_tables(lake, recommendations=served.recommendations, similar_items=similar,
+                 filter_counts=served.filter_counts)
+    return ServingResult(served, similar, version)
+
+
 def write_tables(lake: Lake, **tables: pl.DataFrame) -> None:
     with lake.transaction():
         for name, frame in tables.items():
             lake.write(LAYER, name, frame)
 
 
-__all__ = ["LAYER", "METRIC", "StageResult", "current_bundle", "serve", "similar_items", "train_and_gate",
-           "write_tables"]
+__all__ = ["LAYER", "METRIC", "ServingResult", "StageResult", "current_bundle", "run_serving", "run_training",
+           "serve", "similar_items", "train_and_gate", "write_tables"]
