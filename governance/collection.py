@@ -742,9 +742,18 @@ def read_bounded(path: Path, contract: SourceContract, *, landing_root: Path, pa
         return raw_empty(contract), q, empty_audit(), FileReport(rel, digest, fmt or "", "unreadable", rows_in_file=1,
                                                                   rows_quarantined=1, note=f"{rel}: {why}")
     guarded, cut = guard_records(data, fmt, max_record_bytes)
-    raw, quarantine, audit, report = read_landed_file(
-        path, contract, landing_root=landing_root, partition=partition, run_id=run_id,
-        ingested_at=ingested_at, data=guarded)
+    try:
+        raw, quarantine, audit, report = read_landed_file(
+            path, contract, landing_root=landing_root, partition=partition, run_id=run_id,
+            ingested_at=ingested_at, data=guarded)
+    except Exception as exc:  # noqa: BLE001 - one hostile file must not stop the partition: it is quarantined
+        rel = path.relative_to(landing_root).as_posix() if path.is_relative_to(landing_root) else str(path)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        why = f"{rel}: cannot be collected ({type(exc).__name__}: {first})"
+        q = _file_quarantine(contract, rel, "unreadable_file", why, run_id=run_id, partition=partition,
+                             quarantined_at=ingested_at)
+        return raw_empty(contract), q, empty_audit(), FileReport(rel, digest, fmt or "", "unreadable", rows_in_file=1,
+                                                                  rows_quarantined=1, note=why)
     if cut:
         report.file_hash = digest
         raw = raw.with_columns(pl.lit(digest).alias("_file_hash"))

@@ -49,8 +49,8 @@ def empty_audit() -> pl.DataFrame:
 
 def record_json(columns: list[str]) -> pl.Expr:
     """All the given columns of a row as one JSON object (the row kept whole)."""
-    if not columns:
-        return pl.lit("{}")
+    if not columns:  # one empty object per row (a bare literal would make one row of an empty frame)
+        return pl.repeat(pl.lit("{}"), pl.len())
     return pl.struct([pl.col(c) for c in columns]).struct.json_encode()
 
 
