@@ -17,12 +17,11 @@ SNAPSHOT_SOURCES = [c.name for c in CONTRACTS.values() if not c.partitioned]
 #: the lifecycle stages (asset groups) in the order data flows through them
 STAGE_ORDER = ("collection", "cleaning", "labelling", "integration", "quality", "recommendation", "search",
                "experiments")
-#: a stage runs in up to three steps: the snapshots its days need, its days, the snapshots built from its days
-STEPS = ("inputs", "daily", "rollups")
 
 
 def stage_steps(graph, group: str) -> dict[str, list[dg.AssetKey]]:
-    """A stage's materializable assets by step (empty steps left out), each list in key order."""
+    """A stage's materializable assets by step — ``inputs`` (snapshots its days need), ``daily``, ``rollups``
+    (snapshots built from its days) — empty steps left out, each list in key order."""
     keys = [k for k in graph.get_all_asset_keys() if graph.get(k).group_name == group and graph.get(k).is_materializable]
     days = {k for k in keys if graph.get(k).partitions_def is not None}
     snapshots = [k for k in keys if k not in days]

@@ -11,6 +11,7 @@ from assets.resources import WarehouseResource
 from assets.suite_checks import suite_checks
 from governance.cleaning import REFERENCES, RULES, clean_partition
 from governance.cleaning.conservation import cleaning_conservation
+from governance.tables import markdown_table as markdown_text
 from governance.contracts import CONTRACTS, SourceContract
 
 GROUP = "cleaning"
@@ -18,9 +19,9 @@ CONSERVATION_CHECK = "rows_conserved"
 
 
 def _rules_markdown(source: str) -> str:
-    lines = ["| # | rule | action | what it does |", "|---|---|---|---|"]
-    lines += [f"| {i} | `{r.name}` | {r.action} | {r.description} |" for i, r in enumerate(RULES[source], 1)]
-    return "\n".join(lines)
+    rows = [{"#": i, "rule": f"`{r.name}`", "action": r.action, "what it does": r.description}
+            for i, r in enumerate(RULES[source], 1)]
+    return markdown_text(rows, max_cell=400)
 
 
 def clean_asset(contract: SourceContract, daily: dg.PartitionsDefinition

@@ -53,10 +53,6 @@ class WarehouseResource(dg.ConfigurableResource):
     def catalog(self):
         return self.config.catalog()
 
-    @property
-    def data_dir(self):
-        return self.config.data_root
-
 
 class ModelRegistryResource(dg.ConfigurableResource):
     """The model registry under ``models_root``: versioned artifacts, cards and the promoted version per task."""
