@@ -239,8 +239,18 @@ def test_null_view_honours_the_contract_and_leaves_lineage_out(report):
     html = result.path.read_text()
     trends = html[html.index('id="trends"'):html.index('id="suites"')]
     assert "_source_file" not in trends and "_ingested_at" not in trends
-    assert "price | event_type in add_to_cart, purchase" in trends  # null rate where price is required
-    assert "user_id (optional)" in trends and "null by design" in trends
+    heat = trends[trends.index("clean.events: nulls by column"):]
+    heat = heat[:heat.index("</svg>")]
+    # row label → the colour of its first cell (red scale: nulls are faults; blue: null by design)
+    rows = dict(re.findall(r'<title>([^<]+)</title>[^<]+</text><rect [^>]*fill="rgb\((\d+),', heat))
+    assert {"price · event_type=purchase", "price · event_type=add_to_cart", "price · event_type=view",
+            "user_id · event_type=view"} <= set(rows)
+    assert rows["price · event_type=purchase"] == "255"  # required there, never null: a white red-scale cell
+    assert rows["price · event_type=view"] == "66"  # null on every view, by design: full blue
+    assert not any(label.startswith(("_", "event_id")) for label in rows)  # lineage and columns without nulls
+    # a table without per-group null profiles: the suite's conditional expectation and the contract
+    users = trends[trends.index("clean.users: nulls by column"):]
+    assert "signup_at | signup_invalid == False" in users[:users.index("</svg>")]
 
 
 def test_stable_report_path_index_and_experiments_link(report, tmp_path):

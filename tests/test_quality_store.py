@@ -151,3 +151,28 @@ def test_stage_check_results_are_stored_and_counted_like_gx_results(tmp_path):
             record_check_result(store, "interactions", DAY, "x", True)
         with pytest.raises(ValueError, match="severity"):
             record_check_result(store, "clean.events", DAY, "x", True, "fatal")
+
+
+def test_null_counts_per_group_are_profiled_and_stored(tmp_path):
+    from governance.quality.profile import NULL_SEGMENT_PREFIX
+
+    n = 400
+    frame = pl.DataFrame({
+        "event_type": ["view"] * (n // 2) + ["purchase"] * (n // 4) + ["add_to_cart"] * (n // 4 - 10) + ["x"] * 10,
+        "price": [None] * (n // 2) + [9.5] * (n // 2 - 1) + [None],
+        "event_id": [f"e{i}" for i in range(n)],
+        "_source_file": [None] * n,
+    })
+    profile = profile_frame(frame, "clean.events", DAY, {"categorical": ["event_type"], "nulls_by": ["event_type"]})
+    nulls = {c.segment: (c.rows, c.null_count) for c in profile.columns if c.kind == "nulls"}
+    assert nulls == {f"{NULL_SEGMENT_PREFIX}event_type=view": (200, 200),
+                     f"{NULL_SEGMENT_PREFIX}event_type=purchase": (100, 0),
+                     f"{NULL_SEGMENT_PREFIX}event_type=add_to_cart": (90, 0)}  # "x": fewer than 30 rows
+    assert {c.column for c in profile.columns if c.kind == "nulls"} == {"price"}  # no lineage, no column without nulls
+    with quality_store("sqlite", tmp_path) as store:
+        store.record_profile(profile)
+        seg = store.segment_null_rates("clean.events")
+        assert seg.height == 3 and seg.filter(pl.col("segment").str.ends_with("=view"))["null_rate"].item() == 1.0
+        whole = store.null_rates("clean.events")
+        assert whole.filter(pl.col("column") == "price")["null_rate"].item() == pytest.approx(201 / 400)
+        assert whole.height == frame.width  # the per-group rows stay out of the whole-column rates

@@ -9,6 +9,9 @@ Which columns are categorical/numeric/PII comes from the suite's ``meta.profile`
 dtypes). PII columns (``meta.profile.pii`` plus the usual names) get null rate and distinct count
 only — never values. ``segments`` profile a numeric column per group (e.g. ``price`` per top
 category), optionally looking the group up in another table (events → products' category).
+``nulls_by`` counts the nulls of every column that has any per value of a categorical column (e.g.
+per ``event_type``: price is null on views by design, not on purchases); those profiles have kind
+``nulls`` and segment ``nulls:<column>=<value>``.
 """
 
 from __future__ import annotations
@@ -32,6 +35,9 @@ BINS_PER_DECADE = 20
 TOP_VALUES = 20
 EXACT_DISTINCT_MAX_ROWS = 2_000_000
 MIN_SEGMENT_ROWS = 30
+#: ``nulls_by``: at most this many values of the grouping column (the most frequent) get null counts
+NULL_SEGMENTS_MAX = 12
+NULL_SEGMENT_PREFIX = "nulls:"
 
 
 def quantile_label(q: float) -> str:
@@ -228,6 +234,10 @@ def profile_frame(
 
     for seg in config.get("segments") or []:
         columns.extend(_segment_profiles(frame, seg, references or {}))
+    with_nulls = [c.column for c in columns if not c.segment and c.null_count and c.column not in LINEAGE_COLUMNS
+                  and not c.column.startswith("_")]
+    for by in config.get("nulls_by") or []:
+        columns.extend(_null_segments(frame, by, [c for c in with_nulls if c != by]))
 
     return TableProfile(
         table=table, partition=partition, row_count=n, columns=columns,
@@ -263,3 +273,20 @@ def _segment_profiles(frame: pl.DataFrame, seg: Mapping[str, Any], references: M
             setattr(col, k, v)
         out.append(col)
     return sorted(out, key=lambda c: c.segment)
+
+
+def _null_segments(frame: pl.DataFrame, by: str, columns: list[str]) -> list[ColumnProfile]:
+    """Null counts of ``columns`` per value of ``by`` (one group-by pass; the most frequent values)."""
+    if by not in frame.columns or not columns or frame.is_empty():
+        return []
+    nulls = [pl.col(c).null_count().alias(f"n\0{c}") for c in columns]
+    counts = (frame.group_by(by).agg(pl.len().alias("\0rows"), *nulls)
+              .filter(pl.col(by).is_not_null() & (pl.col("\0rows") >= MIN_SEGMENT_ROWS))
+              .sort("\0rows", by, descending=[True, False]).head(NULL_SEGMENTS_MAX))
+    out = []
+    for row in counts.iter_rows(named=True):  # one row per group value (at most NULL_SEGMENTS_MAX)
+        for c in columns:
+            out.append(ColumnProfile(column=c, dtype=str(frame.schema[c]), kind="nulls", rows=int(row["\0rows"]),
+                                     null_count=int(row[f"n\0{c}"]),
+                                     segment=f"{NULL_SEGMENT_PREFIX}{by}={_scalar(row[by])}"))
+    return out

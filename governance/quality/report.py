@@ -26,6 +26,7 @@ import polars as pl
 
 from governance.contracts import CONTRACTS, LINEAGE_COLUMNS
 from governance.quality.anomalies import DriftConfig
+from governance.quality.profile import NULL_SEGMENT_PREFIX
 from governance.quality.results import KIND_CHECK, FailureCounts, count_failures
 from governance.quality.store import SNAPSHOT_KEY, CheckRecord, QualityStore
 from governance.quality.suites import Suite, load_suites
@@ -704,36 +705,62 @@ def null_design(table: str, suite: Suite | None, columns: list[str]) -> dict[str
     return out
 
 
+def _selects(condition: str | None, column: str, value: str) -> bool | None:
+    """Whether a row condition selects the rows where ``column`` is ``value`` (None: it does not name it)."""
+    if not condition or column not in condition:
+        return None
+    return f'"{value}"' in condition or f"'{value}'" in condition
+
+
+HEAT_ROWS = 24
+
+
 def _null_view(store: QualityStore, s: TableState, suite: Suite | None) -> str:
     nulls = store.null_rates(s.table, limit=TREND_PARTITIONS)
     parts = sorted(set(nulls["partition"].to_list()))[-TREND_PARTITIONS:]
     nulls = nulls.filter(nulls["partition"].is_in(parts))
+    segments = store.segment_null_rates(s.table, limit=TREND_PARTITIONS)
+    segments = segments.filter(segments["partition"].is_in(parts))
     design = null_design(s.table, suite, list(dict.fromkeys(nulls["column"].to_list())))
+    segmented = set(segments["column"].to_list()) & set(design)
     values: dict[tuple[str, str], float] = {}
-    labels: dict[str, str] = {}
     scales: dict[str, str] = {}
+    order: dict[str, tuple] = {}
     peak: dict[str, float] = {}
+
+    conditional: set[str] = set()  # rows that show a condition holding: kept at 0%
+
+    def add(label: str, p: str, v: float, red: bool, key: tuple, shown_at_zero: bool = False) -> None:
+        if shown_at_zero:
+            conditional.add(label)
+        values[(label, p)] = v
+        scales[label] = "red" if red else "blue"
+        order[label] = (0 if red else 1, *key)
+        peak[label] = max(peak.get(label, 0.0), v)
+
     by_check = {(r.check_name, _partition_label(r.partition)): r for r in s.checks}
     for p, c, v in nulls.iter_rows():
-        if c not in design:
+        if c not in design or c in segmented:
             continue
         cls, check, condition = design[c]
         if cls == "conditional":
             r = by_check.get((check, p))
-            v = None if r is None or not r.element_count else (r.unexpected_count or 0) / r.element_count
-            label = f"{c} | {_condition_text(condition)}"
+            if r is None or not r.element_count:
+                continue
+            add(f"{c} | {_condition_text(condition)}", p, (r.unexpected_count or 0) / r.element_count, True, (c,),
+                True)
         else:
-            label = c if cls == "required" else f"{c} ({condition or 'optional'})"
-        if v is None:
+            add(c if cls == "required" else f"{c} ({condition or 'optional'})", p, v, cls == "required", (c,))
+    for p, c, segment, _rows, v in segments.iter_rows():
+        if c not in segmented:
             continue
-        values[(label, p)] = v
-        labels[label] = cls
-        scales[label] = "blue" if cls == "optional" else "red"
-        peak[label] = max(peak.get(label, 0.0), v)
-    order = {"required": 0, "conditional": 1, "optional": 2}
-    rows = sorted((r for r in labels if peak[r] > 0 or labels[r] == "conditional"),
-                  key=lambda r: (order[labels[r]], -peak[r], r))
-    return svg_heatmap(rows[:16], parts, values, f"{s.table}: nulls by column and partition", scales=scales)
+        by, _, value = segment.removeprefix(NULL_SEGMENT_PREFIX).partition("=")
+        cls, _check, condition = design[c]
+        selected = cls == "conditional" and bool(_selects(condition, by, value))
+        add(f"{c} · {by}={value}", p, v, cls == "required" or selected, (c, value), selected)
+    rows = [r for r in dict.fromkeys(label for label, _ in values) if peak[r] > 0 or r in conditional]
+    rows.sort(key=lambda r: (order[r][0], -peak[r] if order[r][0] else 0, order[r][1:]))
+    return svg_heatmap(rows[:HEAT_ROWS], parts, values, f"{s.table}: nulls by column and partition", scales=scales)
 
 
 def _trends_section(store: QualityStore, states: list[TableState], suites: dict[str, Suite] | None = None) -> str:
@@ -758,10 +785,12 @@ def _trends_section(store: QualityStore, states: list[TableState], suites: dict[
         blocks.append(f"<div>{line}</div><div>{heat}</div>")
     body = f'<div class="grid">{"".join(blocks)}</div>' if blocks else "<p>No profiles recorded yet.</p>"
     return ('<section id="trends"><h2>Trends</h2><p class="muted">Row counts (red: volume anomaly) and nulls as the '
-            "contract and the suite define them. Red rows: columns that must not be null — required ones over all "
-            "rows, conditionally required ones (“price | event_type in add_to_cart, purchase”) over the rows the "
-            "condition selects, from the suite's expectation. Blue rows: optional columns, null by design (the share "
-            "is shown for drift, not as a fault). Lineage columns and columns without nulls are left out.</p>"
+            "contract and the suite define them. Red rows: values that must not be null — required columns, and "
+            "conditionally required ones on the rows their condition selects (per event type, “price · "
+            "event_type=purchase”, where the table is profiled per group; else from the suite's expectation, “price "
+            "| event_type in add_to_cart, purchase”). Blue rows: null by design — optional columns, and conditional "
+            "ones where the condition does not require them (price on views); shown for drift, not as a fault. "
+            "Lineage columns and columns without nulls are left out.</p>"
             f"{body}</section>")
 
 

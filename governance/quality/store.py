@@ -439,6 +439,13 @@ class QualityStore:
         return pl.DataFrame(rows, schema={"partition": pl.String, "column": pl.String, "null_rate": pl.Float64},
                             orient="row")
 
+    def segment_null_rates(self, table: str, limit: int | None = None) -> pl.DataFrame:
+        """partition, column, segment, rows, null_rate of the per-group null counts (profile ``nulls_by``)."""
+        rows = [(p.partition or SNAPSHOT_KEY, c.column, c.segment, c.rows, c.null_rate)
+                for p in self.profile_history(table, limit=limit) for c in p.columns if c.kind == "nulls"]
+        return pl.DataFrame(rows, schema={"partition": pl.String, "column": pl.String, "segment": pl.String,
+                                          "rows": pl.Int64, "null_rate": pl.Float64}, orient="row")
+
     def quarantine_history(self, table: str | None = None, limit: int | None = None) -> pl.DataFrame:
         """table, partition, stage, rule, rows (newest profile per partition)."""
         tables = [table] if table else self.tables()
