@@ -629,12 +629,12 @@ def _causes_section(causes: pl.DataFrame | None) -> str:
         top = explained.row(0, named=True)
         lead = (f"<p><b>{explained.height}</b> quarantined reference row(s) explain "
                 f"<b>{int(explained['orphaned_rows'].sum()):,}</b> of {total:,} orphaned rows; the largest, "
-                f"{h(top['referenced_table'])} <code>{h(top['key'])}</code> ({h(top['root_rule'])}), explains "
+                f"{h(top['referenced_table'].rstrip('s'))} <code>{h(top['key'])}</code> ({h(top['root_rule'])}), explains "
                 f"{top['orphaned_rows']:,} ({top['share']:.0%}).</p>")
     rows = []
     for c in causes.head(MAX_FAILURES).iter_rows(named=True):
         if c["cause"] == "quarantined":
-            what = (f"{h(c['referenced_table'])} <code>{h(c['key'])}</code> quarantined by "
+            what = (f"{h(c['referenced_table'].rstrip('s'))} <code>{h(c['key'])}</code> quarantined by "
                     f"{h(c['root_stage'])}: <b>{h(c['root_rule'])}</b><div class='muted' style='font-size:12px'>"
                     f"{h(c['root_reason'])}</div>")
         elif c["cause"] == "never landed":
