@@ -5,6 +5,8 @@ called by each stage); this stage renders what they recorded and raises incident
 checks fail.
 """
 
+from pathlib import Path
+
 import dagster as dg
 
 from assets.resources import QualityStoreResource
@@ -33,6 +35,7 @@ def quality_report(context: dg.AssetExecutionContext, quality_store: QualityStor
     report = build_report(quality_store.store, quality_store.reports_dir, suites_dir=suites_dir())
     context.log.info(f"quality report: {report.status}, {report.path}")
     return dg.MaterializeResult(metadata={
+        "open_report": dg.MetadataValue.url(Path(report.path).resolve().as_uri()),
         "path": dg.MetadataValue.path(str(report.path)),
         "overall_status": report.status,
         "tables": dg.MetadataValue.json(report.table_status),
