@@ -1,5 +1,13 @@
 """The analysts' quality report: one self-contained HTML file, plus one validation page per suite.
 
+``build_report`` writes ``quality_report.html`` (a stable path, for a link on the Dagster asset page),
+``index.html`` (every page, and ``experiments.html`` when one lies beside it) and
+``suites/<table>.html``. Failures are counted as ``results.failure_counts`` defines: the latest result
+of each table, partition and check — GX expectations, anomaly tests and every stage's own checks
+(``results.record_check_result``) alike — so the counts equal what the runs reported. With a
+``lake`` it also groups orphaned rows by their root cause (``causes.root_causes``) and shows the
+integration stage's rejections.
+
 Everything is inline (CSS and SVG charts, no scripts, no fonts or CDNs), so the file opens offline
 and can be mailed. Built only from the quality store and the suite files, never from table rows; every
 text that reaches the page passes ``scrub`` (no e-mail/phone shapes) and values of PII columns are
