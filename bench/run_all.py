@@ -16,6 +16,7 @@ BENCHES = {
     "integrate": ([], ["--events", "1000000"]),
     "quality": ([], ["--rows", "1000000"]),
     "label": ([], ["--quick"]),
+    "reco": ([], ["--events", "200000"]),
 }
 
 

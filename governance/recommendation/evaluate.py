@@ -250,8 +250,7 @@ def _hits(scores_fn: Callable[[sp.csr_matrix], np.ndarray], task: SessionTask, k
 def session_models(task: SessionTask) -> dict[str, Callable[[sp.csr_matrix], np.ndarray]]:
     sknn = SKNN(k=100, sample_size=500)
     sknn.items = task.items
-    sknn.S = task.train
-    sknn.recency = task.recency
+    sknn.set_sessions(task.train, -task.recency)  # recency 0 = the most recent
     pop = np.asarray(task.train.sum(axis=0)).ravel().astype(np.float32)
     sim = similarity_topn(task.train, "cosine", neighbours=200)
 

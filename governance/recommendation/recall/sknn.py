@@ -2,7 +2,8 @@
 
 The current session's items are weighted by position (linear decay: the last item weighs 1); the
 past sessions sharing an item with it are the candidates, the ``sample_size`` most recent of them
-are kept, and the ``k`` most similar (cosine between the weighted current session and the binary
+are kept (past sessions are stored most recent first, so these are each row's first candidates),
+and the ``k`` most similar (cosine between the weighted current session and the binary
 past session) vote for their items with their similarity. Everything is sparse-matrix algebra
 over a batch of sessions at once.
 """
@@ -46,35 +47,50 @@ class SKNN(Recall):
     def fit(self, data: RecoData, items: Index) -> SKNN:
         t = time.perf_counter()
         self.items = items
-        self.S, times = session_matrix(data.events, items)
-        # recency rank of each past session (0 = most recent)
-        self.recency = np.argsort(np.argsort(-times, kind="stable"), kind="stable").astype(np.int64)
+        S, times = session_matrix(data.events, items)
+        self.set_sessions(S, times)
         self.fit_seconds = time.perf_counter() - t
         return self
 
-    def score_sequences(self, seq: sp.csr_matrix) -> np.ndarray:
+    def set_sessions(self, S: sp.csr_matrix, times: np.ndarray) -> SKNN:
+        """Past sessions (rows) ordered most recent first, so a row's first candidates are the most recent."""
+        order = np.argsort(-np.asarray(times), kind="stable")
+        self.S = S.tocsr()[order]
+        self.recency = np.arange(self.S.shape[0], dtype=np.int64)
+        return self
+
+    def score_sequences(self, seq: sp.csr_matrix, batch: int = 256) -> np.ndarray:
         """seq: rows × items with each item's 1-based position in the current session (0 = absent)."""
-        q = position_weights(seq)
-        if q.nnz == 0 or self.S.shape[0] == 0:
-            return np.zeros((seq.shape[0], len(self.items)), np.float32)
-        sims = (q @ self.S.T).tocsr()  # rows × sessions: weighted overlap
-        if self.params["similarity"] == "cosine":
-            qlen = np.sqrt(np.diff(seq.tocsr().indptr)).astype(np.float32)
-            slen = np.sqrt(np.asarray(self.S.sum(axis=1)).ravel()).astype(np.float32)
-            rows = np.repeat(np.arange(sims.shape[0]), np.diff(sims.indptr))
-            sims.data = sims.data / np.maximum(qlen[rows] * slen[sims.indices], 1e-9)
-        sims = self._neighbours(sims)
-        return (sims @ self.S).toarray()
+        seq = seq.tocsr()
+        out = np.zeros((seq.shape[0], len(self.items)), np.float32)
+        if seq.nnz == 0 or self.S.shape[0] == 0:
+            return out
+        slen = np.sqrt(np.asarray(self.S.sum(axis=1)).ravel()).astype(np.float32)
+        for start in range(0, seq.shape[0], batch):
+            part = seq[start:start + batch]
+            q = position_weights(part)
+            sims = (q @ self.S.T).tocsr()  # rows × past sessions: weighted overlap
+            sims.sort_indices()  # columns in recency order (sessions are stored most recent first)
+            if self.params["similarity"] == "cosine":
+                qlen = np.sqrt(np.diff(part.indptr)).astype(np.float32)
+                rows = np.repeat(np.arange(sims.shape[0]), np.diff(sims.indptr))
+                sims.data = sims.data / np.maximum(qlen[rows] * slen[sims.indices], 1e-9)
+            out[start:start + part.shape[0]] = (self._neighbours(sims) @ self.S).toarray()
+        return out
 
     def _neighbours(self, sims: sp.csr_matrix) -> sp.csr_matrix:
-        """Keep, per row, the k most similar among the sample_size most recent candidate sessions."""
+        """Per row: of the sample_size most recent candidate sessions, the k most similar."""
         k, sample = self.params["k"], self.params["sample_size"]
-        sims = sims.tocsr()
-        rows = np.repeat(np.arange(sims.shape[0]), np.diff(sims.indptr))
-        frame = pl.DataFrame({"r": rows, "c": sims.indices, "v": sims.data, "rec": self.recency[sims.indices]})
-        kept = (frame.filter(pl.col("rec").rank("ordinal").over("r") <= sample)
-                .filter(pl.col("v").rank("ordinal", descending=True).over("r") <= k))
-        return sp.csr_matrix((kept["v"].to_numpy(), (kept["r"].to_numpy(), kept["c"].to_numpy())), shape=sims.shape)
+        counts = np.diff(sims.indptr)
+        rows = np.repeat(np.arange(sims.shape[0]), counts)
+        within = np.arange(sims.nnz) - np.repeat(sims.indptr[:-1], counts)
+        recent = within < sample  # columns are sorted, rows ordered by recency: the first ones are the newest
+        r, c, v = rows[recent], sims.indices[recent], sims.data[recent]
+        order = np.lexsort((-v, r))
+        r, c, v = r[order], c[order], v[order]
+        first = np.searchsorted(r, np.arange(sims.shape[0]))
+        top = (np.arange(r.size) - first[r]) < k
+        return sp.csr_matrix((v[top], (r[top], c[top])), shape=sims.shape)
 
     def score(self, hist: History) -> np.ndarray:
         return self.score_sequences(hist.session)
