@@ -344,6 +344,7 @@ class Lake:
 
     def manifest(self, layer: str, table: str, partition: str | None = None) -> dict:
         """The committed version's manifest ({} when the partition is absent)."""
+        self.recover()
         return self._read_manifest(self.partition_dir(layer, table, partition) / CURRENT)
 
     def tables(self) -> list[tuple[str, str]]:
@@ -358,6 +359,7 @@ class Lake:
 
     def verify(self, layer: str, table: str, partition: str | None = None) -> list[str]:
         """Problems of one committed partition (parts missing or not matching the manifest's hash)."""
+        self.recover()
         current = self.partition_dir(layer, table, partition) / CURRENT
         manifest = self._read_manifest(current)
         problems = []
@@ -640,7 +642,9 @@ class Catalog:
                 con.close()
 
     def query(self, sql: str) -> pl.DataFrame:
-        """Run a read-only query against the catalog (for tests, the CLI and reports)."""
+        """Run a read-only query against the catalog (for tests, the CLI and reports); a transaction
+        whose writer died between its commit point and its last published link is rolled forward first."""
+        self.lake.recover()
         deadline = time.monotonic() + self.lock_timeout_s
         while True:
             try:

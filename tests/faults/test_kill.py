@@ -92,11 +92,18 @@ def world(tmp_path_factory) -> World:
     assert counts_new != counts_s0  # a mix of the two states is detectable
     scratch = root / "count"
     shutil.copytree(root / "s0", scratch, symlinks=True)
-    started = time.monotonic()
     out = subprocess.run([sys.executable, str(PIPELINE), str(scratch), DAY, "events", "count"], capture_output=True,
                          text=True, timeout=300, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-3000:]
     points = out.stdout.strip().splitlines()
+    # how long the run takes once imported: random kills fall inside it
+    shutil.rmtree(scratch)
+    shutil.copytree(root / "s0", scratch, symlinks=True)
+    proc = subprocess.Popen([sys.executable, str(PIPELINE), str(scratch), DAY, "events", "wait"], stdout=subprocess.PIPE,
+                            text=True, cwd=ROOT)
+    assert proc.stdout.readline().strip() == "ready"
+    started = time.monotonic()
+    proc.communicate(timeout=300)
     return World(root, root / "s0", expected, points, counts_s0, counts_new, time.monotonic() - started)
 
 
@@ -137,9 +144,8 @@ def _views_show_one_state(root: Path, world: World) -> bool:
                                                   if files else -1)
     finally:
         con.close()
-    return all(got[k] in (world.counts_s0[k], world.counts_new[k]) for k in got) and any(
-        all(got[k] == counts[k] for k in STAGES_KEYS(stage)) for counts in (world.counts_s0, world.counts_new)
-        for stage in STAGES)
+    return all(any(all(got[k] == counts[k] for k in STAGES_KEYS(stage)) for counts in (world.counts_s0, world.counts_new))
+               for stage in STAGES)
 
 
 def STAGES_KEYS(stage: str) -> list[str]:  # noqa: N802
@@ -208,7 +214,7 @@ def _inject(world: World, n: int, kill: str) -> Outcome:
     label = f"point {kill}: {world.points[int(kill) - 1]}" if kill != "random" else "random"
     if kill == "random":
         assert proc.stdout.readline().strip() == "ready"
-        delay = random.Random(n).uniform(0, world.pipeline_s * 0.8)
+        delay = random.Random(n).uniform(0, world.pipeline_s)
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         label = f"random at {delay:.2f}s"
@@ -260,8 +266,8 @@ def test_kill_at_one_point_of_each_kind_and_at_20_random_moments(world):
     kinds: dict[str, int] = {}
     for i in _state_points(world):
         kinds.setdefault(world.points[i - 1].split(" ", 1)[1], i)
-    outcomes = _sweep(world, [str(i) for i in kinds.values()] + ["random"] * 20, 0)
-    assert len(outcomes) >= len(kinds) + 20
+    outcomes = _sweep(world, [str(i) for i in kinds.values()] + ["random"] * 24, 0)
+    assert sum(o.killed for o in outcomes[len(kinds):]) >= 20  # at least 20 random kills landed mid-run
     _report(outcomes, "kinds + random")
 
 
@@ -270,3 +276,18 @@ def test_kill_at_every_write_point(world):
     outcomes = _sweep(world, [str(i) for i in _state_points(world)], 1000)
     assert all(o.killed for o in outcomes[:-1])
     _report(outcomes, "every write point")
+
+
+@pytest.mark.slow
+def test_two_runs_of_one_partition_at_once_are_serialised(world):
+    """Two runs of the same partition started together (the run queue allows one per partition; the lake
+    serialises them anyway): both succeed, one committed version per partition, the tables of one run."""
+    root = world.root / "twice"
+    shutil.copytree(world.s0, root, symlinks=True)
+    shutil.copy(world.expected / "landing" / "events" / DAY / SECOND_FILE, root / "landing" / "events" / DAY / SECOND_FILE)
+    procs = [subprocess.Popen([sys.executable, str(PIPELINE), str(root), DAY, "events", "none"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, cwd=ROOT) for _ in range(3)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [o[1][-2000:] for o in outs]
+    problems, lost = _invariants(root, world)
+    assert not problems and lost == 0, problems[:5]
