@@ -1,0 +1,170 @@
+"""Off-policy estimators against their formulas and known answers; the A/B read-out's statistics."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import polars as pl
+import pytest
+from scipy import stats
+
+from governance.experiments import ab_test
+from governance.experiments.off_policy import dm, dr, estimate, ips, open_bandit_validation, snips
+
+# ------------------------------------------------------------------------------------------ formulas
+
+
+def test_estimators_match_their_formulas_on_a_hand_computed_log():
+    r = np.array([1.0, 0.0, 1.0, 0.0])
+    w = np.array([2.0, 0.5, 1.0, 0.0])
+    q_log = np.array([0.5, 0.2, 0.4, 0.1])
+    q_tgt = np.array([0.6, 0.3, 0.5, 0.2])
+    assert ips(r, w) == pytest.approx((2 + 0 + 1 + 0) / 4)
+    assert snips(r, w) == pytest.approx(3 / 3.5)
+    assert dm(q_tgt) == pytest.approx(0.4)
+    # DR = mean(q_tgt + w (r - q_log)) = mean(0.6+1.0, 0.3-0.1, 0.5+0.6, 0.2+0) = 3.1 / 4
+    assert dr(r, w, q_log, q_tgt) == pytest.approx(3.1 / 4)
+    got = {e.estimator: e.value for e in estimate(r, w, q_log, q_tgt, n_boot=50)}
+    assert got == pytest.approx({"IPS": 0.75, "SNIPS": 3 / 3.5, "DM": 0.4, "DR": 0.775})
+
+
+def _bandit(n: int, seed: int):
+    """Two context types, three actions, uniform logging; the target policy plays a fixed action per context."""
+    rng = np.random.default_rng(seed)
+    p_reward = np.array([[0.10, 0.30, 0.05], [0.40, 0.05, 0.20]])  # context × action
+    target = np.array([1, 0])  # best action per context
+    ctx = rng.integers(0, 2, n)
+    act = rng.integers(0, 3, n)
+    reward = (rng.random(n) < p_reward[ctx, act]).astype(float)
+    weight = (act == target[ctx]) / (1 / 3)
+    truth = 0.5 * 0.30 + 0.5 * 0.40  # both contexts equally likely
+    return ctx, act, reward, weight, p_reward, target, truth
+
+
+def test_ips_snips_dr_recover_a_known_policy_value_within_their_intervals():
+    ctx, act, reward, weight, p_reward, target, truth = _bandit(30_000, seed=1)
+    q_log = p_reward[ctx, act]  # a correct reward model
+    q_tgt = p_reward[ctx, target[ctx]]
+    est = {e.estimator: e for e in estimate(reward, weight, q_log, q_tgt, n_boot=300, seed=2)}
+    for name in ("IPS", "SNIPS", "DR", "DM"):
+        e = est[name]
+        assert e.low <= truth <= e.high, (name, e)
+        assert abs(e.value - truth) < 0.02, (name, e)
+    # a correct model makes DR's interval no wider than IPS's
+    assert (est["DR"].high - est["DR"].low) <= (est["IPS"].high - est["IPS"].low)
+    # the logged rewards of the uniform policy are far from the target's value: the estimate is not a copy
+    assert abs(reward.mean() - truth) > 0.1
+
+
+def test_dm_is_biased_by_a_wrong_model_and_dr_corrects_it():
+    ctx, act, reward, weight, p_reward, target, truth = _bandit(30_000, seed=3)
+    wrong = np.full_like(p_reward, 0.2)
+    est = {e.estimator: e.value for e in estimate(reward, weight, wrong[ctx, act], wrong[ctx, target[ctx]],
+                                                  n_boot=100)}
+    assert est["DM"] == pytest.approx(0.2)
+    assert abs(est["DR"] - truth) < 0.02
+
+
+def test_slot_estimates_sum_and_snips_normalises_per_slot():
+    rng = np.random.default_rng(0)
+    r = (rng.random((500, 3)) < 0.3).astype(float)
+    w = rng.choice([0.0, 2.0], size=(500, 3))
+    w[:, 2] *= 3  # a slot whose weights do not average 1
+    total = {e.estimator: e.value for e in estimate(r, w, n_boot=50)}
+    per_slot = [{e.estimator: e.value for e in estimate(r[:, s], w[:, s], n_boot=50)} for s in range(3)]
+    assert total["IPS"] == pytest.approx(sum(p["IPS"] for p in per_slot))
+    assert total["SNIPS"] == pytest.approx(sum(p["SNIPS"] for p in per_slot))
+
+
+# ------------------------------------------------------------------------------------------ A/B
+
+
+def test_assignment_is_a_stable_hash_split():
+    units = [f"u{i:05d}" for i in range(20_000)]
+    a = ab_test.assign(units, "exp-1")
+    b = ab_test.assign(list(reversed(units)), "exp-1")
+    joined = a.join(b, on="unit", suffix="_again")
+    assert (joined["variant"] == joined["variant_again"]).all()  # same unit, same variant, any order
+    share = (a["variant"] == "treatment").mean()
+    assert 0.48 < share < 0.52
+    # the bucket is md5("<experiment>:<unit>") read as a fraction of 2^52
+    h = int(hashlib.md5(b"exp-1:u00042").hexdigest()[:13], 16) / 2 ** 52
+    assert a.filter(pl.col("unit") == "u00042")["bucket"].item() == pytest.approx(h)
+    other = ab_test.assign(units, "exp-2")
+    assert 0.4 < (other["variant"] == a["variant"]).mean() < 0.6  # a new experiment reshuffles
+    weighted = ab_test.assign(units, "exp-1", ("a", "b", "c"), (0.2, 0.3, 0.5))
+    shares = weighted["variant"].value_counts(normalize=True).sort("variant")["proportion"].to_list()
+    assert shares == pytest.approx([0.2, 0.3, 0.5], abs=0.015)
+
+
+def test_srm_flags_a_broken_split_and_passes_a_fair_one():
+    fair = ab_test.srm([5030, 4970])
+    assert not fair["mismatch"] and fair["p_value"] > 0.5
+    broken = ab_test.srm([5000, 5400])
+    assert broken["chi2"] == pytest.approx(2 * 200 ** 2 / 5200)
+    assert broken["mismatch"] and broken["p_value"] < 0.001
+    assert not ab_test.srm([2000, 8000], [0.2, 0.8])["mismatch"]  # the planned split, not 50/50
+
+
+def test_compare_means_matches_welch():
+    rng = np.random.default_rng(5)
+    c, t = rng.normal(1.0, 1.0, 800), rng.normal(1.15, 1.3, 700)
+    comp = ab_test.compare_means("m", c, t)
+    assert comp.p_value == pytest.approx(stats.ttest_ind(t, c, equal_var=False).pvalue, rel=1e-6)
+    assert comp.diff == pytest.approx(t.mean() - c.mean())
+    assert comp.diff_low < comp.diff < comp.diff_high
+
+
+def test_ratio_metric_uses_the_delta_method():
+    rng = np.random.default_rng(6)
+    den_c, den_t = rng.integers(1, 8, 2000), rng.integers(1, 8, 2000)
+    num_c, num_t = rng.binomial(den_c, 0.30), rng.binomial(den_t, 0.36)
+    comp = ab_test.compare_ratios("ctr", num_c, den_c, num_t, den_t)
+    assert comp.control == pytest.approx(num_c.sum() / den_c.sum())
+    assert comp.treatment == pytest.approx(num_t.sum() / den_t.sum())
+    assert comp.p_value < 0.001 and comp.diff_low > 0
+    # the delta-method interval agrees with a bootstrap over users
+    boot = []
+    for _ in range(400):
+        i = rng.integers(0, 2000, 2000)
+        boot.append(num_c[i].sum() / den_c[i].sum())
+    half = (comp.control_high - comp.control_low) / 2
+    assert half == pytest.approx(1.96 * np.std(boot), rel=0.2)
+
+
+def test_cuped_keeps_the_effect_and_removes_the_explained_variance():
+    rng = np.random.default_rng(7)
+    n = 6000
+    x = rng.gamma(2.0, 2.0, n)  # pre-period activity
+    is_t = rng.random(n) < 0.5
+    y = 0.8 * x + rng.normal(0, 1.0, n) + 0.3 * is_t
+    comp, info = ab_test.compare_cuped("y", y, x, is_t)
+    raw = ab_test.compare_means("y", y[~is_t], y[is_t])
+    assert comp.diff == pytest.approx(0.3, abs=0.08)
+    expected = np.corrcoef(x, y)[0, 1] ** 2
+    assert info["variance_reduction"] == pytest.approx(expected, abs=0.05)
+    assert (comp.diff_high - comp.diff_low) < 0.6 * (raw.diff_high - raw.diff_low)
+
+
+def test_guardrail_fails_only_on_a_significant_drop():
+    rng = np.random.default_rng(8)
+    base = rng.exponential(40, 3000)
+    assert ab_test.guardrail("revenue", base, rng.exponential(30, 3000))["violated"]
+    assert not ab_test.guardrail("revenue", base, rng.exponential(40, 3000))["violated"]
+    assert not ab_test.guardrail("revenue", base, rng.exponential(50, 3000))["violated"]
+
+
+# ------------------------------------------------------------------------------------------ real logs
+
+
+def test_open_bandit_estimates_bracket_the_on_policy_ctr(shared_data):
+    result = open_bandit_validation(shared_data / "open_bandit_zozotown_sample", n_boot=300)
+    assert result["on_policy_ctr_bts"] == pytest.approx(0.0042)
+    assert result["logged_ctr_random"] == pytest.approx(0.0038)
+    est = {r["estimator"]: r for r in result["estimates"].to_dicts()}
+    assert set(est) == {"IPS", "SNIPS", "DM", "DR"}
+    for name in ("IPS", "SNIPS", "DR"):  # DM's interval holds the reward model fixed: too narrow to ask this
+        r = est[name]
+        assert r["ci_low"] <= result["on_policy_ctr_bts"] <= r["ci_high"], r
+    assert est["DM"]["relative_error"] < 0.5
