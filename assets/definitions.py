@@ -6,13 +6,13 @@ that landed — are read when the code location loads, never at import.
 
 import dagster as dg
 
-from assets import automation, cleaning, collection, integration, labelling, quality, recommendation
+from assets import automation, cleaning, collection, experiments, integration, labelling, quality, recommendation, search
 from assets.partitions import daily_partitions
 from assets.resources import governance_resources
 from governance.settings import Settings
 
 #: the lifecycle stages in the order data flows through them; each module's ``stage_definitions(daily)``
-STAGES = (collection, cleaning, labelling, integration, quality, recommendation)
+STAGES = (collection, cleaning, labelling, integration, quality, recommendation, search, experiments)
 
 
 def build_definitions(**overrides) -> dg.Definitions:
