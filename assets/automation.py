@@ -14,9 +14,10 @@ from governance.contracts import CONTRACTS
 
 DAILY_SOURCES = [c.name for c in CONTRACTS.values() if c.partitioned]
 SNAPSHOT_SOURCES = [c.name for c in CONTRACTS.values() if not c.partitioned]
-#: the lifecycle stages (asset groups) in the order data flows through them
-STAGE_ORDER = ("collection", "cleaning", "labelling", "integration", "quality", "recommendation", "search",
-               "experiments")
+#: the lifecycle stages (asset groups) in the order data flows through them; the report comes last so it
+#: tells what every stage's checks found
+STAGE_ORDER = ("collection", "cleaning", "labelling", "integration", "recommendation", "search", "experiments",
+               "quality")
 
 
 def stage_steps(graph, group: str) -> dict[str, list[dg.AssetKey]]:

@@ -7,7 +7,8 @@ import dagster as dg
 import polars as pl
 
 from assets.metadata import counts_table, markdown_table, table_schema, top_reasons
-from assets.resources import WarehouseResource
+from assets.check_results import check_result
+from assets.resources import QualityStoreResource, WarehouseResource
 from assets.suite_checks import suite_checks
 from governance.cleaning import REFERENCES, RULES, clean_partition
 from governance.cleaning.conservation import cleaning_conservation
@@ -85,16 +86,15 @@ def clean_asset(contract: SourceContract, daily: dg.PartitionsDefinition
         description="rows in raw = rows in clean + rows quarantined by cleaning, counted from the files on disk. "
                     "Blocking: a violation stops downstream assets.",
     )
-    def _conserved(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    def _conserved(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+                   quality_store: QualityStoreResource) -> dg.AssetCheckResult:
         partition = context.partition_key if contract.partitioned else None
         c = cleaning_conservation(warehouse.lake, source, partition)
-        return dg.AssetCheckResult(
-            passed=c.holds,
-            severity=dg.AssetCheckSeverity.ERROR,
-            description=None if c.holds else f"{c.difference:+,} rows unaccounted for",
-            metadata={"rows_in": c.rows_in, "rows_clean": c.rows_clean, "rows_quarantined": c.rows_quarantined,
-                      "difference": c.difference},
-        )
+        figures = {"rows_in": c.rows_in, "rows_clean": c.rows_clean, "rows_quarantined": c.rows_quarantined,
+                   "difference": c.difference}
+        return check_result(context, quality_store, passed=c.holds, blocking=True, figures=figures,
+                            description="rows in raw = rows in clean + rows quarantined" if c.holds
+                            else f"{c.difference:+,} rows unaccounted for", metadata=figures)
 
     return _clean, _conserved
 

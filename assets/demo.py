@@ -27,10 +27,10 @@ STAGE_TITLES = {
     "cleaning": "cleaning: raw → clean",
     "labelling": "labelling: sentiment and intent models, labelled reviews and queries",
     "integration": "integration: users, products, sessions, interactions",
-    "quality": "quality: the analysts' report",
     "recommendation": "recommendation: training, evaluation, batch recommendations",
     "search": "search: index and evaluation",
     "experiments": "experiments: offline estimate and online A/B test",
+    "quality": "quality: the analysts' report over every check of every stage",
 }
 
 
@@ -89,16 +89,22 @@ def _model_lines(models_root) -> list[str]:
 
 
 def _check_summary(results: list[dg.ExecuteInProcessResult]) -> tuple[int, list[str], list[str]]:
-    """Passed count, failed blocking checks and failed warning checks (asset:check [partition])."""
-    passed, errors, warns = 0, [], []
+    """Passed count, failed blocking checks and failed warning checks (asset:check [partition]).
+
+    Counted as the report counts (governance.quality.results): the latest evaluation of each
+    (asset, partition, check) once, so a check re-run on a partition is not counted twice."""
+    latest = {}
     for result in results:
         partition = result.dagster_run.tags.get("dagster/partition")
         for event in result.get_asset_check_evaluations():
-            if event.passed:
-                passed += 1
-                continue
-            label = f"{event.asset_key.to_user_string()}:{event.check_name}" + (f" [{partition}]" if partition else "")
-            (errors if event.severity == dg.AssetCheckSeverity.ERROR else warns).append(label)
+            latest[(event.asset_key.to_user_string(), partition, event.check_name)] = event
+    passed, errors, warns = 0, [], []
+    for (asset, partition, check), event in sorted(latest.items(), key=lambda kv: (kv[0][0], kv[0][1] or "", kv[0][2])):
+        if event.passed:
+            passed += 1
+            continue
+        label = f"{asset}:{check}" + (f" [{partition}]" if partition else "")
+        (errors if event.severity == dg.AssetCheckSeverity.ERROR else warns).append(label)
     return passed, errors, warns
 
 
@@ -173,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         _say(str(counts))
     passed, errors, warns = _check_summary(results)
     runs_failed = sum(not r.success for r in results)
-    _say(f"   runs: {len(results)} ({runs_failed} failed); asset checks: {passed} passed, {len(errors)} blocking "
-         f"failed, {len(warns)} warnings")
+    _say(f"   runs: {len(results)} ({runs_failed} failed); asset checks: {len(errors) + len(warns)} failed "
+         f"({len(errors)} blocking, {len(warns)} warnings) of {passed + len(errors) + len(warns)} evaluated")
     for label in errors[:10]:
         _say(f"      ✗ {label}")
     for label in warns[:10]:
@@ -183,8 +189,12 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"      … and {len(warns) - 10} more warnings (all of them in the report)")
     for line in _model_lines(settings.models_root):
         _say(line)
+    from governance.quality.results import failure_counts
+    from governance.quality.store import QualityStore
+
+    _say(f"   quality store (what the report shows): {failure_counts(QualityStore.shared(settings.quality_url)).line()}")
     report = settings.reports_dir / "quality_report.html"
-    _say(f"   report: {report if report.exists() else '(not built)'}  (open it in a browser: file://{report})")
+    _say(f"   report: {report if report.exists() else '(not built)'}  (open it in a browser: {report.as_uri()})")
     _say(f"   lake (Parquet, store of record): {settings.lake_root}")
     _say(f"   catalog: governance sql \"select * from clean.events limit 5\"  ({catalog.path})")
     _say(f"   ground truth of injected faults: {truth / 'faults.parquet'}")

@@ -21,7 +21,8 @@ import dagster as dg
 import polars as pl
 
 from assets.metadata import counts_table, markdown_table, table_schema, top_reasons
-from assets.resources import WarehouseResource
+from assets.check_results import check_result
+from assets.resources import QualityStoreResource, WarehouseResource
 from assets.suite_checks import suite_checks
 from governance.integration import checks as C
 from governance.integration import consistency as K
@@ -458,18 +459,24 @@ def catalog_findings(context: dg.AssetExecutionContext, warehouse: WarehouseReso
 # checks: beside the assets they check; each body is one call into governance.integration.lake_checks
 
 
-def _result(outcome: C.CheckOutcome) -> dg.AssetCheckResult:
+def _result(context, quality_store: QualityStoreResource, outcome: C.CheckOutcome) -> dg.AssetCheckResult:
+    """A blocking check's outcome, shown in Dagster and stored for the report."""
     metadata = {k: (dg.MetadataValue.json(v) if isinstance(v, dict) else v) for k, v in outcome.figures.items()}
-    if outcome.examples is not None and outcome.examples.height:
-        metadata["examples"] = markdown_table(outcome.examples, rows=C.EXAMPLES)
-    return dg.AssetCheckResult(passed=outcome.passed, severity=dg.AssetCheckSeverity.ERROR, metadata=metadata,
-                               description=outcome.description)
+    examples = outcome.examples if outcome.examples is not None and outcome.examples.height else None
+    if examples is not None:
+        metadata["examples"] = markdown_table(examples, rows=C.EXAMPLES)
+    return check_result(context, quality_store, passed=outcome.passed, blocking=True,
+                        description=outcome.description, metadata=metadata, figures=outcome.figures,
+                        examples=examples)
 
 
-def _finding_result(finding: K.Finding, check_name: str | None = None) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        check_name=check_name, passed=finding.count == 0, severity=dg.AssetCheckSeverity.WARN,
-        description=finding.summary(),
+def _finding_result(context, quality_store: QualityStoreResource, finding: K.Finding,
+                    check_name: str | None = None) -> dg.AssetCheckResult:
+    """A warning finding, shown in Dagster and stored for the report."""
+    return check_result(
+        context, quality_store, check_name=check_name, passed=finding.count == 0, blocking=False,
+        description=finding.summary(), unexpected_count=finding.count, element_count=finding.out_of,
+        examples=finding.examples if finding.examples.height else None,
         metadata={"count": finding.count, "out_of": finding.out_of, "share": round(finding.share, 6),
                   "unit": finding.unit, "examples": markdown_table(finding.examples, rows=K.EXAMPLES)})
 
@@ -491,9 +498,9 @@ def daily_integration_checks(daily: dg.PartitionsDefinition) -> list[dg.AssetChe
                     description="clean events of the day = events counted in interactions + events routed aside "
                                 "or quarantined here, each with a reason; product_activity = interactions + "
                                 "anonymous events.")
-    def interactions_reconcile(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-                               ) -> dg.AssetCheckResult:
-        return _result(C.events_reconciliation(warehouse.lake, context.partition_key))
+    def interactions_reconcile(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+                               quality_store: QualityStoreResource) -> dg.AssetCheckResult:
+        return _result(context, quality_store, C.events_reconciliation(warehouse.lake, context.partition_key))
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # partitioned check specs are a Dagster preview feature
@@ -507,18 +514,19 @@ def daily_integration_checks(daily: dg.PartitionsDefinition) -> list[dg.AssetChe
         ]
 
     @dg.multi_asset_check(specs=specs, name="interactions_event_findings", can_subset=True)
-    def event_findings(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+    def event_findings(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+                       quality_store: QualityStoreResource):
         found = L.event_findings(warehouse.lake, context.partition_key, warehouse.config.integration_config())
         for name, finding in found.items():
             if dg.AssetCheckKey(key("interactions"), name) in context.selected_asset_check_keys:
-                yield _finding_result(finding, name)
+                yield _finding_result(context, quality_store, finding, name)
 
     @dg.asset_check(asset=key("sessions"), name="session_durations_possible", partitions_def=daily,
                     description="Warn: sessions longer than the configured maximum (default 12 h).")
-    def session_durations(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-                          ) -> dg.AssetCheckResult:
-        return _finding_result(L.session_durations(warehouse.lake, context.partition_key,
-                                                   warehouse.config.integration_config()))
+    def session_durations(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+                          quality_store: QualityStoreResource) -> dg.AssetCheckResult:
+        findings = L.session_durations(warehouse.lake, context.partition_key, warehouse.config.integration_config())
+        return _finding_result(context, quality_store, findings)
 
     return [*out, interactions_reconcile, event_findings, session_durations]
 
@@ -528,9 +536,10 @@ def _aggregates_check(table: str, partitions_def: dg.PartitionsDefinition | None
                     description="No negative counts or amounts; counts by type add up to events; no impossible "
                                 "combinations (units without purchases, first event after last, rates outside "
                                 "[0, 1], ...).")
-    def _aggregates(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    def _aggregates(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+                    quality_store: QualityStoreResource) -> dg.AssetCheckResult:
         partition = context.partition_key if partitions_def is not None else None
-        return _result(C.aggregates_possible(warehouse.lake, table, partition))
+        return _result(context, quality_store, C.aggregates_possible(warehouse.lake, table, partition))
 
     return _aggregates
 
@@ -539,9 +548,11 @@ def _references_check(table: str, daily: dg.PartitionsDefinition) -> dg.AssetChe
     @dg.asset_check(asset=key(table), name=REFERENCES_EXIST, blocking=True, partitions_def=daily,
                     description="Every user_key is a known identity (integrated.user_keys, or a behaviour-only "
                                 "user of the day's clean data) and every product_id is in the catalog.")
-    def _references(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        return _result(L.references_exist(warehouse.lake, table, context.partition_key,
-                                          warehouse.config.integration_config()))
+    def _references(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+                    quality_store: QualityStoreResource) -> dg.AssetCheckResult:
+        outcome = L.references_exist(warehouse.lake, table, context.partition_key,
+                                     warehouse.config.integration_config())
+        return _result(context, quality_store, outcome)
 
     return _references
 
@@ -550,8 +561,9 @@ def _resolves_check(table: str, column: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(asset=key(table), name=EVERY_REFERENCE_RESOLVES, blocking=True,
                     description=f"Every {column} in interactions, product_activity, sessions and query_clicks "
                                 f"(all days) exists in integrated.{table}.")
-    def _resolves(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        return _result(C.referential_integrity_snapshot(warehouse.lake, table, table, column))
+    def _resolves(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+                  quality_store: QualityStoreResource) -> dg.AssetCheckResult:
+        return _result(context, quality_store, C.referential_integrity_snapshot(warehouse.lake, table, table, column))
 
     return _resolves
 
@@ -559,33 +571,39 @@ def _resolves_check(table: str, column: str) -> dg.AssetChecksDefinition:
 @dg.asset_check(asset=key("product_history"), name="history_is_consistent", blocking=True,
                 description="Per product: versions do not overlap, valid_to is the next valid_from, exactly one "
                             "current version.")
-def history_consistent(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    return _result(L.history_consistent(warehouse.lake))
+def history_consistent(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+                       quality_store: QualityStoreResource) -> dg.AssetCheckResult:
+    return _result(context, quality_store, L.history_consistent(warehouse.lake))
 
 
 @dg.asset_check(asset=key("user_keys"), name="no_personal_data", blocking=True,
                 description="The identity mapping carries no e-mail, phone or name, and every user_key is a "
                             "pseudonym (u_ + 20 hex digits).")
-def no_personal_data(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    return _result(L.no_personal_data(warehouse.lake))
+def no_personal_data(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+                     quality_store: QualityStoreResource) -> dg.AssetCheckResult:
+    return _result(context, quality_store, L.no_personal_data(warehouse.lake))
 
 
 @dg.asset_check(asset=key("users"), name="no_activity_before_signup",
                 description="Warn: registered users with activity on days before their sign-up day.")
-def activity_before_signup(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    return _finding_result(L.activity_before_signup(warehouse.lake))
+def activity_before_signup(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+                           quality_store: QualityStoreResource) -> dg.AssetCheckResult:
+    return _finding_result(context, quality_store, L.activity_before_signup(warehouse.lake))
 
 
 @dg.asset_check(asset=key("products"), name="every_product_seen",
                 description="Warn: catalog products nobody ever viewed.")
-def every_product_seen(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    return _finding_result(L.products_never_seen(warehouse.lake))
+def every_product_seen(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+                       quality_store: QualityStoreResource) -> dg.AssetCheckResult:
+    return _finding_result(context, quality_store, L.products_never_seen(warehouse.lake))
 
 
 @dg.asset_check(asset=key("products"), name="reviews_are_verified",
                 description="Warn: reviews of products their author never bought (unverified).")
-def reviews_verified(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-    return _finding_result(L.reviews_verified(warehouse.lake, warehouse.config.integration_config()))
+def reviews_verified(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource,
+                     quality_store: QualityStoreResource) -> dg.AssetCheckResult:
+    finding = L.reviews_verified(warehouse.lake, warehouse.config.integration_config())
+    return _finding_result(context, quality_store, finding)
 
 
 SNAPSHOT_CHECKS = [_aggregates_check("products", None), _aggregates_check("users", None),

@@ -5,11 +5,9 @@ called by each stage); this stage renders what they recorded and raises incident
 checks fail.
 """
 
-from pathlib import Path
-
 import dagster as dg
 
-from assets.resources import QualityStoreResource
+from assets.resources import QualityStoreResource, WarehouseResource
 from governance.quality.alerts import raise_incident
 from governance.quality.report import build_report
 from governance.quality.runner import suites_dir
@@ -31,11 +29,12 @@ GROUP = "quality"
     ),
     tags={"layer": "quality", "stage": "quality"},
 )
-def quality_report(context: dg.AssetExecutionContext, quality_store: QualityStoreResource) -> dg.MaterializeResult:
-    report = build_report(quality_store.store, quality_store.reports_dir, suites_dir=suites_dir())
-    context.log.info(f"quality report: {report.status}, {report.path}")
+def quality_report(context: dg.AssetExecutionContext, quality_store: QualityStoreResource,
+                   warehouse: WarehouseResource) -> dg.MaterializeResult:
+    report = build_report(quality_store.store, quality_store.reports_dir, suites_dir=suites_dir(), lake=warehouse.lake)
+    context.log.info(f"quality report: {report.status}, {report.path}; {report.counts.line()}")
     return dg.MaterializeResult(metadata={
-        "open_report": dg.MetadataValue.url(Path(report.path).resolve().as_uri()),
+        "open_report": dg.MetadataValue.url(report.url),
         "path": dg.MetadataValue.path(str(report.path)),
         "overall_status": report.status,
         "tables": dg.MetadataValue.json(report.table_status),

@@ -106,7 +106,8 @@ def test_a_failed_blocking_check_holds_a_real_downstream_asset_back(cleaned, ins
         result.clean = result.clean.head(result.clean.height - 1)
         return result
 
-    selection = [["clean", "events"], ["integrated", "interactions"], ["integrated", "product_activity"]]
+    selection = [["clean", "events"], ["integrated", "interactions"], ["integrated", "product_activity"],
+                 ["integrated", "anonymous_events"]]
 
     def materialize():
         return dg.materialize([*cleaned.assets, *cleaned.asset_checks], selection=dg.AssetSelection.assets(*selection),
