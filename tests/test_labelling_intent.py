@@ -76,14 +76,18 @@ def test_label_queries_columns_rules_and_clicks():
                             "query_text": ["where is my order", "cheap headphones", "acme", "", "linen thing",
                                            "Какое платье"]})
     events = pl.DataFrame({"session_id": ["s4", "s4"], "item_id": ["p3", "p4"], "event_type": ["click", "purchase"]})
-    out = label_queries(queries, products=PRODUCTS, events=events, embedder=HashEmbedder())
+    out = label_queries(queries, products=PRODUCTS, events=events, embedder=HashEmbedder(), top_k=3)
     for c in ("intent", "intent_probability", "category", "category_probability", "model_name", "model_version",
-              "labelled_at", "unlabelable_reason"):
+              "labelled_at", "unlabelable_reason", "category_confident", "category_level", "top_categories"):
         assert c in out.columns
     assert out["intent"].to_list()[:3] == ["support", "deal", "brand"]
-    assert out["category"][0] is None  # support queries have no product category
+    assert out["category"][0] is not None  # intent never drops a category: the two are independent outputs
     assert out["category"][1] == "Electronics > Audio > Headphones"
-    assert out["category"][4] == "Clothing > Women > Dresses" and out["category_source"][4] == "clicks + model"
+    assert out["category"][4] == "Clothing > Women > Dresses"
+    assert out["category_source"][4] == "clicks + model: names + catalog + clicks"
+    tops = out["top_categories"][1].to_list()
+    assert len(tops) == 3 and tops[0]["category"] == out["category"][1]
+    assert tops[0]["score"] >= tops[1]["score"] >= tops[2]["score"]
     assert out["intent"][3] is None and out["unlabelable_reason"][3].startswith("empty")
     assert out["unlabelable_reason"][5].startswith("non_english")
     p = out["intent_probability"].drop_nulls()

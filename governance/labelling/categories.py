@@ -351,6 +351,9 @@ def zero_shot_scores(qv: np.ndarray, categories: Sequence[str], encode: Encode) 
 
 
 def topk_accuracy(scores: np.ndarray, truth: np.ndarray, ks: Sequence[int] = (1, 5)) -> dict[str, float]:
-    """Share of rows whose true column is among the k highest scores, per k."""
-    ranks = (scores > scores[np.arange(len(truth)), truth][:, None]).sum(1)
+    """Share of rows whose true column is among the k highest scores, per k (ties broken by column
+    order, as ``argmax`` breaks them: a tie never counts in the truth's favour for free)."""
+    t = scores[np.arange(len(truth)), truth][:, None]
+    cols = np.arange(scores.shape[1])[None, :]
+    ranks = (scores > t).sum(1) + ((scores == t) & (cols < truth[:, None])).sum(1)
     return {f"top{k}": float((ranks < k).mean()) for k in ks}

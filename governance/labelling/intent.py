@@ -17,12 +17,14 @@ MiniLM embedding, trained on the weakly labelled queries (weighted by the weak l
 confidence). A high-precision pattern (support, deal, brand-only) overrides the model's argmax; the
 reported probability is ``0.5 + 0.5 · p_model(rule class)`` in that case, so disagreement shows.
 
-Category: a prototype classifier on the same embeddings. A leaf's prototype is the normalised sum
-of its name embedding and the mean embedding of the queries whose clicks landed in it; leaves nobody
-clicked keep their name embedding alone (**zero-shot fallback**). A query's own click distribution,
-when it has one, is averaged with the prototype probabilities. Support queries get no category.
-Probabilities from cosine similarities are ``softmax(cos / τ)`` — useful for ranking and
-thresholds, not calibrated.
+Category: a :class:`~governance.labelling.categories.CategoryModel` on the same encoder — path
+templates of each leaf, catalog prototypes and nearest products (titles and descriptions), click
+prototypes (the queries whose clicks landed in a leaf: weak labels), refinement on the batch
+being labelled, ancestors scored as the sum of their leaves with back-off to the deepest confident
+ancestor (``category_confident``). A query's own click distribution, when it has one, is averaged
+with the model's probabilities. **Intent and category are independent outputs**: a support query
+("track my order") still gets a category. Probabilities are for ranking and thresholds, not
+calibrated; ``top_categories`` lists the ``top_k`` leaves with their scores.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from governance.labelling.categories import CategoryModel, normalize_text
 from governance.labelling.encoder import Progress, ProgressReporter
 from governance.labelling.text import unlabelable_reason
 
@@ -286,6 +289,8 @@ class IntentModel:
     category_seen: np.ndarray
     tau: float = TAU
     n_weak_labels: int = 0
+    #: the category scorer (catalog / click prototypes, hierarchy); None in models saved before it existed
+    category_model: CategoryModel | None = None
 
     @property
     def trained(self) -> bool:
@@ -310,6 +315,8 @@ class IntentModel:
         return p
 
     def category_proba(self, qe: np.ndarray) -> np.ndarray:
+        if self.category_model is not None:
+            return self.category_model.proba(qe)
         return _softmax_rows((qe @ self.category_prototypes.T) / self.tau)
 
     def save(self, directory: Path | str) -> Path:
@@ -322,8 +329,11 @@ class IntentModel:
         np.savez(d / "intent_model.npz", **arrays)
         (d / "intent_model.json").write_text(json.dumps({
             "intents": list(INTENTS), "intent_classes": self.intent_classes, "categories": self.categories,
-            "tau": self.tau, "n_weak_labels": self.n_weak_labels, "encoder": "all-MiniLM-L6-v2 (mean pooled)"},
+            "tau": self.tau, "n_weak_labels": self.n_weak_labels, "encoder": "all-MiniLM-L6-v2 (mean pooled)",
+            "category_evidence": self.category_model.evidence if self.category_model is not None else "names"},
             indent=2))
+        if self.category_model is not None:
+            self.category_model.save(d / "categories")
         return d
 
     @classmethod
@@ -337,7 +347,8 @@ class IntentModel:
                    intent_intercept=a["intent_intercept"] if "intent_intercept" in a else None,
                    intent_classes=meta["intent_classes"], description_embeddings=a["description_embeddings"],
                    categories=meta["categories"], category_prototypes=a["category_prototypes"],
-                   category_seen=a["category_seen"], tau=meta["tau"], n_weak_labels=meta["n_weak_labels"])
+                   category_seen=a["category_seen"], tau=meta["tau"], n_weak_labels=meta["n_weak_labels"],
+                   category_model=CategoryModel.load(d / "categories") if (d / "categories").is_dir() else None)
 
 
 @dataclass
@@ -349,6 +360,7 @@ class _Prepared:
     reasons: list[str | None]
     idx: np.ndarray          # rows that can be labelled
     qe: np.ndarray           # their embeddings
+    qc: np.ndarray           # embeddings of their normalised texts (quantities, punctuation removed): categories
     qids: list[str]
     evidence: dict[str, dict]
     catalog: Catalog
@@ -362,6 +374,7 @@ def _prepare(queries: pl.DataFrame, products, events, category_names, query_colu
     reasons = [unlabelable_reason(t, max_chars=QUERY_MAX_CHARS) for t in texts]
     ok = np.array([r is None for r in reasons], dtype=bool)
     catalog = Catalog(products, category_names)
+    catalog.products = products
     rep.update(int((~ok).sum()))
     idx = np.flatnonzero(ok)
     qtext = [texts[i] for i in idx]
@@ -373,9 +386,15 @@ def _prepare(queries: pl.DataFrame, products, events, category_names, query_colu
 
     qe = emb.encode(qtext, progress=sub) if len(idx) else np.zeros((0, 384), dtype=np.float32)
     rep.close()
+    normed = [normalize_text(t) for t in qtext]
+    changed = [k for k, (t, n) in enumerate(zip(qtext, normed)) if n != " ".join(t.lower().split())]
+    qc = qe.copy()
+    if changed:
+        qc[changed] = emb.encode([normed[k] for k in changed])
     qids = queries["query_id"].cast(pl.String).to_list()
     evidence = session_evidence(queries, events, catalog) if "session_id" in queries.columns else {}
-    return _Prepared(queries, texts, reasons, idx, qe, qids, evidence, catalog, [weak_intent(t, catalog) for t in qtext])
+    return _Prepared(queries, texts, reasons, idx, qe, qc, qids, evidence, catalog,
+                     [weak_intent(t, catalog) for t in qtext])
 
 
 def _click_distribution(ev: dict | None, col: dict[str, int]) -> np.ndarray | None:
@@ -388,7 +407,7 @@ def _click_distribution(ev: dict | None, col: dict[str, int]) -> np.ndarray | No
     return d / d.sum() if d.sum() > 0 else None
 
 
-def _fit(prep: _Prepared, emb, tau: float, behaviour_intent_votes: bool) -> IntentModel:
+def _fit(prep: _Prepared, emb, tau: float, behaviour_intent_votes: bool, cache_dir=None) -> IntentModel:
     y, w = [], []
     for (lab, _src, conf), i in zip(prep.rule, prep.idx):
         b_lab, b_conf = behaviour_intent(prep.evidence.get(prep.qids[i]))
@@ -411,35 +430,52 @@ def _fit(prep: _Prepared, emb, tau: float, behaviour_intent_votes: bool) -> Inte
 
     cats = prep.catalog.categories
     dim = prep.qe.shape[1] if prep.qe.size else 384
+    cmodel = None
     if cats:
-        ce = emb.encode([category_text(c) for c in cats])
         col = {c: j for j, c in enumerate(cats)}
-        sums, mass = np.zeros_like(ce), np.zeros(len(cats))
-        for k, i in enumerate(prep.idx):
-            d = _click_distribution(prep.evidence.get(prep.qids[i]), col)
-            if d is not None:
-                sums += np.outer(d, prep.qe[k])
-                mass += d
-        seen = mass > 0
-        proto = ce.copy()
-        proto[seen] = ce[seen] + sums[seen] / mass[seen, None]
-        proto /= np.linalg.norm(proto, axis=1, keepdims=True)
+        rows = [(k, _click_distribution(prep.evidence.get(prep.qids[i]), col)) for k, i in enumerate(prep.idx)]
+        rows = [(k, d) for k, d in rows if d is not None]
+        qv = prep.qc[[k for k, _ in rows]] if rows else None
+        qd = np.stack([d for _, d in rows]) if rows else None
+        ptexts, pcats = product_texts(getattr(prep.catalog, "products", None))
+        cmodel = CategoryModel.build(cats, _encode_fn(emb, cache_dir), product_texts=ptexts, product_categories=pcats,
+                                     query_vectors=qv, query_distributions=qd)
+        proto, seen = cmodel.prototypes(), (cmodel.click_mass > 0) | (cmodel.n_products > 0)
     else:
         proto, seen = np.zeros((0, dim), dtype=np.float32), np.zeros(0, dtype=bool)
     return IntentModel(intent_coef=coef, intent_intercept=intercept, intent_classes=classes,
                        description_embeddings=de, categories=list(cats), category_prototypes=proto,
-                       category_seen=seen, tau=tau, n_weak_labels=int(have.sum()))
+                       category_seen=seen, tau=tau, n_weak_labels=int(have.sum()), category_model=cmodel)
+
+
+def product_texts(products: pl.DataFrame | None) -> tuple[list[str] | None, list[str] | None]:
+    """Each current product's text for its category's prototype: title, and the description's start."""
+    if products is None or not products.height or "category_path" not in products.columns:
+        return None, None
+    title = pl.col("title").cast(pl.String).fill_null("") if "title" in products.columns else pl.lit("")
+    desc = (pl.col("description").cast(pl.String).fill_null("").str.slice(0, 200) if "description" in products.columns
+            else pl.lit(""))
+    t = products.select(text=pl.concat_str([title, desc], separator=". ").str.strip_chars(". "),
+                        cat=pl.col("category_path").cast(pl.String)).filter(
+        pl.col("cat").is_not_null() & (pl.col("text").str.len_chars() > 0))
+    return t["text"].to_list(), t["cat"].to_list()
+
+
+def _encode_fn(emb, cache_dir):
+    from governance.labelling.embed_cache import cached_encode  # noqa: PLC0415
+    return lambda texts: cached_encode(emb, list(texts), cache_dir)
 
 
 def fit_intent_model(queries: pl.DataFrame, *, products: pl.DataFrame | None = None,
                      events: pl.DataFrame | None = None, category_names: Sequence[str] | None = None,
                      query_column: str = "query_text", embedder=None, tau: float = TAU,
-                     behaviour_intent_votes: bool = False, progress: Progress | None = None) -> IntentModel:
+                     behaviour_intent_votes: bool = False, progress: Progress | None = None,
+                     cache_dir: Path | str | None = None) -> IntentModel:
     """Learn an `IntentModel` from queries' weak labels (see the module docstring)."""
     emb = _embedder(embedder)
     prep = _prepare(queries, products, events, category_names, query_column, emb,
                     ProgressReporter(queries.height, progress, False, "queries"))
-    return _fit(prep, emb, tau, behaviour_intent_votes)
+    return _fit(prep, emb, tau, behaviour_intent_votes, cache_dir)
 
 
 def label_queries(queries: pl.DataFrame, *, products: pl.DataFrame | None = None, events: pl.DataFrame | None = None,
@@ -447,7 +483,8 @@ def label_queries(queries: pl.DataFrame, *, products: pl.DataFrame | None = None
                   progress: Progress | None = None, show_progress: bool | None = None,
                   tau: float = TAU, behaviour_intent_votes: bool = False,
                   model: IntentModel | None = None, model_name: str = MODEL_NAME,
-                  model_version: str = MODEL_VERSION) -> pl.DataFrame:
+                  model_version: str = MODEL_VERSION, top_k: int = 0,
+                  cache_dir: Path | str | None = None) -> pl.DataFrame:
     """`queries` plus intent, intent_probability, intent_source, category, category_probability,
     category_source, model_name, model_version, labelled_at, unlabelable_reason.
 
@@ -456,6 +493,8 @@ def label_queries(queries: pl.DataFrame, *, products: pl.DataFrame | None = None
     session_id, and query_time to bound the evidence to the events before the next query).
     Without either, the labeller runs on patterns + zero-shot similarity (`category_names`).
     `model`: a registered `IntentModel` to apply; without one, a model is fitted on these queries.
+    `top_k` > 0 adds ``top_categories``: the k best leaves with their scores. `cache_dir`
+    (``Settings.model_cache``): product-text embeddings are cached there by content hash.
     `behaviour_intent_votes`: let click spread label queries no pattern covers (off by default: on
     the generated shop it cost 7 points of intent accuracy — one clicked item does not make a
     product query); clicks always inform the category and the weak labels' confidence.
@@ -465,7 +504,7 @@ def label_queries(queries: pl.DataFrame, *, products: pl.DataFrame | None = None
     prep = _prepare(queries, products, events, category_names, query_column, emb,
                     ProgressReporter(n, progress, show_progress, "queries"))
     if model is None:
-        model = _fit(prep, emb, tau, behaviour_intent_votes)
+        model = _fit(prep, emb, tau, behaviour_intent_votes, cache_dir)
     idx, qe = prep.idx, prep.qe
 
     # ---- intent --------------------------------------------------------------------------------
@@ -489,23 +528,39 @@ def label_queries(queries: pl.DataFrame, *, products: pl.DataFrame | None = None
             intent[i], intent_p[i] = INTENTS[j], float(p[j])
             intent_src[i] = "model" if model.trained else "zero-shot"
 
-    # ---- category ------------------------------------------------------------------------------
+    # ---- category (independent of the intent: a support query keeps its category) -------------------
     cat, cat_p, cat_src = [None] * n, [None] * n, [None] * n
+    conf, level, tops = [None] * n, [None] * n, [None] * n
     cats = model.categories
     if cats and len(idx):
         col = {c: j for j, c in enumerate(cats)}
-        pc = model.category_proba(qe)
+        pc = model.category_proba(prep.qc)
+        base_src = ("model: " + model.category_model.evidence) if model.category_model is not None else (
+            "model" if model.category_seen.any() else "zero-shot")
+        clicked = np.zeros(len(idx), dtype=bool)
         for k, i in enumerate(idx):
-            if intent[i] == "support":
-                cat_src[i] = "none: support query"
-                continue
             d = _click_distribution(prep.evidence.get(prep.qids[i]), col)
             if d is not None:
-                p, src = 0.5 * d + 0.5 * pc[k], "clicks + model"
-            else:
-                p, src = pc[k], "model" if model.category_seen.any() else "zero-shot"
-            j = int(p.argmax())
-            cat[i], cat_p[i], cat_src[i] = cats[j], float(p[j]), src
+                pc[k] = 0.5 * d + 0.5 * pc[k]
+                clicked[k] = True
+        if model.category_model is not None:
+            pred = model.category_model.predict(prep.qc, top_k=max(top_k, 1), proba=pc)
+            conf_k, level_k, tops_k = (pred["category_confident"].to_list(), pred["category_level"].to_list(),
+                                       pred["top_categories"].to_list())
+        else:
+            order = np.argsort(-pc, axis=1)[:, :max(top_k, 1)]
+            tops_k = [[{"category": cats[j], "score": float(pc[r, j])} for j in row] for r, row in enumerate(order)]
+            conf_k = level_k = [None] * len(idx)
+        best = pc.argmax(1)
+        for k, i in enumerate(idx):
+            j = int(best[k])
+            cat[i], cat_p[i] = cats[j], float(pc[k, j])
+            cat_src[i] = "clicks + " + base_src if clicked[k] else base_src
+            conf[i], level[i], tops[i] = conf_k[k], level_k[k], tops_k[k]
+    extra = [pl.Series("category_confident", conf, dtype=pl.String), pl.Series("category_level", level, dtype=pl.String)]
+    if top_k:
+        extra.append(pl.Series("top_categories", [t[:top_k] if t is not None else None for t in tops],
+                               dtype=pl.List(pl.Struct({"category": pl.String, "score": pl.Float64}))))
     now = datetime.now(UTC)
     return prep.queries.with_columns(
         pl.Series("intent", intent, dtype=pl.String),
@@ -514,6 +569,7 @@ def label_queries(queries: pl.DataFrame, *, products: pl.DataFrame | None = None
         pl.Series("category", cat, dtype=pl.String),
         pl.Series("category_probability", cat_p, dtype=pl.Float64),
         pl.Series("category_source", cat_src, dtype=pl.String),
+        *extra,
         pl.lit(model_name, dtype=pl.String).alias("model_name"),
         pl.lit(model_version, dtype=pl.String).alias("model_version"),
         pl.lit(now, dtype=pl.Datetime("us", "UTC")).alias("labelled_at"),
