@@ -30,17 +30,15 @@ from governance.integration import lake_checks as L
 from governance.integration.events import ANONYMOUS_TABLE
 from governance.integration.pipeline import (
     DaySource,
-    build_catalog,
     build_catalog_findings,
-    build_identity,
-    build_products_snapshot,
-    build_users_snapshot,
+    integrate_catalog,
     integrate_events_day,
+    integrate_identity,
+    integrate_products,
     integrate_query_clicks_day,
     integrate_sessions_day,
+    integrate_users,
     load_lookups,
-    write_catalog,
-    write_identity,
 )
 from governance.integration.schemas import DAILY_TABLES, PRIMARY_KEYS
 
@@ -114,8 +112,7 @@ def _register(warehouse: WarehouseResource, *tables: str, layer: str = LAYER) ->
     ),
 )
 def user_keys(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    result = build_identity(warehouse.lake, warehouse.config.integration_config())
-    write_identity(warehouse.lake, result)
+    result = integrate_identity(warehouse.lake, warehouse.config.integration_config())
     _register(warehouse, "user_keys")
     m = result.user_keys
     by_system = dict(m.group_by("source_system", "origin").len().sort("len", descending=True)
@@ -151,8 +148,7 @@ def user_keys(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -
     ],
 )
 def product_catalog(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    result = build_catalog(warehouse.lake)
-    write_catalog(warehouse.lake, result)
+    result = integrate_catalog(warehouse.lake)
     _register(warehouse, "product_history", "product_keys")
     h = result.history
     changes = dict(h.filter(pl.col("changed") != "new").group_by("changed").len().sort("len", descending=True)
@@ -359,8 +355,7 @@ def _incremental_md(info) -> dg.MetadataValue:
     ),
 )
 def products(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    frame, info = build_products_snapshot(warehouse.lake, warehouse.config.integration_config())
-    warehouse.lake.write(LAYER, "products", frame)
+    frame, info = integrate_products(warehouse.lake, warehouse.config.integration_config())
     _register(warehouse, "products")
     context.log.info(f"products: {info.mode} ({info.reason}); {info.affected_keys} of {info.total_keys} re-aggregated")
     notes = dict(frame.group_by(pl.col("sentiment_note").fill_null("(shares present)")).len().iter_rows())
@@ -392,8 +387,7 @@ def products(context: dg.AssetExecutionContext, warehouse: WarehouseResource) ->
     ),
 )
 def users(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    frame, info = build_users_snapshot(warehouse.lake, warehouse.config.integration_config())
-    warehouse.lake.write(LAYER, "users", frame)
+    frame, info = integrate_users(warehouse.lake, warehouse.config.integration_config())
     _register(warehouse, "users")
     context.log.info(f"users: {info.mode} ({info.reason}); {info.affected_keys} of {info.total_keys} re-aggregated")
     buyers = frame.filter(pl.col("orders") > 0)

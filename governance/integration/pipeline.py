@@ -260,6 +260,34 @@ def _reviews(lake: Lake, users: UserLookup, product_keys: pl.DataFrame):
     return review_facts(reviews, labels, users, product_keys)
 
 
+def integrate_identity(lake: Lake, config: IntegrationConfig = DEFAULT_CONFIG) -> IdentityResult:
+    """``integrated.user_keys``, built and written (what its asset does)."""
+    result = build_identity(lake, config)
+    write_identity(lake, result)
+    return result
+
+
+def integrate_catalog(lake: Lake) -> CatalogResolution:
+    """``integrated.product_history`` and ``product_keys``, built and written."""
+    result = build_catalog(lake)
+    write_catalog(lake, result)
+    return result
+
+
+def integrate_products(lake: Lake, config: IntegrationConfig = DEFAULT_CONFIG) -> tuple[pl.DataFrame, BuildInfo]:
+    """``integrated.products``, recomputed incrementally and written."""
+    frame, info = build_products_snapshot(lake, config)
+    lake.write(LAYER, "products", frame)
+    return frame, info
+
+
+def integrate_users(lake: Lake, config: IntegrationConfig = DEFAULT_CONFIG) -> tuple[pl.DataFrame, BuildInfo]:
+    """``integrated.users``, recomputed incrementally and written."""
+    frame, info = build_users_snapshot(lake, config)
+    lake.write(LAYER, "users", frame)
+    return frame, info
+
+
 def build_products_snapshot(lake: Lake, config: IntegrationConfig = DEFAULT_CONFIG, *, full: bool = False
                             ) -> tuple[pl.DataFrame, BuildInfo]:
     _require(lake, LAYER, "product_history", "materialize integrated/product_history first")
@@ -368,5 +396,6 @@ def integrate(lake: Lake, config: IntegrationConfig = DEFAULT_CONFIG, *, days: l
 __all__ = ["DaySource", "EventsDayResult", "IdentityResult", "IntegrationRun", "MissingInputError", "build_catalog",
            "build_catalog_findings",
            "build_identity", "build_products_snapshot", "build_users_snapshot", "conform_table", "integrate",
+           "integrate_catalog", "integrate_identity", "integrate_products", "integrate_users",
            "integrate_events_day", "integrate_query_clicks_day", "integrate_sessions_day", "load_lookups",
            "read_all_daily", "read_daily", "shift_day", "write_catalog", "write_identity"]
