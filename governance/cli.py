@@ -167,9 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--csv", action="store_true", help="print every row as CSV instead of a table")
     sql.set_defaults(func=_cmd_sql)
 
+    from governance import storage_cli
     from governance.labelling import cli as labelling_cli
+    from governance.recommendation import cli as recommendation_cli
+    from governance.search import cli as search_cli
 
-    labelling_cli.add_commands(sub)
+    for commands in (storage_cli, labelling_cli, recommendation_cli, search_cli):
+        commands.add_commands(sub)
     return parser
 
 
