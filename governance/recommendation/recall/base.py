@@ -34,6 +34,7 @@ class History:
     as_of: date
     session: sp.csr_matrix  # users × items, the latest session's items with their 1-based position (else 0)
     _cache: dict = field(default_factory=dict, repr=False)
+    _parent: tuple | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, data: RecoData, items: Index, users: list[str] | np.ndarray | None = None,
@@ -51,20 +52,20 @@ class History:
     def matrix(self, half_life_days: float | None = None, binary: bool = False) -> sp.csr_matrix:
         key = (half_life_days, binary)
         if key not in self._cache:
-            from governance.recommendation.data import user_item_matrix
+            if self._parent is not None:  # a slice: built once for the whole batch, then sliced
+                parent, start, stop = self._parent
+                self._cache[key] = parent.matrix(half_life_days, binary)[start:stop]
+            else:
+                from governance.recommendation.data import user_item_matrix
 
-            self._cache[key] = user_item_matrix(self.inter, self.users, self.items, as_of=self.as_of,
-                                                half_life_days=half_life_days, binary=binary)
+                self._cache[key] = user_item_matrix(self.inter, self.users, self.items, as_of=self.as_of,
+                                                    half_life_days=half_life_days, binary=binary)
         return self._cache[key]
 
     def rows(self, start: int, stop: int) -> History:
-        """A slice of the batch (users start..stop), sharing the item space."""
-        sub = Index(self.users.ids[start:stop])
-        ulist = pl.Series(sub.ids, dtype=pl.String).implode()
-        h = History(sub, self.items, self.inter.filter(pl.col("user_key").is_in(ulist)), self.as_of,
-                    self.session[start:stop])
-        for key, m in self._cache.items():
-            h._cache[key] = m[start:stop]
+        """A slice of the batch (users start..stop), sharing the item space and the parent's matrices."""
+        h = History(Index(self.users.ids[start:stop]), self.items, self.inter, self.as_of, self.session[start:stop])
+        h._parent = (self, start, stop)
         return h
 
 
