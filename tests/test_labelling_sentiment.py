@@ -127,7 +127,7 @@ def test_real_reviews_fixed_split_shape():
     assert df.height == 22641
     train, test = fixed_split(df)
     assert (train.height, test.height) == (18112, 4529)
-    assert test["text"].str.starts_with(". ").sum() > 0  # null titles kept literally
+    assert test["text"].str.starts_with(". ").sum() == 0  # a null title gives the text alone, never ". " + text
 
 
 def test_student_layers_are_evenly_spaced_and_end_at_the_top():

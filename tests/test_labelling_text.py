@@ -29,7 +29,8 @@ def test_english_texts_pass(text):
 
 
 def test_compose_review_text_null_title():
-    assert compose_review_text(None, "Nice") == ". Nice"
+    assert compose_review_text(None, "Nice") == "Nice"  # never ". " + text
+    assert compose_review_text("  ", "Nice") == "Nice"
     assert compose_review_text("Wow", "Nice") == "Wow. Nice"
 
 
@@ -65,7 +66,7 @@ def test_label_reviews_nulls_unlabelable_and_keeps_the_rest():
     assert reasons[0] is None and reasons[1] is None
     assert reasons[2].startswith("no_letters") and reasons[3].startswith("empty") and reasons[4].startswith("too_long")
     assert out["p_positive"][2] is None and out["sentiment_probability"][0] == pytest.approx(0.8)
-    assert model.seen == [". good dress", "Bad. fell apart"]  # unlabelable rows never reach the model
+    assert model.seen == ["good dress", "Bad. fell apart"]  # unlabelable rows never reach the model; no ". " prefix
     assert calls[-1] == (5, 5)
     assert out["model_version"].unique().to_list() == ["v0000"]
     assert out.schema["labelled_at"] == pl.Datetime("us", "UTC")

@@ -1,21 +1,75 @@
 """Labelling sub-commands of the `governance` command (registered by ``governance.cli``).
 
-    governance label-reviews IN OUT [--text-column text] [--title-column title] [--models-root <data>/models]
-    governance label-queries IN OUT --categories FILE [--query-column query_text]
-    governance train-sentiment CSV [--text-column text] [--rating-column rating] [--title-column T]
-                                   [--models-root <data>/models] [--setting demo|full]
+    governance label-reviews IN OUT [--text-column text] [--title-column auto] [--models-root M]
+    governance label-queries IN OUT [--categories FILE] [--products FILE] [--events FILE]
+                                    [--query-column query_text] [--top-k 0] [--models-root M]
+    governance train-sentiment CSV [--text-column text] [--rating-column rating] [--title-column auto]
+                                   [--setting demo|full] [--models-root M]
+
+Errors are one line naming the fix (the ``governance`` command prints them); long steps print
+progress lines to stderr when the output is not a terminal (a bar when it is).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+import time
+
+MODELS_ROOT_HELP = ("model registry to read and write (default: the settings' models_root, i.e. <data>/models; "
+                    "`governance settings` shows it)")
+TITLE_HELP = ("column with the review's title or summary, read before the text ('Title. text'); 'auto' (default) "
+              "uses a column named title/summary/Title/Summary when the file has one%s; 'none' uses the text alone")
+
+SETTINGS_HELP = """settings (--setting):
+  demo  frozen MiniLM encoder, a small head trained on cached sentence embeddings: minutes on a CPU
+        (the demo's labelling stage uses it); the weaker of the two on other shops' reviews
+  full  the whole encoder fine-tuned (2 epochs, layer-wise learning-rate decay): the best figures,
+        ~30 minutes for ~20k reviews on 2 CPU cores, minutes on a GPU
+Either way 20 % of the file is held out (stratified, random_state=0), the model is registered
+under <models-root>/sentiment/<version> with a model card (metrics, confusion matrix, reliability
+diagram, training time, whether a title was used) and promoted only if it beats the current model
+on that held-out set."""
+
+
+class PrintProgress:
+    """``progress(done, total)`` that prints a line to stderr at most every `every` seconds (for logs and
+    pipes, where no bar is drawn)."""
+
+    def __init__(self, desc: str, every: float = 15.0, stream=None):
+        self.desc, self.every = desc, every
+        self.stream = stream or sys.stderr
+        self.t0 = time.perf_counter()
+        self.last = -every
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.perf_counter() - self.t0
+        if now - self.last < self.every and done < total:
+            return
+        self.last = now
+        eta = f", ~{(total - done) * now / done:.0f}s left" if 0 < done < total else ""
+        print(f"{self.desc}: {done:,}/{total:,} ({100 * done / max(total, 1):.0f}%) after {now:.0f}s{eta}",
+              file=self.stream, flush=True)
+
+
+def progress_for(desc: str):
+    """A printing progress callback when stderr is not a terminal (a tqdm bar is drawn when it is)."""
+    return None if sys.stderr.isatty() else PrintProgress(desc)
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _models_root(a: argparse.Namespace):
+    return a.models_root or a.settings.models_root
 
 
 def _label_reviews(a: argparse.Namespace) -> int:
     from governance.labelling.workflows import label_reviews_csv
-    s = label_reviews_csv(a.input, a.output, a.text_column, a.models_root or a.settings.models_root,
-                          title_column=a.title_column)
+    s = label_reviews_csv(a.input, a.output, a.text_column, _models_root(a), title_column=a.title_column,
+                          progress=progress_for("label-reviews"), log_fn=_say)
     print(f"labelled {s.labelled:,} of {s.rows:,} reviews with {s.model_name} {s.model_version} "
           f"({s.unlabelable:,} unlabelable) → {s.out_path}; {s.counts}")
     return 0
@@ -23,40 +77,78 @@ def _label_reviews(a: argparse.Namespace) -> int:
 
 def _label_queries(a: argparse.Namespace) -> int:
     from governance.labelling.workflows import label_queries_csv
-    s = label_queries_csv(a.input, a.output, a.categories, a.query_column)
-    print(f"labelled {s.labelled:,} of {s.rows:,} queries ({s.unlabelable:,} unlabelable) → {s.out_path}; {s.counts}")
+    s = label_queries_csv(a.input, a.output, a.categories, a.query_column, models_root=_models_root(a),
+                          products_file=a.products, events_file=a.events, top_k=a.top_k,
+                          cache_dir=a.settings.model_cache, progress=progress_for("label-queries"), log_fn=_say)
+    print(f"labelled {s.labelled:,} of {s.rows:,} queries with {s.model_name} {s.model_version} "
+          f"({s.unlabelable:,} unlabelable) → {s.out_path}; intents {s.counts}")
     return 0
 
 
 def _train(a: argparse.Namespace) -> int:
     from governance.labelling.workflows import train_sentiment_from_csv
-    r = train_sentiment_from_csv(a.input, a.text_column, a.rating_column, a.models_root or a.settings.models_root,
-                                 setting=a.setting,
-                                 title_column=a.title_column, log_fn=print)
+    r = train_sentiment_from_csv(a.input, a.text_column, a.rating_column, _models_root(a), setting=a.setting,
+                                 title_column=a.title_column, log_fn=_say, progress=progress_for("train-sentiment"),
+                                 cache_dir=a.settings.model_cache)
     print(json.dumps({k: v for k, v in r.as_dict().items() if k != "validation"}, indent=2, default=float))
     print(r.reason)
     return 0
 
 
+def _parser(sub, name: str, help_: str, description: str):
+    return sub.add_parser(name, help=help_, description=description,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def add_commands(sub) -> None:
-    p = sub.add_parser("label-reviews", help="label the reviews of a CSV/parquet with the promoted sentiment model")
-    p.add_argument("input")
-    p.add_argument("output")
-    p.add_argument("--text-column", default="text")
-    p.add_argument("--title-column", default=None)
-    p.add_argument("--models-root", default=None, help="model registry (default: <data>/models)")
+    p = _parser(sub, "label-reviews", "label the reviews of a CSV/Parquet file with the promoted sentiment model",
+                "Label each review of IN with the promoted sentiment model (negative / neutral / positive, the "
+                "three probabilities, the model's name and version) and write every input column plus the "
+                "labels to OUT (CSV or .parquet by extension). Empty, emoji-only, non-English and over-long "
+                "texts get no label and an unlabelable_reason. Without a promoted model, train one with "
+                "`governance train-sentiment REVIEWS.csv`.")
+    p.add_argument("input", help="reviews file (.csv or .parquet)")
+    p.add_argument("output", help="labelled file to write (.csv or .parquet)")
+    p.add_argument("--text-column", default="text", help="column with the review text (default: %(default)s)")
+    p.add_argument("--title-column", default="auto",
+                   help=TITLE_HELP % " and the model was trained with titles (its card says so)")
+    p.add_argument("--models-root", default=None, help=MODELS_ROOT_HELP)
     p.set_defaults(func=_label_reviews)
-    q = sub.add_parser("label-queries", help="label search queries with intent and a category of your tree")
-    q.add_argument("input")
-    q.add_argument("output")
-    q.add_argument("--categories", required=True, help="text file, one category path per line (or CSV/parquet)")
-    q.add_argument("--query-column", default="query_text")
+
+    q = _parser(sub, "label-queries", "label search queries with an intent and a category of your tree",
+                "Label each search query of IN with an intent (product, category, brand, deal, support) and a "
+                "category of your tree, independently (a support query still gets a category), and write every "
+                "input column plus intent, category, category_confident (the deepest path that is at least 50 % "
+                "likely: the leaf, else an ancestor) and, with --top-k, the k best categories with scores to OUT. "
+                "The categories come from --categories, or the promoted intent model under --models-root "
+                "(`dagster` trains one in the labelling stage). A catalog (--products) and clicks (--events) "
+                "make the categories far better than names alone.")
+    q.add_argument("input", help="queries file (.csv or .parquet)")
+    q.add_argument("output", help="labelled file to write (.csv or .parquet)")
+    q.add_argument("--categories", default=None,
+                   help="category tree: a text file with one path per line ('Women > Dresses > Maxi'), or a "
+                        "CSV/Parquet with a category_path/category column (default: the promoted intent model's "
+                        "categories)")
+    q.add_argument("--products", default=None,
+                   help="catalog (.csv/.parquet) with product_id, category_path and title[, description, brand]: "
+                        "category prototypes from product texts and brand names (default: none)")
+    q.add_argument("--events", default=None,
+                   help="clicks (.csv/.parquet) with session_id, item_id, event_type[, event_time]: items clicked "
+                        "after a query are weak category labels; the queries then need session_id (default: none)")
+    q.add_argument("--query-column", default="query_text", help="column with the query text (default: %(default)s)")
+    q.add_argument("--top-k", type=int, default=0,
+                   help="also write top_categories: the k best categories with scores (default: %(default)s, off)")
+    q.add_argument("--models-root", default=None, help=MODELS_ROOT_HELP)
     q.set_defaults(func=_label_queries)
-    t = sub.add_parser("train-sentiment", help="train, evaluate, register and maybe promote a sentiment model")
-    t.add_argument("input")
-    t.add_argument("--text-column", default="text")
-    t.add_argument("--rating-column", default="rating")
-    t.add_argument("--title-column", default=None)
-    t.add_argument("--models-root", default=None, help="model registry (default: <data>/models)")
-    t.add_argument("--setting", default="demo", choices=["demo", "full"])
+
+    t = _parser(sub, "train-sentiment", "train, evaluate, register and maybe promote a sentiment model",
+                "Train a review sentiment model on a file of (text, 1–5 star rating) rows: 1–2 stars are "
+                "negative, 3 neutral, 4–5 positive.\n\n" + SETTINGS_HELP)
+    t.add_argument("input", help="reviews with ratings (.csv or .parquet)")
+    t.add_argument("--text-column", default="text", help="column with the review text (default: %(default)s)")
+    t.add_argument("--rating-column", default="rating", help="column with the 1–5 star rating (default: %(default)s)")
+    t.add_argument("--title-column", default="auto", help=TITLE_HELP % "")
+    t.add_argument("--setting", default="demo", choices=["demo", "full"],
+                   help="training recipe, see above (default: %(default)s)")
+    t.add_argument("--models-root", default=None, help=MODELS_ROOT_HELP)
     t.set_defaults(func=_train)

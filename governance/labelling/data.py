@@ -1,8 +1,8 @@
 """The real-reviews evaluation data and its fixed split (so every figure compares across runs).
 
 Source: Women's Clothing E-Commerce Reviews (``shared/data/womens_clothing_reviews``).
-Text = ``Title + ". " + Review Text`` with a null Title treated as "" (the literal formula is kept:
-such a text starts with ". "); rows without Review Text are dropped; the split is
+Text = ``Title + ". " + Review Text`` (the text alone when the Title is null); rows without Review
+Text are dropped; the split is
 ``sklearn.model_selection.train_test_split(test_size=0.2, random_state=0, stratify=Rating)``.
 """
 

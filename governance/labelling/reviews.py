@@ -16,7 +16,8 @@ SENTIMENT_COLUMNS = ("sentiment", "sentiment_probability", "p_negative", "p_neut
 
 
 def review_texts(df: pl.DataFrame, text_column: str = "text", title_column: str | None = "title") -> list[str | None]:
-    """Model input per row (title + ". " + text), or None where the row has no usable content."""
+    """Model input per row (title + ". " + text, the text alone without a title), or None where the row has
+    no usable content."""
     texts = df[text_column].cast(pl.String).to_list() if text_column in df.columns else [None] * df.height
     titles = (df[title_column].cast(pl.String).to_list() if title_column and title_column in df.columns
               else [None] * df.height)
@@ -37,6 +38,8 @@ def label_reviews(df: pl.DataFrame, model, *, text_column: str = "text", title_c
     is shown when stderr is a terminal (or `show_progress=True`).
     """
     n = df.height
+    if getattr(model, "input", {}).get("title_used") is False:
+        title_column = None  # the model was trained on texts alone: never feed it "title. text"
     composed = review_texts(df, text_column, title_column)
     raw = [" ".join(p for p in (t, x) if p) for t, x in zip(
         df[title_column].cast(pl.String).to_list() if title_column and title_column in df.columns else [None] * n,

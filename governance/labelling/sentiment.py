@@ -193,6 +193,8 @@ class SentimentClassifier:
         self.name, self.version = name, version
         self.preferred_backend = preferred_backend
         self.path = path
+        #: what the model reads: {"title_used": bool, "title_column": name or None, "formula": ...}
+        self.input: dict = {}
         self._int8_torch = None
         self._ort = None
 
@@ -208,7 +210,7 @@ class SentimentClassifier:
         save_file({k: v.contiguous() for k, v in net.head.state_dict().items()}, str(d / "head.safetensors"))
         meta = {"labels": list(LABELS), "star_groups": [g.tolist() for g in _STAR_GROUPS],
                 "config": asdict(self.config), "calibration": asdict(self.calibration),
-                "preferred_backend": self.preferred_backend, "name": self.name}
+                "preferred_backend": self.preferred_backend, "name": self.name, "input": self.input}
         (d / "sentiment.json").write_text(json.dumps(meta, indent=2))
         if export_onnx:
             try:
@@ -231,6 +233,7 @@ class SentimentClassifier:
         clf = cls(net, load_tokenizer(d / "tokenizer"), config, Calibration(**meta["calibration"]), device=device,
                   name=meta.get("name", MODEL_NAME), version=version or d.name,
                   preferred_backend=meta.get("preferred_backend", "torch"), path=d)
+        clf.input = meta.get("input", {})
         return clf
 
     # ---- inference ---------------------------------------------------------------------------

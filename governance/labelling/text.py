@@ -43,13 +43,12 @@ _WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?", re.UNICODE)
 
 
 def compose_review_text(title: str | None, text: str | None) -> str:
-    """The text the sentiment model reads: ``Title + ". " + Review Text``.
-
-    A null title is treated as the empty string and the formula is kept literally (so the model
-    sees ``". " + text``), exactly as in the fixed evaluation of the real reviews; this keeps the
-    training and labelling inputs identical. A null text likewise becomes ``""``.
-    """
-    return f"{title or ''}. {text or ''}"
+    """The text the sentiment model reads: ``Title + ". " + Review Text`` when there is a title, the
+    text alone when there is none (never ``". " + text``); the same function at training and labelling
+    time. A null text becomes ``""``."""
+    title = (title or "").strip() if isinstance(title, str) else ""
+    text = text if isinstance(text, str) else ""
+    return f"{title}. {text}" if title else text
 
 
 def unlabelable_reason(text: str | None, *, max_chars: int = MAX_CHARS, check_language: bool = True,

@@ -12,7 +12,8 @@ PROMOTION_METRIC = "macro_f1"
 
 def register_sentiment(trained, models_root: Path | str, *, metrics: dict, eval_set: str, training_fp: str,
                        notes: dict | None = None, evaluate_current=None,
-                       metric: str = PROMOTION_METRIC, export_onnx: bool = True) -> tuple[PromotionDecision, str]:
+                       metric: str = PROMOTION_METRIC, export_onnx: bool = True,
+                       figures: tuple | None = None) -> tuple[PromotionDecision, str]:
     """Store the trained classifier as a new version of task ``sentiment`` and promote it if better."""
     from governance.labelling.encoder import BASE_MODEL_NAME  # noqa: PLC0415
     from governance.labelling.sentiment import MODEL_NAME, TASK  # noqa: PLC0415
@@ -28,7 +29,13 @@ def register_sentiment(trained, models_root: Path | str, *, metrics: dict, eval_
                "calibration": asdict(clf.calibration), "backend_check": trained.backend_check,
                "preferred_backend": clf.preferred_backend, **(notes or {})},
     )
-    version = reg.register(TASK, lambda d: clf.save(d, export_onnx=export_onnx), card)
+    def write(d: Path) -> None:
+        clf.save(d, export_onnx=export_onnx)
+        if figures is not None:  # (ratings, proba) of the evaluation set: confusion matrix + reliability diagram
+            from governance.labelling.figures import write_card_figures  # noqa: PLC0415
+            card.notes["figures"] = {k: Path(v).name for k, v in write_card_figures(d, *figures).items()}
+
+    version = reg.register(TASK, write, card)
     clf.version = version
     clf.path = reg.path(TASK, version)
     decision = reg.promote_if_better(TASK, version, metric, evaluate_current=evaluate_current)
@@ -46,7 +53,8 @@ def load_current_sentiment(models_root: Path | str = "data/models", *, device: s
     v = reg.current(TASK)
     if v is None:
         raise FileNotFoundError(f"no promoted sentiment model under {Path(models_root) / TASK}; train one with "
-                                f"train_sentiment_from_csv(...) or `python -m governance.labelling.evaluate`")
+                                f"`governance train-sentiment REVIEWS.csv --models-root {models_root}` "
+                                f"(or materialize models/sentiment in Dagster)")
     return SentimentClassifier.load(reg.path(TASK, v), device=device, version=v)
 
 
@@ -55,11 +63,47 @@ def load_current_sentiment(models_root: Path | str = "data/models", *, device: s
 
 
 def _read_table(path: Path | str) -> "pl.DataFrame":
+    """A CSV or Parquet file; every failure is one line that says what is wrong with which file."""
     import polars as pl  # noqa: PLC0415
     p = Path(path)
-    if p.suffix == ".parquet":
-        return pl.read_parquet(p)
-    return pl.read_csv(p, infer_schema_length=10000)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such file")
+    if p.stat().st_size == 0:
+        raise ValueError(f"{p} is empty (0 bytes): give a file with a header row and at least one row")
+    try:
+        df = pl.read_parquet(p) if p.suffix == ".parquet" else pl.read_csv(p, infer_schema_length=10000)
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        kind = "Parquet" if p.suffix == ".parquet" else "CSV (UTF-8, comma-separated, with a header row)"
+        raise ValueError(f"{p} could not be read as {kind}: {first}") from None
+    if df.height == 0:
+        raise ValueError(f"{p} has a header but no rows: nothing to do")
+    return df
+
+
+def _require_columns(df, columns, source, what: str = "column") -> None:
+    missing = [c for c in columns if c and c not in df.columns]
+    if missing:
+        raise ValueError(f"{source}: no {what} {missing[0]!r}; the file's columns are {df.columns} "
+                         f"(choose one with the matching --{what.replace(' ', '-')} option)")
+
+
+TITLE_CANDIDATES = ("title", "summary", "Title", "Summary", "review_title", "headline")
+
+
+def resolve_title_column(df, requested: str | None, source: str, *, model_input: dict | None = None) -> str | None:
+    """The title column to use: ``None``/"none" → no title; "auto" → the first of TITLE_CANDIDATES the file
+    has (only if a model that reads titles is given, when one is); a name → that column, which must exist."""
+    if requested is None or str(requested).lower() == "none":
+        return None
+    if requested == "auto":
+        if model_input is not None and model_input.get("title_used") is False:
+            return None
+        return next((c for c in TITLE_CANDIDATES if c in df.columns), None)
+    if requested not in df.columns:
+        raise ValueError(f"{source}: no title column {requested!r}; the file's columns are {df.columns} "
+                         f"(use --title-column none for the text alone)")
+    return requested
 
 
 def _write_table(df, path: Path | str) -> None:
@@ -84,15 +128,24 @@ class LabelRunSummary:
 
 
 def label_reviews_csv(in_path: Path | str, out_path: Path | str, text_column: str = "text",
-                      models_root: Path | str = "data/models", *, title_column: str | None = None,
-                      progress=None) -> LabelRunSummary:
-    """Label the reviews of a CSV (or parquet) file with the promoted sentiment model; write all columns + labels."""
+                      models_root: Path | str = "data/models", *, title_column: str | None = "auto",
+                      progress=None, log_fn=None) -> LabelRunSummary:
+    """Label the reviews of a CSV (or parquet) file with the promoted sentiment model; write all columns + labels.
+
+    `title_column` "auto": the file's title/summary column when the model was trained with titles."""
     from governance.labelling.reviews import label_reviews  # noqa: PLC0415
     df = _read_table(in_path)
     if text_column not in df.columns:
-        raise ValueError(f"{in_path}: no column {text_column!r}; columns are {df.columns}")
+        raise ValueError(f"{in_path}: no text column {text_column!r}; the file's columns are {df.columns} "
+                         f"(choose one with --text-column)")
     model = load_current_sentiment(models_root)
-    out = label_reviews(df, model, text_column=text_column, title_column=title_column, progress=progress)
+    title = resolve_title_column(df, title_column, str(in_path), model_input=model.input or None)
+    if log_fn:
+        used = model.input.get("title_used")
+        log_fn(f"model {model.name} {model.version} (trained {'with' if used else 'without' if used is False else 'with unrecorded'}"
+               f" titles); reading {'title ' + repr(title) + ' + ' if title else ''}text {text_column!r} "
+               f"of {df.height:,} rows")
+    out = label_reviews(df, model, text_column=text_column, title_column=title, progress=progress)
     _write_table(out, out_path)
     counts = {k: v for k, v in out["sentiment"].value_counts().iter_rows()}
     return LabelRunSummary(rows=out.height, labelled=int(out["sentiment"].is_not_null().sum()),
@@ -108,24 +161,60 @@ def read_categories(categories_file: Path | str) -> list[str]:
         df = _read_table(p)
         col = next((c for c in ("category_path", "category", "name") if c in df.columns), df.columns[0])
         return list(dict.fromkeys(x for x in df[col].drop_nulls().cast(str).to_list() if x.strip()))
-    lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()]
-    return list(dict.fromkeys(ln for ln in lines if ln and not ln.startswith("#")))
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such categories file")
+    lines = [ln.strip() for ln in p.read_text(encoding="utf-8", errors="replace").splitlines()]
+    cats = list(dict.fromkeys(ln for ln in lines if ln and not ln.startswith("#")))
+    if not cats:
+        raise ValueError(f"{p} lists no categories: write one category path per line ('Women > Dresses > Maxi')")
+    return cats
 
 
-def label_queries_csv(in_path: Path | str, out_path: Path | str, categories_file: Path | str,
-                      query_column: str = "query_text", *, progress=None) -> LabelRunSummary:
-    """Label search queries of a CSV with intent (patterns + embedding model) and a category of `categories_file`."""
+def label_queries_csv(in_path: Path | str, out_path: Path | str, categories_file: Path | str | None = None,
+                      query_column: str = "query_text", *, models_root: Path | str | None = None,
+                      products_file: Path | str | None = None, events_file: Path | str | None = None,
+                      top_k: int = 0, cache_dir: Path | str | None = None, progress=None,
+                      log_fn=None) -> LabelRunSummary:
+    """Label search queries of a CSV with intent (patterns + embedding model) and a category.
+
+    The categories come from `categories_file`, else from the promoted intent model under `models_root`
+    (which is then applied as is). `products_file` (product_id, category_path, title[, description,
+    brand]) adds catalog prototypes and brands; `events_file` (session_id, item_id, event_type) click
+    evidence for queries with a session_id. `top_k` > 0 writes ``top_categories``."""
     from governance.labelling.intent import MODEL_NAME, MODEL_VERSION, label_queries  # noqa: PLC0415
     df = _read_table(in_path)
     if query_column not in df.columns:
-        raise ValueError(f"{in_path}: no column {query_column!r}; columns are {df.columns}")
-    cats = read_categories(categories_file)
-    out = label_queries(df, category_names=cats, query_column=query_column, progress=progress)
+        raise ValueError(f"{in_path}: no query column {query_column!r}; the file's columns are {df.columns} "
+                         f"(choose one with --query-column)")
+    if top_k < 0:
+        raise ValueError(f"--top-k must be 0 (off) or more, not {top_k}")
+    products = events = model = None
+    version = MODEL_VERSION
+    if products_file:
+        products = _read_table(products_file)
+        _require_columns(products, ["product_id", "category_path"], products_file, "products column")
+    if events_file:
+        events = _read_table(events_file)
+        _require_columns(events, ["session_id", "item_id", "event_type"], events_file, "events column")
+    cats = read_categories(categories_file) if categories_file else None
+    if not cats and products is None:
+        current = None
+        if models_root is not None:
+            from governance.labelling.intent_training import load_current_intent  # noqa: PLC0415
+            current = load_current_intent(models_root)
+        if current is None:
+            raise ValueError("no categories: give --categories FILE (one path per line) or --products CATALOG, or "
+                             f"train an intent model into {models_root or 'the models root'} (Dagster: models/intent)")
+        model, version = current
+        if log_fn:
+            log_fn(f"using the promoted intent model {version} ({len(model.categories)} categories)")
+    out = label_queries(df, products=products, events=events, category_names=cats, query_column=query_column,
+                        model=model, model_version=version, progress=progress, top_k=top_k, cache_dir=cache_dir)
     _write_table(out, out_path)
     counts = {str(k): int(v) for k, v in out["intent"].value_counts().iter_rows()}
     return LabelRunSummary(rows=out.height, labelled=int(out["intent"].is_not_null().sum()),
                            unlabelable=int(out["unlabelable_reason"].is_not_null().sum()), model_name=MODEL_NAME,
-                           model_version=MODEL_VERSION, out_path=str(out_path), counts=counts)
+                           model_version=version, out_path=str(out_path), counts=counts)
 
 
 @dataclass
@@ -141,6 +230,8 @@ class TrainResult:
     model_path: str
     n_train: int
     n_test: int
+    title_used: bool = False
+    figures: dict | None = None   # name -> path of the card's pictures (confusion, reliability)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -148,19 +239,25 @@ class TrainResult:
 
 def train_sentiment_from_csv(csv_path: Path | str, text_column: str = "text", rating_column: str = "rating",
                              models_root: Path | str = "data/models", setting: str = "demo",
-                             title_column: str | None = None, *, log_fn=None, progress=None,
-                             **overrides) -> TrainResult:
+                             title_column: str | None = "auto", *, log_fn=None, progress=None,
+                             cache_dir: Path | str | None = None, **overrides) -> TrainResult:
     """Train on a CSV (or Parquet) file of (text, 1–5 rating): see :func:`train_sentiment_on_frame`."""
     return train_sentiment_on_frame(_read_table(csv_path), text_column, rating_column, models_root, setting,
-                                    title_column, source=str(csv_path), log_fn=log_fn, progress=progress, **overrides)
+                                    title_column, source=str(csv_path), log_fn=log_fn, progress=progress,
+                                    cache_dir=cache_dir, **overrides)
 
 
 def train_sentiment_on_frame(df, text_column: str = "text", rating_column: str = "rating",
                              models_root: Path | str = "data/models", setting: str = "demo",
                              title_column: str | None = None, *, source: str = "a data frame", log_fn=None,
-                             progress=None, **overrides) -> TrainResult:
+                             progress=None, cache_dir: Path | str | None = None, **overrides) -> TrainResult:
     """Train on a frame of (text, 1–5 rating), evaluate on its held-out 20 % (stratified, random_state=0),
-    register the model and promote it if it beats the current one on that same held-out set."""
+    register the model and promote it if it beats the current one on that same held-out set.
+
+    `title_column`: a column read before the text ("Title. text"), "auto" (a title/summary column when
+    there is one) or None; the card and the model record whether a title was used, and labelling then
+    reads the same. `cache_dir` (``Settings.model_cache``): the frozen setting's sentence vectors are
+    cached there by content hash, so retraining on (mostly) the same reviews skips the encoder."""
     import time  # noqa: PLC0415
 
     import numpy as np  # noqa: PLC0415
@@ -172,9 +269,15 @@ def train_sentiment_on_frame(df, text_column: str = "text", rating_column: str =
     from governance.labelling.text import compose_review_text, unlabelable_reason  # noqa: PLC0415
     from sklearn.model_selection import train_test_split  # noqa: PLC0415
 
-    for c in (text_column, rating_column) + ((title_column,) if title_column else ()):
-        if c not in df.columns:
-            raise ValueError(f"{source}: no column {c!r}; columns are {df.columns}")
+    if df.height == 0:
+        raise ValueError(f"{source} has no rows: nothing to train on")
+    if text_column not in df.columns:
+        raise ValueError(f"{source}: no text column {text_column!r}; the columns are {df.columns} "
+                         f"(choose one with --text-column)")
+    if rating_column not in df.columns:
+        raise ValueError(f"{source}: no rating column {rating_column!r}; the columns are {df.columns} "
+                         f"(choose one with --rating-column)")
+    title_column = resolve_title_column(df, title_column, source)
     df = df.with_columns(pl.col(rating_column).cast(pl.Int64, strict=False)).filter(
         pl.col(rating_column).is_between(1, 5) & pl.col(text_column).is_not_null())
     titles = df[title_column].to_list() if title_column else [None] * df.height
@@ -190,10 +293,31 @@ def train_sentiment_on_frame(df, text_column: str = "text", rating_column: str =
     tr, te = train_test_split(idx, test_size=0.2, random_state=0, stratify=strat)
     tr_t, tr_y = [texts[i] for i in tr], ratings[tr]
     te_t, te_y = [texts[i] for i in te], ratings[te]
+    say = log_fn or (lambda _m: None)
+    say(f"{source}: {len(texts):,} labelable rated reviews ({len(tr_t):,} to train, {len(te_t):,} held out); "
+        f"reading {'title ' + repr(title_column) + ' + ' if title_column else ''}text {text_column!r}")
+    config = config_for(setting, **overrides)
     t0 = time.perf_counter()
-    trained = train_sentiment(tr_t, tr_y, config_for(setting, **overrides), log_fn=log_fn, progress=progress)
+    precomputed = test_vectors = None
+    if config.freeze_encoder and cache_dir is not None and config.normalize_pooled and not config.num_layers:
+        from governance.labelling.embed_cache import cached_encode  # noqa: PLC0415
+        from governance.labelling.encoder import Embedder  # noqa: PLC0415
+        emb = Embedder(max_length=config.max_length, backend="torch")
+        say(f"embedding {len(tr_t) + len(te_t):,} texts (frozen encoder, cached by content hash under {cache_dir})")
+        vecs = cached_encode(emb, tr_t + te_t, cache_dir, progress=progress)
+        precomputed, test_vectors = vecs[:len(tr_t)], vecs[len(tr_t):]
+    trained = train_sentiment(tr_t, tr_y, config, log_fn=log_fn, progress=progress, precomputed=precomputed)
     train_seconds = time.perf_counter() - t0
-    metrics = sentiment_report(te_y, trained.classifier.predict_proba(te_t))
+    clf = trained.classifier
+    clf.input = {"title_used": bool(title_column), "title_column": title_column, "text_column": text_column,
+                 "formula": "title + '. ' + text (text alone where the title is empty)" if title_column else "text"}
+    if test_vectors is not None:
+        proba_test = _proba_from_vectors(clf, test_vectors)
+    else:
+        proba_test = clf.predict_proba(te_t)
+    metrics = sentiment_report(te_y, proba_test)
+    say(f"trained in {train_seconds:.0f}s; held-out balanced accuracy {metrics['balanced_accuracy']:.3f}, "
+        f"3-class macro-F1 {metrics['macro_f1']:.3f}")
 
     def evaluate_current(path: Path) -> float:
         cur = SentimentClassifier.load(path)
@@ -201,9 +325,23 @@ def train_sentiment_on_frame(df, text_column: str = "text", rating_column: str =
 
     decision, version = register_sentiment(
         trained, models_root, metrics=metrics, eval_set=fingerprint(te_t, te_y), training_fp=fingerprint(tr_t, tr_y),
-        notes={"source": source, "evaluation": "held-out 20% of the source"},
-        evaluate_current=evaluate_current)
+        notes={"source": source, "evaluation": "held-out 20% of the source", "input": clf.input,
+               "train_seconds": round(train_seconds, 1)},
+        evaluate_current=evaluate_current, figures=(te_y, proba_test))
     return TrainResult(version=version, promoted=decision.promoted, reason=decision.reason, setting=setting,
                        metrics=metrics, validation=trained.validation, epoch_seconds=trained.epoch_seconds,
                        train_seconds=train_seconds, model_path=str(trained.classifier.path), n_train=len(tr_t),
-                       n_test=len(te_t))
+                       n_test=len(te_t), title_used=bool(title_column),
+                       figures={k: str(Path(clf.path) / v) for k, v in
+                                ModelRegistry(models_root).card("sentiment", version).notes.get("figures", {}).items()})
+
+
+def _proba_from_vectors(clf, vectors):
+    """Calibrated probabilities of a frozen-encoder model from its cached sentence vectors."""
+    from governance.labelling.encoder import torch_and_transformers  # noqa: PLC0415
+    from governance.labelling.sentiment import apply_calibration  # noqa: PLC0415
+    torch, _ = torch_and_transformers()
+    clf.net.eval()
+    with torch.inference_mode():
+        logits = clf.net.head_logits(torch.tensor(vectors).to(clf.device)).float().cpu().numpy()
+    return apply_calibration(logits, clf.calibration)

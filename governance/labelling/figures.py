@@ -1,0 +1,92 @@
+"""Model-card pictures as SVG (no plotting dependency): the confusion matrix and the reliability diagram.
+
+``write_card_figures(directory, ratings, proba)`` writes ``confusion.svg`` and ``reliability.svg``
+beside a model's card and returns their paths; ``markdown_image(path)`` embeds one as a data URI in
+Markdown (what the Dagster metadata shows).
+"""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+from pathlib import Path
+
+import numpy as np
+
+from governance.labelling.metrics import LABELS, confusion, stars_to_class
+
+
+def confusion_svg(matrix, labels=LABELS, title: str = "confusion matrix (rows: truth from stars)") -> str:
+    m = np.asarray(matrix, dtype=float)
+    k = len(labels)
+    cell, left, top = 70, 90, 50
+    w, h = left + k * cell + 20, top + k * cell + 40
+    row_share = m / np.maximum(m.sum(1, keepdims=True), 1)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
+             f'<text x="{w / 2}" y="18" text-anchor="middle" font-weight="bold">{escape(title)}</text>',
+             f'<text x="{left + k * cell / 2}" y="{h - 8}" text-anchor="middle">predicted</text>']
+    for j, lab in enumerate(labels):
+        parts.append(f'<text x="{left + j * cell + cell / 2}" y="{top - 6}" text-anchor="middle">{escape(lab)}</text>')
+        parts.append(f'<text x="{left - 6}" y="{top + j * cell + cell / 2 + 4}" text-anchor="end">{escape(lab)}</text>')
+    for i in range(k):
+        for j in range(k):
+            s = row_share[i, j]
+            shade = int(255 - 190 * s)
+            colour = f"rgb({shade},{shade},255)" if i == j else f"rgb(255,{shade},{shade})"
+            x, y = left + j * cell, top + i * cell
+            parts.append(f'<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="{colour}" stroke="#888"/>')
+            parts.append(f'<text x="{x + cell / 2}" y="{y + cell / 2}" text-anchor="middle">{int(m[i, j]):,}</text>')
+            parts.append(f'<text x="{x + cell / 2}" y="{y + cell / 2 + 15}" text-anchor="middle" fill="#444">'
+                         f'{100 * s:.0f}%</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def reliability_svg(proba: np.ndarray, y_true: np.ndarray, n_bins: int = 10,
+                    title: str = "reliability (confidence vs accuracy)") -> str:
+    proba = np.asarray(proba, dtype=float)
+    conf = proba.max(1) if len(proba) else np.zeros(0)
+    correct = (proba.argmax(1) == np.asarray(y_true)).astype(float) if len(proba) else np.zeros(0)
+    size, left, top = 240, 50, 30
+    w, h = left + size + 20, top + size + 45
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">',
+             f'<text x="{w / 2}" y="16" text-anchor="middle" font-weight="bold">{escape(title)}</text>',
+             f'<rect x="{left}" y="{top}" width="{size}" height="{size}" fill="none" stroke="#888"/>',
+             f'<line x1="{left}" y1="{top + size}" x2="{left + size}" y2="{top}" stroke="#aaa" stroke-dasharray="4"/>']
+    edges = np.linspace(0, 1, n_bins + 1)
+    bins = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, n_bins - 1)
+    bw = size / n_bins
+    for b in range(n_bins):
+        sel = bins == b
+        if not sel.any():
+            continue
+        acc = correct[sel].mean()
+        x, bh = left + b * bw, acc * size
+        parts.append(f'<rect x="{x + 1}" y="{top + size - bh}" width="{bw - 2}" height="{bh}" fill="steelblue" '
+                     f'opacity="0.8"><title>{int(sel.sum())} texts, confidence {conf[sel].mean():.2f}, '
+                     f'accuracy {acc:.2f}</title></rect>')
+    for t in (0, 0.5, 1):
+        parts.append(f'<text x="{left + t * size}" y="{top + size + 14}" text-anchor="middle">{t:g}</text>')
+        parts.append(f'<text x="{left - 4}" y="{top + size - t * size + 4}" text-anchor="end">{t:g}</text>')
+    parts.append(f'<text x="{left + size / 2}" y="{h - 6}" text-anchor="middle">confidence (bars: accuracy; '
+                 f'dashed: perfect calibration)</text></svg>')
+    return "".join(parts)
+
+
+def write_card_figures(directory: Path | str, ratings, proba: np.ndarray) -> dict[str, str]:
+    """``confusion.svg`` and ``reliability.svg`` of 3-class probabilities against star-derived truth."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    y = stars_to_class(ratings)
+    out = {}
+    (d / "confusion.svg").write_text(confusion_svg(confusion(y, np.asarray(proba).argmax(1))))
+    out["confusion"] = str(d / "confusion.svg")
+    (d / "reliability.svg").write_text(reliability_svg(proba, y))
+    out["reliability"] = str(d / "reliability.svg")
+    return out
+
+
+def markdown_image(path: Path | str, alt: str = "") -> str:
+    """A Markdown image of an SVG file as a data URI (renders in the Dagster UI without a file server)."""
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    return f"![{alt}](data:image/svg+xml;base64,{data})"
