@@ -449,6 +449,7 @@ class Lake:
         """Remove what crashed writes left in a partition folder: dead writers' version folders,
         temporary files and links (called by the next write of that partition)."""
         with _flock(pdir / PARTITION_LOCK):
+            self._adopt_loose_files(pdir)
             self._drop_old_versions(pdir)
             for p in pdir.iterdir():  # links being swung are made under this same lock: all are leftovers
                 if p.name.endswith(".tmp"):
@@ -460,6 +461,42 @@ class Lake:
             txid = lock.stem
             if not (self.tx_dir / f"{txid}.json").exists() and not self._alive(txid):
                 lock.unlink(missing_ok=True)
+
+    def _adopt_loose_files(self, pdir: Path) -> bool:
+        """A partition written before partition commits (``<part>.parquet`` directly in its folder, no
+        ``current``) becomes a committed version: its files are linked into a version folder, the link
+        is swung, and only then are the loose files removed (a crash on the way leaves them in place).
+        Call with the partition's lock held."""
+        if (pdir / CURRENT).exists() or (pdir / CURRENT).is_symlink():
+            return False
+        loose = sorted(p for p in pdir.glob("*.parquet") if p.is_file() and not p.is_symlink())
+        if not loose:
+            return False
+        txid = _new_txid()
+        version = pdir / f"{VERSION_PREFIX}{txid}"
+        version.mkdir()
+        parts = {}
+        for f in loose:
+            os.link(f, version / f.name)
+            parts[f.stem] = {"rows": pl.scan_parquet(f).select(pl.len()).collect().item(), "bytes": f.stat().st_size,
+                             "sha256": _sha256(f), "txid": txid}
+        _atomic_text(version / MANIFEST, json.dumps({"txid": txid, "partition": pdir.name, "adopted": True,
+                                                     "parts": parts}, indent=1), fsync=True)
+        self._publish(txid, [version])
+        for f in loose:
+            f.unlink(missing_ok=True)
+        return True
+
+    def adopt_legacy(self) -> int:
+        """Adopt every partition written before partition commits (see :meth:`_adopt_loose_files`);
+        returns how many. ``governance catalog rebuild`` runs it."""
+        adopted = 0
+        for layer in LAYERS:
+            for pdir in sorted((self.root / layer).glob("*/*")) if (self.root / layer).is_dir() else []:
+                if pdir.is_dir() and not (pdir / CURRENT).exists() and any(pdir.glob("*.parquet")):
+                    with _flock(pdir / PARTITION_LOCK):
+                        adopted += self._adopt_loose_files(pdir)
+        return adopted
 
     # --- bookkeeping documents --------------------------------------------------------------------
 
@@ -555,8 +592,10 @@ class Catalog:
         return self._apply(create, drop)
 
     def rebuild(self) -> dict[str, int]:
-        """Re-create every view from the lake alone (a deleted, stale or broken catalog heals)."""
+        """Re-create every view from the lake alone (a deleted, stale or broken catalog heals); a lake
+        written before partition commits has its partitions adopted first."""
         self.lake.recover()
+        adopted = self.lake.adopt_legacy()
         try:
             existing = self.views()
         except duckdb.Error as exc:
@@ -567,7 +606,7 @@ class Catalog:
         status = self._apply(create, sorted(set(drop) | set(stale)))
         if status == "deferred":
             raise CatalogLockedError(f"the catalog {self.path} is held by another process; close it and retry")
-        return {"views": len(create), "dropped": len(set(drop) | set(stale))}
+        return {"views": len(create), "dropped": len(set(drop) | set(stale)), "adopted": adopted}
 
     def _replace_broken(self, exc: Exception) -> str:
         aside = self.path.with_name(f"{self.path.name}.broken-{int(time.time())}")

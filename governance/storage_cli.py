@@ -23,7 +23,8 @@ def _cmd_rebuild(args: argparse.Namespace) -> int:
     catalog = _catalog(args)
     done = catalog.rebuild()
     print(f"catalog {catalog.path}: {done['views']} view(s) re-created from the lake {catalog.lake.root}"
-          + (f", {done['dropped']} dropped (no committed data)" if done["dropped"] else ""))
+          + (f", {done['dropped']} dropped (no committed data)" if done["dropped"] else "")
+          + (f"; {done['adopted']} partition(s) written before partition commits adopted" if done["adopted"] else ""))
     return 0
 
 

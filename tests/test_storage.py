@@ -64,3 +64,21 @@ def test_parallel_writers_never_fail_on_the_duckdb_lock(tmp_path):
     catalog = Catalog.at(tmp_path / "warehouse.duckdb", Lake.at(tmp_path))
     assert catalog.query("select count(*) as n from raw.events")["n"][0] == 60
     assert catalog.query("select count(*) as n from clean.t6")["n"][0] == 1
+
+
+def test_a_partition_written_before_commits_is_adopted_by_its_next_write_or_a_rebuild(tmp_path):
+    lake = Lake.at(tmp_path / "lake")
+    for day in ("2026-11-10", "2026-11-11"):  # the old layout: <partition>/<part>.parquet
+        folder = tmp_path / "lake" / "raw" / "events" / f"date={day}"
+        folder.mkdir(parents=True)
+        pl.DataFrame({"a": [1, 2]}).write_parquet(folder / "data.parquet")
+    pl.DataFrame({"r": ["x"]}).write_parquet(tmp_path / "lake" / "raw" / "events" / "date=2026-11-10" / "extra.parquet")
+    assert lake.partitions("raw", "events") == []  # not committed: absent
+    lake.write("raw", "events", pl.DataFrame({"a": [9]}), "2026-11-10", part="other")
+    assert lake.read("raw", "events", "2026-11-10")["a"].to_list() == [1, 2]  # adopted, carried forward
+    assert lake.read("raw", "events", "2026-11-10", part="extra")["r"].to_list() == ["x"]
+    catalog = Catalog.at(tmp_path / "warehouse.duckdb", lake)
+    assert catalog.rebuild()["adopted"] == 1  # the other day
+    assert lake.partitions("raw", "events") == ["2026-11-10", "2026-11-11"]
+    assert not list((tmp_path / "lake" / "raw" / "events" / "date=2026-11-11").glob("*.parquet"))
+    assert lake.verify("raw", "events", "2026-11-11") == []
