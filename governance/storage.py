@@ -175,6 +175,7 @@ class Transaction:
         self.lake = lake
         self.id = _new_txid()
         self.touched: dict[Path, _Touched] = {}
+        self.committed = False
         self._lock_path = lake.tx_dir / f"{self.id}.lock"
         self._lock_path.parent.mkdir(parents=True, exist_ok=True)
         self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -207,6 +208,7 @@ class Transaction:
                 "txid": self.id,
                 "versions": [str(e.version.relative_to(self.lake.root)) for e in self.touched.values()],
             }), fsync=True)  # ← the commit point
+            self.committed = True  # from here on, an error is finished by recovery, never undone
             self.lake._publish(self.id, [e.version for e in self.touched.values()])
             record.unlink(missing_ok=True)
 
@@ -234,6 +236,8 @@ class Transaction:
         }, indent=1), fsync=True)
 
     def abort(self) -> None:
+        if self.committed:  # published or to be rolled forward by the next reader: keep every version
+            return
         for entry in self.touched.values():
             shutil.rmtree(entry.version, ignore_errors=True)
         self.touched.clear()
@@ -325,7 +329,14 @@ class Lake:
         if not path.exists():
             where = f"partition {partition}" if partition else "snapshot"
             raise FileNotFoundError(f"{layer}.{table} ({where}) has not been materialized: {path} is missing")
-        return read_contiguous(path)
+        for attempt in range(3):
+            # one version, column by column: resolved once, so a commit meanwhile cannot mix two versions
+            try:
+                return read_contiguous(path.resolve(strict=True))
+            except FileNotFoundError:  # superseded and removed while read: read the new one
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def scan(
         self, layer: str, table: str, partitions: Iterable[str] | None = None, part: str = "data"
@@ -339,8 +350,7 @@ class Lake:
             paths = [p for p in paths if p.exists()]
         if not paths:
             raise FileNotFoundError(f"{layer}.{table}: no materialized {part} files under {self.table_dir(layer, table)}")
-        # the resolved version files: a commit swinging ``current`` while the scan runs cannot mix versions
-        return pl.scan_parquet([p.resolve() for p in paths], missing_columns="insert", extra_columns="ignore")
+        return pl.scan_parquet(paths, missing_columns="insert", extra_columns="ignore")
 
     def manifest(self, layer: str, table: str, partition: str | None = None) -> dict:
         """The committed version's manifest ({} when the partition is absent)."""

@@ -82,3 +82,21 @@ def test_a_partition_written_before_commits_is_adopted_by_its_next_write_or_a_re
     assert lake.partitions("raw", "events") == ["2026-11-10", "2026-11-11"]
     assert not list((tmp_path / "lake" / "raw" / "events" / "date=2026-11-11").glob("*.parquet"))
     assert lake.verify("raw", "events", "2026-11-11") == []
+
+
+def test_an_error_after_the_commit_point_keeps_the_new_version_for_recovery(tmp_path, monkeypatch):
+    lake = Lake.at(tmp_path)
+    lake.write("raw", "events", pl.DataFrame({"a": [1]}), "2026-11-10")
+
+    def broken_publish(self, txid, versions):
+        raise OSError("disk went away after the commit record")
+
+    monkeypatch.setattr(Lake, "_publish", broken_publish)
+    with pytest.raises(OSError):
+        with lake.transaction():
+            lake.write("raw", "events", pl.DataFrame({"a": [2]}), "2026-11-10")
+            lake.write("quarantine", "events", pl.DataFrame({"q": [2]}), "2026-11-10", part="collection")
+    monkeypatch.undo()
+    assert lake.recover() == 1  # the committed transaction is rolled forward, whole
+    assert lake.read("raw", "events", "2026-11-10")["a"].to_list() == [2]
+    assert lake.read("quarantine", "events", "2026-11-10", part="collection")["q"].to_list() == [2]
