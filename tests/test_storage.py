@@ -100,3 +100,28 @@ def test_an_error_after_the_commit_point_keeps_the_new_version_for_recovery(tmp_
     assert lake.recover() == 1  # the committed transaction is rolled forward, whole
     assert lake.read("raw", "events", "2026-11-10")["a"].to_list() == [2]
     assert lake.read("quarantine", "events", "2026-11-10", part="collection")["q"].to_list() == [2]
+
+
+def test_a_crash_during_a_days_first_write_leaves_the_day_absent_and_the_next_day_unharmed(tmp_path, monkeypatch):
+    lake = Lake.at(tmp_path)
+    lake.write("raw", "events", pl.DataFrame({"a": [1]}), "2026-11-09")
+
+    def crash(self, path, **kwargs):
+        Path(path).write_bytes(b"half a file")
+        raise OSError("killed")
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", crash)
+    with pytest.raises(OSError):
+        lake.write("raw", "events", pl.DataFrame({"a": [2]}), "2026-11-10")
+    monkeypatch.undo()
+    day = tmp_path / "raw" / "events" / "date=2026-11-10"
+    (day / "v-00000000000000000001-1-deadbeef").mkdir()  # what a SIGKILL (no clean-up at all) leaves
+    (day / "v-00000000000000000001-1-deadbeef" / "data.parquet").write_bytes(b"half a file")
+    assert lake.partitions("raw", "events") == ["2026-11-09"]  # a folder without a commit is absent
+    assert lake.scan("raw", "events").collect()["a"].to_list() == [1]  # and breaks no reader
+    catalog = Catalog.at(tmp_path / "w.duckdb", lake)
+    catalog.register("raw", "events")
+    assert catalog.query("select count(*) as n from raw.events")["n"][0] == 1
+    lake.write("raw", "events", pl.DataFrame({"a": [3]}), "2026-11-10")  # the next run of the day
+    assert [p.name for p in day.iterdir() if p.name.startswith("v-")] == [os.readlink(day / "current")]
+    assert catalog.query("select count(*) as n from raw.events")["n"][0] == 2

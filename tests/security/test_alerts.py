@@ -71,3 +71,13 @@ def test_transient_failures_are_retried_a_bounded_number_of_times():
         assert result.startswith("failed after 2 attempt(s)") and "503" in result and TOKEN not in result
     finally:
         server.shutdown()
+
+
+@pytest.mark.parametrize("url", [f"postgresql+psycopg2://governance:{TOKEN}@bad host/q",
+                                 f"postgresql+psycopg2://governance:{TOKEN}@127.0.0.1:1/q?sslpassword={TOKEN}"])
+def test_a_database_password_appears_in_no_setting_or_error(url, tmp_path):
+    settings = Settings.load(data_root=str(tmp_path), quality_url=url)
+    assert TOKEN not in json.dumps(settings.describe())
+    with pytest.raises(Exception) as caught:
+        QualityStore(url).incidents()
+    assert TOKEN not in str(caught.value) and TOKEN not in repr(caught.value)
