@@ -62,15 +62,24 @@ def _train(fn, *args, **kwargs):
 def sentiment_model(context: dg.AssetExecutionContext, config: SentimentTraining,
                     warehouse: WarehouseResource, models: ModelRegistryResource) -> dg.MaterializeResult:
     result = _train(train_sentiment_model, warehouse.lake, models.root, config.setting, log_fn=context.log.info,
-                    progress=_progress(context, "training"))
+                    progress=_progress(context, "training"), cache_dir=warehouse.config.model_cache)
     (context.log.info if result.promoted else context.log.warning)(result.reason)
     metrics = {k: round(v, 4) for k, v in result.metrics.items() if isinstance(v, int | float)}
+    from governance.labelling.figures import markdown_image
+
+    pictures = {f"{name} (held-out split)": dg.MetadataValue.md(markdown_image(path, name))
+                for name, path in (result.figures or {}).items()}
+    per_domain = pl.DataFrame([{"domain": d, **{k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()}}
+                               for d, m in (result.per_domain or {}).items()])
     return dg.MaterializeResult(metadata={
         "version": result.version,
         "promoted": result.promoted,
         "decision": result.reason,
         "setting": result.setting,
+        "title_used": result.title_used,
         "metrics (held-out split)": dg.MetadataValue.json(metrics),
+        **pictures,
+        **({"per_domain": markdown_table(per_domain)} if per_domain.height else {}),
         "train_rows": result.n_train,
         "eval_rows": result.n_test,
         "train_seconds": round(result.train_seconds, 1),

@@ -2,6 +2,8 @@
 
     python bench/label.py            # ~2000 test reviews, layer sweep, longer training probe
     python bench/label.py --quick    # ~300 reviews, a few training steps (≈1–2 min)
+    python bench/label.py --categories   # query/product categories: zero-shot vs CategoryModel (Instacart)
+    python bench/label.py --lodo         # sentiment leave-one-domain-out table (shared review sets)
 
 Paths (same model, same texts, same run):
   naive           batch of one, fp32, unsorted, no inference_mode / no_grad
@@ -59,7 +61,21 @@ def main(argv=None) -> int:
     ap.add_argument("--models-root", default="data/models")
     ap.add_argument("-n", type=int, default=None, help="texts per path")
     ap.add_argument("--model", default=None, help="a registered sentiment version (default: the promoted one)")
+    ap.add_argument("--categories", action="store_true",
+                    help="instead: the category benchmark (Instacart names -> aisle/department), zero-shot baseline "
+                         "and CategoryModel in the same run (governance.labelling.category_bench)")
+    ap.add_argument("--lodo", action="store_true",
+                    help="instead: the leave-one-domain-out sentiment table over the shared review sets "
+                         "(governance.labelling.lodo)")
     a = ap.parse_args(argv)
+    print(f"load average before the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (other processes skew "
+          f"timings)")
+    if a.categories:
+        from governance.labelling.category_bench import main as categories_main
+        return categories_main([])
+    if a.lodo:
+        from governance.labelling.lodo import main as lodo_main
+        return lodo_main([])
     import torch
 
     from governance.labelling.metrics import binary_scores

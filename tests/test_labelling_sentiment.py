@@ -159,3 +159,25 @@ def test_distilled_student_is_smaller_starts_from_the_teacher_and_labels(tmp_pat
     loaded = SentimentClassifier.load(student.save(tmp_path / "student", export_onnx=False))
     assert loaded.net.encoder.config.num_hidden_layers == 1
     assert np.allclose(loaded.predict_proba([t for t, _ in HELD_OUT], backend="torch"), p, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_train_with_other_shops_records_domains_title_and_pictures(tmp_path):
+    from governance.labelling import train_sentiment_from_csv
+    from governance.labelling.registry import ModelRegistry
+    texts, ratings = _data()
+    rows = [{"text": t + f" ({k})", "rating": int(r), "title": "Great" if r >= 4 else None}
+            for k in range(2) for t, r in zip(texts, ratings)]
+    csv = tmp_path / "reviews.csv"
+    pl.DataFrame(rows).write_csv(csv)
+    other = pl.DataFrame([{"domain": d, "title": None, "text": f"{t} from the {d} shop #{k}", "rating": int(r)}
+                          for d in ("food", "tools") for k in range(3) for t, r in zip(texts, ratings)])
+    r = train_sentiment_from_csv(csv, models_root=tmp_path / "models", cache_dir=tmp_path / "cache",
+                                 other_shops=other, other_per_domain=50, head_epochs=20)
+    assert r.title_used and set(r.per_domain) == {"this shop", "food", "tools"}
+    assert all(0 <= m["balanced_accuracy"] <= 1 for m in r.per_domain.values())
+    card = ModelRegistry(tmp_path / "models").card("sentiment", r.version)
+    assert card.notes["input"]["title_column"] == "title" and card.notes["trained_on"]["other shops"] == 100
+    assert set(r.figures) == {"confusion", "reliability"}
+    assert all(open(p).read().startswith("<svg") for p in r.figures.values())
+    assert list((tmp_path / "cache" / "embeddings").rglob("shard-*.npz"))  # vectors cached by content hash

@@ -85,11 +85,30 @@ def _label_queries(a: argparse.Namespace) -> int:
     return 0
 
 
+def _other_shops(a: argparse.Namespace):
+    """The shared review sets of other shops (settings shared_data), or None (--other-shops 0 / absent)."""
+    if a.other_shops == 0:
+        return None
+    shared = a.settings.shared_data
+    if shared is None:
+        _say("no shared review sets (settings shared_data): training on this file only")
+        return None
+    from governance.labelling.review_sets import load_review_sets
+    df = load_review_sets(shared)
+    if df.is_empty():
+        _say(f"no review sets under {shared}: training on this file only")
+        return None
+    return df
+
+
 def _train(a: argparse.Namespace) -> int:
     from governance.labelling.workflows import train_sentiment_from_csv
+    if a.other_shops < 0:
+        raise ValueError(f"--other-shops must be 0 (off) or more, not {a.other_shops}")
     r = train_sentiment_from_csv(a.input, a.text_column, a.rating_column, _models_root(a), setting=a.setting,
                                  title_column=a.title_column, log_fn=_say, progress=progress_for("train-sentiment"),
-                                 cache_dir=a.settings.model_cache)
+                                 cache_dir=a.settings.model_cache, other_shops=_other_shops(a),
+                                 other_per_domain=a.other_shops)
     print(json.dumps({k: v for k, v in r.as_dict().items() if k != "validation"}, indent=2, default=float))
     print(r.reason)
     return 0
@@ -148,6 +167,11 @@ def add_commands(sub) -> None:
     t.add_argument("--text-column", default="text", help="column with the review text (default: %(default)s)")
     t.add_argument("--rating-column", default="rating", help="column with the 1–5 star rating (default: %(default)s)")
     t.add_argument("--title-column", default="auto", help=TITLE_HELP % "")
+    t.add_argument("--other-shops", type=int, default=1500, metavar="N",
+                   help="also train on N reviews per domain of the other shops' review sets under the settings' "
+                        "shared_data (clothing, food, instruments, headphones; each scored on its own held-out "
+                        "part, the card's per-domain table), so the model holds on other shops; 0 trains on this "
+                        "file only (default: %(default)s; skipped when no sets are there)")
     t.add_argument("--setting", default="demo", choices=["demo", "full"],
                    help="training recipe, see above (default: %(default)s)")
     t.add_argument("--models-root", default=None, help=MODELS_ROOT_HELP)

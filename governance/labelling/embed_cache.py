@@ -41,8 +41,9 @@ def embedder_key(embedder) -> str:
 class EmbeddingCache:
     """Vectors of texts under ``root/<key>``; ``encode(embedder, texts)`` fills what is missing."""
 
-    def __init__(self, root: Path | str):
+    def __init__(self, root: Path | str, chunk: int = 2048):
         self.root = Path(root)
+        self.chunk = chunk
 
     def _dir(self, key: str) -> Path:
         return self.root / "embeddings" / key
@@ -113,9 +114,20 @@ class EmbeddingCache:
             uniq, inverse = np.unique(keys[miss], return_inverse=True)
             first = np.zeros(len(uniq), dtype=np.int64)
             first[inverse[::-1]] = miss[::-1]
-            vecs = embedder.encode([texts[i] for i in first], progress=progress, **encode_kwargs)
+            vecs = np.zeros((len(uniq), dim), dtype=np.float32)
+            done = int(found.sum())
+            # in chunks, each stored at once: an interrupted run keeps what it computed
+            for s in range(0, len(uniq), self.chunk):
+                part = slice(s, s + self.chunk)
+                base = done + s
+
+                def sub(d: int, _t: int, base=base) -> None:
+                    if progress is not None:
+                        progress(base + d, len(texts))
+
+                vecs[part] = embedder.encode([texts[i] for i in first[part]], progress=sub, **encode_kwargs)
+                self.store(key, uniq[part], vecs[part])
             out[miss] = vecs[inverse]
-            self.store(key, uniq, vecs)
         elif progress is not None:
             progress(len(texts), len(texts))
         return out

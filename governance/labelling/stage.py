@@ -24,8 +24,13 @@ class NothingToTrainOn(ValueError):
     """The stage's input has no materialized partitions."""
 
 
-def train_sentiment_model(lake: Lake, models_root: Path, setting: str = "demo", *, log_fn=None, progress=None):
-    """Train on every clean review with readable text (broken UTF-8 excluded); register, promote if better."""
+def train_sentiment_model(lake: Lake, models_root: Path, setting: str = "demo", *, log_fn=None, progress=None,
+                          cache_dir: Path | None = None, other_shops=None):
+    """Train on every clean review with readable text (broken UTF-8 excluded); register, promote if better.
+
+    `cache_dir` (``Settings.model_cache``): frozen-encoder vectors cached by content hash, so a re-run on
+    mostly the same reviews skips the encoder; `other_shops`: other shops' reviews to add to training
+    (``review_sets.load_review_sets``), each scored on its own held-out part."""
     from governance.labelling.workflows import train_sentiment_on_frame
 
     reviews = _all_partitions(lake, "clean", "reviews")
@@ -37,7 +42,7 @@ def train_sentiment_model(lake: Lake, models_root: Path, setting: str = "demo", 
         log_fn(f"training sentiment ({setting}) on {usable.height:,} clean reviews")
     return train_sentiment_on_frame(usable, "text", "rating", models_root, setting, "title",
                                     source=f"clean.reviews ({usable.height:,} rows)", log_fn=log_fn,
-                                    progress=progress)
+                                    progress=progress, cache_dir=cache_dir, other_shops=other_shops)
 
 
 def train_intent_model(lake: Lake, models_root: Path, truth_dir: Path | None = None, *, log_fn=None, progress=None):

@@ -232,6 +232,7 @@ class TrainResult:
     n_test: int
     title_used: bool = False
     figures: dict | None = None   # name -> path of the card's pictures (confusion, reliability)
+    per_domain: dict | None = None  # domain -> figures on its held-out part ("this shop" = the source)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -240,19 +241,27 @@ class TrainResult:
 def train_sentiment_from_csv(csv_path: Path | str, text_column: str = "text", rating_column: str = "rating",
                              models_root: Path | str = "data/models", setting: str = "demo",
                              title_column: str | None = "auto", *, log_fn=None, progress=None,
-                             cache_dir: Path | str | None = None, **overrides) -> TrainResult:
+                             cache_dir: Path | str | None = None, other_shops=None, other_per_domain: int = 1500,
+                             **overrides) -> TrainResult:
     """Train on a CSV (or Parquet) file of (text, 1–5 rating): see :func:`train_sentiment_on_frame`."""
     return train_sentiment_on_frame(_read_table(csv_path), text_column, rating_column, models_root, setting,
                                     title_column, source=str(csv_path), log_fn=log_fn, progress=progress,
-                                    cache_dir=cache_dir, **overrides)
+                                    cache_dir=cache_dir, other_shops=other_shops, other_per_domain=other_per_domain,
+                                    **overrides)
 
 
 def train_sentiment_on_frame(df, text_column: str = "text", rating_column: str = "rating",
                              models_root: Path | str = "data/models", setting: str = "demo",
                              title_column: str | None = None, *, source: str = "a data frame", log_fn=None,
-                             progress=None, cache_dir: Path | str | None = None, **overrides) -> TrainResult:
+                             progress=None, cache_dir: Path | str | None = None, other_shops=None,
+                             other_per_domain: int = 1500, other_test_per_domain: int = 500,
+                             **overrides) -> TrainResult:
     """Train on a frame of (text, 1–5 rating), evaluate on its held-out 20 % (stratified, random_state=0),
     register the model and promote it if it beats the current one on that same held-out set.
+
+    `other_shops` (``review_sets.load_review_sets``: domain, title, text, rating): other shops'
+    reviews added to the training part (`other_per_domain` per domain, from each domain's fixed
+    training part), and scored on their fixed test parts — the card's per-domain table.
 
     `title_column`: a column read before the text ("Title. text"), "auto" (a title/summary column when
     there is one) or None; the card and the model record whether a title was used, and labelling then
@@ -298,14 +307,34 @@ def train_sentiment_on_frame(df, text_column: str = "text", rating_column: str =
         f"reading {'title ' + repr(title_column) + ' + ' if title_column else ''}text {text_column!r}")
     config = config_for(setting, **overrides)
     t0 = time.perf_counter()
+    own_n_train = len(tr_t)
+    domain_tests: dict[str, tuple[list[str], np.ndarray]] = {}
+    if other_shops is not None and other_shops.height:
+        from governance.labelling.review_sets import domain_sample, domain_split  # noqa: PLC0415
+        o_tr, o_te = domain_split(other_shops)
+        o_tr = domain_sample(o_tr, other_per_domain)
+        o_texts = [compose_review_text(t, x) for t, x in zip(o_tr["title"].to_list(), o_tr["text"].to_list())]
+        tr_t, tr_y = tr_t + o_texts, np.concatenate([tr_y, o_tr["rating"].to_numpy()])
+        for (dom,), g in o_te.group_by(["domain"], maintain_order=True):
+            g = g.head(other_test_per_domain)
+            domain_tests[dom] = ([compose_review_text(t, x) for t, x in zip(g["title"].to_list(), g["text"].to_list())],
+                                 g["rating"].to_numpy())
+        say(f"plus {o_tr.height:,} reviews of {o_tr['domain'].n_unique()} other shops/domains "
+            f"({', '.join(sorted(domain_tests))}); each scored on its own held-out part")
     precomputed = test_vectors = None
     if config.freeze_encoder and cache_dir is not None and config.normalize_pooled and not config.num_layers:
         from governance.labelling.embed_cache import cached_encode  # noqa: PLC0415
         from governance.labelling.encoder import Embedder  # noqa: PLC0415
         emb = Embedder(max_length=config.max_length, backend="torch")
         say(f"embedding {len(tr_t) + len(te_t):,} texts (frozen encoder, cached by content hash under {cache_dir})")
-        vecs = cached_encode(emb, tr_t + te_t, cache_dir, progress=progress)
-        precomputed, test_vectors = vecs[:len(tr_t)], vecs[len(tr_t):]
+        extra = [t for texts_, _ in domain_tests.values() for t in texts_]
+        vecs = cached_encode(emb, tr_t + te_t + extra, cache_dir, progress=progress)
+        precomputed, test_vectors = vecs[:len(tr_t)], vecs[len(tr_t):len(tr_t) + len(te_t)]
+        pos = len(tr_t) + len(te_t)
+        domain_vectors = {}
+        for dom, (texts_, _) in domain_tests.items():
+            domain_vectors[dom] = vecs[pos:pos + len(texts_)]
+            pos += len(texts_)
     trained = train_sentiment(tr_t, tr_y, config, log_fn=log_fn, progress=progress, precomputed=precomputed)
     train_seconds = time.perf_counter() - t0
     clf = trained.classifier
@@ -318,6 +347,13 @@ def train_sentiment_on_frame(df, text_column: str = "text", rating_column: str =
     metrics = sentiment_report(te_y, proba_test)
     say(f"trained in {train_seconds:.0f}s; held-out balanced accuracy {metrics['balanced_accuracy']:.3f}, "
         f"3-class macro-F1 {metrics['macro_f1']:.3f}")
+    per_domain = {"this shop": {k: metrics[k] for k in ("n", "balanced_accuracy", "macro_f1", "binary_accuracy")}}
+    for dom, (texts_, ys) in domain_tests.items():
+        pd_ = (_proba_from_vectors(clf, domain_vectors[dom]) if test_vectors is not None
+               else clf.predict_proba(texts_))
+        r = sentiment_report(ys, pd_)
+        per_domain[dom] = {k: r[k] for k in ("n", "balanced_accuracy", "macro_f1", "binary_accuracy")}
+        say(f"  {dom}: balanced accuracy {r['balanced_accuracy']:.3f}, 3-class macro-F1 {r['macro_f1']:.3f}")
 
     def evaluate_current(path: Path) -> float:
         cur = SentimentClassifier.load(path)
@@ -326,12 +362,13 @@ def train_sentiment_on_frame(df, text_column: str = "text", rating_column: str =
     decision, version = register_sentiment(
         trained, models_root, metrics=metrics, eval_set=fingerprint(te_t, te_y), training_fp=fingerprint(tr_t, tr_y),
         notes={"source": source, "evaluation": "held-out 20% of the source", "input": clf.input,
-               "train_seconds": round(train_seconds, 1)},
+               "train_seconds": round(train_seconds, 1), "per_domain": per_domain,
+               "trained_on": {"this shop": own_n_train, "other shops": len(tr_t) - own_n_train}},
         evaluate_current=evaluate_current, figures=(te_y, proba_test))
     return TrainResult(version=version, promoted=decision.promoted, reason=decision.reason, setting=setting,
                        metrics=metrics, validation=trained.validation, epoch_seconds=trained.epoch_seconds,
                        train_seconds=train_seconds, model_path=str(trained.classifier.path), n_train=len(tr_t),
-                       n_test=len(te_t), title_used=bool(title_column),
+                       n_test=len(te_t), title_used=bool(title_column), per_domain=per_domain,
                        figures={k: str(Path(clf.path) / v) for k, v in
                                 ModelRegistry(models_root).card("sentiment", version).notes.get("figures", {}).items()})
 
