@@ -581,7 +581,9 @@ class Catalog:
         existing = existing or {}
         create = sorted(t for t in wanted
                         if existing.get(t) is None or f"read_parquet('{self.lake.glob(*t)}'" not in existing[t])
-        drop = sorted(t for t in existing if t[0] in LAYERS and t not in wanted)
+        # only views this catalog made (over this lake) are dropped: an analyst's own views stay
+        ours = f"read_parquet('{str(self.lake.root)}"
+        drop = sorted(t for t in existing if t[0] in LAYERS and t not in wanted and ours in (existing[t] or ""))
         return create, drop
 
     def register(self, layer: str, table: str) -> str:
@@ -611,12 +613,12 @@ class Catalog:
         except duckdb.Error as exc:
             self._replace_broken(exc)
             existing = self.views()
-        create, drop = self._plan({})
-        stale = [t for t in (existing or {}) if t[0] in LAYERS and t not in set(create)]
-        status = self._apply(create, sorted(set(drop) | set(stale)))
+        _, drop = self._plan(existing)  # views of ours whose table has no committed data
+        create, _ = self._plan({})  # every view, made again
+        status = self._apply(create, drop)
         if status == "deferred":
             raise CatalogLockedError(f"the catalog {self.path} is held by another process; close it and retry")
-        return {"views": len(create), "dropped": len(set(drop) | set(stale)), "adopted": adopted}
+        return {"views": len(create), "dropped": len(drop), "adopted": adopted}
 
     def _replace_broken(self, exc: Exception) -> str:
         aside = self.path.with_name(f"{self.path.name}.broken-{int(time.time())}")

@@ -67,10 +67,13 @@ def test_stale_and_orphan_views_are_repaired(tmp_path):
     shutil.rmtree(lake.table_dir("clean", "gone"))  # its view no longer reads
     con = duckdb.connect(str(catalog.path))
     con.execute("CREATE OR REPLACE VIEW raw.events AS SELECT 1 AS stale")  # e.g. the lake moved
+    con.execute("CREATE OR REPLACE VIEW clean.analysts_own AS SELECT 42 AS answer")  # not the catalog's
     con.close()
     assert catalog.register("clean", "users") == "written"
     assert catalog.query("select count(*) as n from raw.events")["n"][0] == 6
     assert ("clean", "gone") not in catalog.views()
+    catalog.rebuild()
+    assert catalog.query("select answer from clean.analysts_own")["answer"][0] == 42  # an analyst's view stays
 
 
 def test_a_broken_catalog_file_is_moved_aside_and_made_again(tmp_path):
