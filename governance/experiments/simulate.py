@@ -60,30 +60,38 @@ def serve(index, queries: pl.DataFrame, query_vectors: np.ndarray, depth: int = 
     n = queries.height
     lists = {m: np.full((n, SLOTS), -1, dtype=np.int64) for m in ("bm25", "dense", "hybrid")}
     pool, fq, fi, fb, fd = [], [], [], [], []
+    dense = index.dense.search_many(query_vectors, depth) if n else []
     for i, q in enumerate(queries["query"].to_list()):  # one retrieval per distinct query text
         li, _ = index.lexical.search(q, depth)
-        di, _ = index.dense.search(query_vectors[i], depth)
+        di = dense[i]
         hi, _ = fuse_lists([li, di])
         for m, items in (("bm25", li), ("dense", di), ("hybrid", hi)):
             lists[m][i, :min(SLOTS, items.size)] = items[:SLOTS]
         cand = np.unique(np.concatenate([li[:SLOTS], di[:SLOTS], hi[:SLOTS]]))
         pool.append(cand)
-        rank_b = {int(x): r + 1 for r, x in enumerate(li)}
-        rank_d = {int(x): r + 1 for r, x in enumerate(di)}
         fq.append(np.full(cand.size, i))
         fi.append(cand)
-        fb.append(np.array([rank_b.get(int(c), depth + 1) for c in cand]))
-        fd.append(np.array([rank_d.get(int(c), depth + 1) for c in cand]))
+        fb.append(_rank_in(li, cand, depth))
+        fd.append(_rank_in(di, cand, depth))
     feats = {"qi": np.concatenate(fq), "i": np.concatenate(fi), "bm25_rank": np.concatenate(fb),
              "dense_rank": np.concatenate(fd)} if n else {}
     return Served(queries, lists, pool, feats)
+
+
+def _rank_in(ranked: np.ndarray, items: np.ndarray, depth: int) -> np.ndarray:
+    """1-based rank of each item in ``ranked`` (depth + 1 where absent)."""
+    if ranked.size == 0:
+        return np.full(items.size, depth + 1, dtype=np.int64)
+    order = np.argsort(ranked, kind="stable")
+    at = np.clip(np.searchsorted(ranked[order], items), 0, ranked.size - 1)
+    return np.where(ranked[order][at] == items, order[at] + 1, depth + 1).astype(np.int64)
 
 
 # ---------------------------------------------------------------------------------------------
 # the world
 
 
-def query_pool(clean_queries: pl.DataFrame, truth: pl.DataFrame | None, max_queries: int = 1500) -> pl.DataFrame:
+def query_pool(clean_queries: pl.DataFrame, truth: pl.DataFrame | None, max_queries: int = 1000) -> pl.DataFrame:
     """Distinct normalised query texts with their frequency (and the shop's truth where it exists)."""
     from governance.search.evaluate import normalise_query  # noqa: PLC0415
 
@@ -287,11 +295,12 @@ def _read_all(lake, layer: str, table: str) -> pl.DataFrame | None:
     return lake.read(layer, table) if lake.exists(layer, table) else None
 
 
-def run_search_experiment(lake, index, truth_dir=None, *, max_queries: int = 1500, log=print) -> SearchExperiment:
+def run_search_experiment(lake, index, truth_dir=None, *, max_queries: int = 1000, query_cache=None,
+                          log=print) -> SearchExperiment:
     """Exploration log → offline estimates of both arms → online A/B test → analysis and verdict."""
     from pathlib import Path  # noqa: PLC0415
 
-    from governance.search.dense import encode_queries  # noqa: PLC0415
+    from governance.search.dense import encode_queries_cached  # noqa: PLC0415
     from governance.search.evaluate import shop_judgments  # noqa: PLC0415
 
     queries = _read_all(lake, "clean", "queries")
@@ -299,7 +308,7 @@ def run_search_experiment(lake, index, truth_dir=None, *, max_queries: int = 150
     truth = pl.read_parquet(truth_path) if truth_path and truth_path.exists() else None
     pool = query_pool(queries, truth, max_queries)
     log(f"experiment: {pool.height:,} query texts ({'shop truth' if truth is not None else 'click'} relevance)")
-    vectors = encode_queries(pool["query"].to_list())
+    vectors = encode_queries_cached(pool["query"].to_list(), query_cache)
     served = serve(index, pool, vectors)
     clicks = _read_all(lake, "integrated", "query_clicks")
     judged = shop_judgments(clicks) if clicks is not None and truth is None else None

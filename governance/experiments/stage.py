@@ -64,11 +64,12 @@ def results_table(analysis: dict) -> pl.DataFrame:
 
 def search_experiment_stage(settings, *, log=print) -> ExperimentRun:
     from governance.search.index import SearchIndex, index_dir  # noqa: PLC0415
+    from governance.search.stage import query_cache  # noqa: PLC0415
 
     t0 = time.perf_counter()
     lake = settings.lake()
     index = SearchIndex.load(index_dir(settings.data_root))
-    exp = run_search_experiment(lake, index, settings.truth_dir, log=log)
+    exp = run_search_experiment(lake, index, settings.truth_dir, query_cache=query_cache(settings), log=log)
     results = results_table(exp.analysis)
     _write(settings, "exploration_log", exp.log)
     _write(settings, "offline_estimates", exp.offline.with_columns(pl.lit(EXPERIMENT).alias("experiment")))

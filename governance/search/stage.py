@@ -23,7 +23,7 @@ LAYER = "search"
 CROWDFLOWER = "crowdflower_search_relevance"
 #: shop queries evaluated (the most frequent distinct texts) and queries timed
 SHOP_QUERIES = 1000
-LATENCY_QUERIES = 100
+LATENCY_QUERIES = 50
 
 
 def read_days(lake, layer: str, table: str) -> pl.DataFrame | None:
@@ -31,6 +31,11 @@ def read_days(lake, layer: str, table: str) -> pl.DataFrame | None:
     if days:
         return pl.concat([lake.read(layer, table, d) for d in days], how="diagonal_relaxed")
     return lake.read(layer, table) if lake.exists(layer, table) else None
+
+
+def query_cache(settings) -> Path:
+    """Query texts → MiniLM vectors, shared by the evaluation and the experiment."""
+    return Path(settings.data_root) / "search" / "query_vectors.parquet"
 
 
 def crowdflower_cache(settings) -> Path:
@@ -69,7 +74,7 @@ def evaluate_stage(settings, *, crowdflower: bool | None = None, log=print) -> S
     clicks = read_days(lake, "integrated", "query_clicks")
     if clicks is not None and clicks.height:
         evaluations.append(evaluate_shop(index, clicks, max_queries=SHOP_QUERIES, latency_queries=LATENCY_QUERIES,
-                                         log=log))
+                                         query_cache=query_cache(settings), log=log))
     else:
         skipped["shop"] = "no integrated.query_clicks"
     cf_dir = Path(settings.shared_data) / CROWDFLOWER if settings.shared_data else None
