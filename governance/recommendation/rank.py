@@ -168,10 +168,11 @@ class Ranker:
         import lightgbm as lgb
 
         t = time.perf_counter()
-        # only users with at least one positive teach an order
-        pos = frame.group_by("user_key").agg((pl.col(label) > 0).any().alias("any")).filter("any")
-        f = frame.join(pos.select("user_key"), on="user_key", how="semi").sort("user_key")
-        groups = f.group_by("user_key", maintain_order=True).len()["len"].to_numpy()
+        # a query is one user's candidates on one label day; only those with a positive teach an order
+        qid = ["user_key", "label_day"] if "label_day" in frame.columns else ["user_key"]
+        pos = frame.group_by(qid).agg((pl.col(label) > 0).any().alias("any")).filter("any")
+        f = frame.join(pos.select(qid), on=qid, how="semi").sort(qid)
+        groups = f.group_by(qid, maintain_order=True).len()["len"].to_numpy()
         ds = lgb.Dataset(self.matrix(f), label=f[label].to_numpy(), group=groups, feature_name=self.columns,
                          categorical_feature=["category"], free_raw_data=True)
         booster = lgb.train(self.params, ds, num_boost_round=self.rounds)

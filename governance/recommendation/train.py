@@ -130,7 +130,7 @@ def evaluate_bundle(bundle: Bundle, split: Split, k: int = 20) -> tuple[dict[str
 
 
 def train(data: RecoData, *, holdout_days: int = 1, recalls: dict[str, Recall] | None = None,
-          extra: dict[str, Recall] | None = None, per_model: int = 30, ranker_rounds: int = 50,
+          extra: dict[str, Recall] | None = None, per_model: int = 30, ranker_rounds: int = 50, rank_days: int = 1,
           log: Callable[[str], None] = lambda _: None) -> TrainResult:
     timings: dict[str, float] = {}
     split = temporal_split(data, holdout_days)
@@ -138,18 +138,27 @@ def train(data: RecoData, *, holdout_days: int = 1, recalls: dict[str, Recall] |
     recalls = recalls if recalls is not None else default_recalls()
     extra = extra if extra is not None else {}
 
-    # 1. the ranker's window: recalls fitted up to the day before the last training day
+    # 1. the ranker's window: for each of the last `rank_days` training days, the recalls fitted on the
+    #    days before it and that day's candidates labelled with what the users did on it
     t = time.perf_counter()
-    rank_split = temporal_split(split.train, 1)
-    early = {name: _fresh(model).fit(rank_split.train, items) for name, model in recalls.items()}
-    rank_users = rank_split.test["user_key"].unique().sort().to_list()
-    hist = History.build(rank_split.train, items, rank_users, rank_split.cutoff)
-    cands = candidates(early, hist, per_model)
-    frame = labels(features(cands, rank_split.train, hist, rank_split.cutoff), rank_split.test)
+    frames, rank_users = [], 0
+    for back in range(rank_days):
+        days = split.train.days
+        if len(days) - back < 2:
+            break
+        window = temporal_split(split.train, 1, end=days[len(days) - 1 - back])
+        early = {name: _fresh(model).fit(window.train, items) for name, model in recalls.items()}
+        users = window.test["user_key"].unique().sort().to_list()
+        hist = History.build(window.train, items, users, window.cutoff)
+        cands = candidates(early, hist, per_model)
+        frames.append(labels(features(cands, window.train, hist, window.cutoff), window.test)
+                      .with_columns(pl.lit(window.test_days[0]).alias("label_day")))
+        rank_users += len(users)
+    frame = pl.concat(frames)
     ranker = Ranker(list(recalls), rounds=ranker_rounds).fit(frame)
     timings["ranker_window"] = time.perf_counter() - t
-    log(f"ranker trained on {frame.height:,} candidates of {len(rank_users):,} users (labels of "
-        f"{rank_split.test_days[0]}) in {timings['ranker_window']:.1f}s")
+    log(f"ranker trained on {frame.height:,} candidates of {rank_users:,} user-days (labels of "
+        f"{', '.join(str(f['label_day'][0]) for f in frames)}) in {timings['ranker_window']:.1f}s")
 
     # 2. every recall on all training days, each evaluated alone on the held-out day
     rows, recs = [], {}

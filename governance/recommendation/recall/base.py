@@ -100,11 +100,16 @@ def position_weights(seq: sp.csr_matrix) -> sp.csr_matrix:
 
 def topk(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Top-k item rows and scores per user row (descending; -inf for items excluded or never scored)."""
-    s = np.asarray(scores, dtype=np.float32).copy()
+    s = np.asarray(scores, dtype=np.float32)
+    k = min(k, s.shape[1])
+    if s.ndim == 2 and s.shape[0] > 1 and s.strides[0] == 0 and (exclude is None or exclude.nnz == 0):
+        # the same scores for every user (a broadcast row): rank once
+        rows, vals = topk(s[:1], k)
+        return np.repeat(rows, s.shape[0], axis=0), np.repeat(vals, s.shape[0], axis=0)
     if exclude is not None and exclude.nnz:
+        s = s.copy()
         r, c = exclude.nonzero()
         s[r, c] = -np.inf
-    k = min(k, s.shape[1])
     part = np.argpartition(-s, k - 1, axis=1)[:, :k]
     ps = np.take_along_axis(s, part, axis=1)
     order = np.argsort(-ps, axis=1, kind="stable")

@@ -44,7 +44,7 @@ class Popularity(Recall):
     def score(self, hist: History) -> np.ndarray:
         base = np.broadcast_to(self.pop, (len(hist.users), len(self.items)))
         if not self.params["per_category"]:
-            return np.array(base)
+            return base  # a read-only view: every user's row is the same
         n_cat = int(self.category.max()) + 1 if self.category.size else 1
         onehot = sp.csr_matrix((np.ones(self.category.size, np.float32),
                                 (np.arange(self.category.size), self.category)), shape=(len(self.items), n_cat))
