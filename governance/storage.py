@@ -50,6 +50,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,6 +90,11 @@ def _sha256(path: Path) -> str:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
 
 
 def _fsync_dir(path: Path) -> None:
@@ -203,6 +209,12 @@ class Transaction:
                 locks.enter_context(_flock(pdir / PARTITION_LOCK))
             for entry in self.touched.values():
                 self._complete(entry)
+            # every version's files and folder on disk before the commit record names them (in parallel:
+            # each fsync waits on the disk, not the CPU)
+            files = [f for e in self.touched.values() for f in e.version.iterdir()]
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(_fsync_file, files))
+                list(pool.map(_fsync_dir, [e.version for e in self.touched.values()]))
             record = self.lake.tx_dir / f"{self.id}.json"
             _atomic_text(record, json.dumps({
                 "txid": self.id,
@@ -227,13 +239,10 @@ class Transaction:
             entry.parts[old.stem] = info or {"rows": pl.scan_parquet(old).select(pl.len()).collect().item(),
                                              "bytes": old.stat().st_size, "sha256": _sha256(old),
                                              "txid": _txid_of(os.readlink(current))}
-        for f in entry.version.glob("*.parquet"):
-            with open(f, "rb+") as fh:
-                os.fsync(fh.fileno())
         _atomic_text(entry.version / MANIFEST, json.dumps({
             "txid": self.id, "layer": entry.layer, "table": entry.table, "partition": entry.pdir.name,
             "parts": dict(sorted(entry.parts.items())),
-        }, indent=1), fsync=True)
+        }, indent=1))
 
     def abort(self) -> None:
         if self.committed:  # published or to be rolled forward by the next reader: keep every version
@@ -400,8 +409,9 @@ class Lake:
             link.unlink(missing_ok=True)
             os.symlink(version.name, link)
             os.replace(link, pdir / CURRENT)
+        with ThreadPoolExecutor(max_workers=8) as pool:  # the links on disk before old versions go
+            list(pool.map(_fsync_dir, [v.parent for v in versions]))
         for version in versions:
-            _fsync_dir(version.parent)
             self._drop_old_versions(version.parent)
 
     def _drop_old_versions(self, pdir: Path) -> None:
@@ -525,6 +535,10 @@ class Lake:
         return {p.stem: json.loads(p.read_text()) for p in sorted(base.glob("*.json"))}
 
 
+#: per catalog file: (its state when read, its views) — spares a DuckDB connection per registration
+_VIEWS_SEEN: dict[Path, tuple[tuple, dict]] = {}
+
+
 class CatalogLockedError(RuntimeError):
     pass
 
@@ -558,10 +572,27 @@ class Catalog:
         glob = self.lake.glob(layer, table).replace("'", "''")
         return f"read_parquet('{glob}', union_by_name = true)"
 
+    def _file_state(self) -> tuple | None:
+        """The catalog file's identity and last change (and its write-ahead log's): any write changes it."""
+        out = []
+        for path in (self.path, self.path.with_name(self.path.name + ".wal")):
+            try:
+                st = os.stat(path)
+                out.append((st.st_ino, st.st_mtime_ns, st.st_size))
+            except FileNotFoundError:
+                out.append(None)
+        return tuple(out) if out[0] is not None else None
+
     def views(self) -> dict[tuple[str, str], str] | None:
-        """(schema, view) → SQL of every view in the catalog; None when it cannot be opened now."""
-        if not self.path.exists():
+        """(schema, view) → SQL of every view in the catalog; None when it cannot be opened now. Read
+        again whenever the file changed since this process last read it (not a marker: the file's own
+        inode, size and change time, and its log's)."""
+        state = self._file_state()
+        if state is None:
             return {}
+        seen = _VIEWS_SEEN.get(self.path)
+        if seen is not None and seen[0] == state:
+            return dict(seen[1])
         try:
             con = duckdb.connect(str(self.path), read_only=True)
         except duckdb.Error as exc:
@@ -572,7 +603,9 @@ class Catalog:
             rows = con.execute("SELECT schema_name, view_name, sql FROM duckdb_views() WHERE NOT internal").fetchall()
         finally:
             con.close()
-        return {(s, v): sql for s, v, sql in rows}
+        views = {(s, v): sql for s, v, sql in rows}
+        _VIEWS_SEEN[self.path] = (state, views)
+        return dict(views)
 
     def _plan(self, existing: dict[tuple[str, str], str] | None, also: Iterable[tuple[str, str]] = ()) -> tuple[
             list[tuple[str, str]], list[tuple[str, str]]]:
