@@ -78,7 +78,6 @@ def synthesize(n_events: int, days: int, out: Path, seed: int = 0) -> dict:
     ev_user, ev_item, ev_type = ev_user[order], ev_item[order], ev_type[order]
     within = np.arange(n_events) - np.searchsorted(ev_user, ev_user)
     session_no = within // 8
-    ev_day = (rng.integers(0, days, n_events) + 0 * session_no)
     day_of_session = rng.integers(0, days, n_events)
     sess_key = ev_user.astype(np.int64) * 100_000 + session_no
     _, first = np.unique(sess_key, return_index=True)
@@ -133,7 +132,6 @@ def _data(root: Path):
 
 
 def child(root: Path, model: str) -> dict:
-    import numpy as np
     import polars as pl
 
     from governance.recommendation.data import temporal_split
@@ -165,7 +163,6 @@ def child(root: Path, model: str) -> dict:
         rec_s = time.perf_counter() - t
     test = split.test.filter(pl.col("user_key").is_in(pl.Series(users).implode()))
     metrics = ranking_metrics(recs, test, (10,))
-    del np
     return {"model": model, "load_s": load_s, "fit_s": fit_s, "recommend_s": rec_s,
             "recs_per_s": len(users) / max(rec_s, 1e-9), "users": len(users), "peak_rss_gib": _peak_rss_gib(),
             "data_rss_gib": rss_data, "ndcg@10": metrics.get("ndcg@10", float("nan")),

@@ -171,6 +171,22 @@ def run_serving(lake: Lake, registry: ModelRegistry, *, k: int = 10, similar_k: 
     return ServingResult(served, similar, version)
 
 
+def summary_lines(registry: ModelRegistry, indent: str = "   ") -> list[str]:
+    """One line per served recommendation model with its held-out figures (for the demo's summary)."""
+    lines = []
+    for task in sorted(p.name for p in registry.root.glob("reco_*") if p.is_dir()):
+        version = registry.current(task)
+        if version is None:
+            continue
+        card = registry.card(task, version)
+        m = card.metrics
+        figures = ", ".join(f"{name} {m[name]:.3f}" for name in ("ndcg@10", "recall@10", "hr@10", "mrr@10",
+                                                                 "coverage@10") if name in m)
+        lines.append(f"{indent}model {task}: {version} (held out {card.notes.get('held_out_days', ['?'])[0]}: "
+                     f"{figures})")
+    return lines
+
+
 def write_tables(lake: Lake, **tables: pl.DataFrame) -> None:
     with lake.transaction():
         for name, frame in tables.items():
@@ -178,4 +194,4 @@ def write_tables(lake: Lake, **tables: pl.DataFrame) -> None:
 
 
 __all__ = ["LAYER", "METRIC", "ServingResult", "StageResult", "current_bundle", "run_serving", "run_training",
-           "serve", "similar_items", "train_and_gate", "write_tables"]
+           "serve", "similar_items", "summary_lines", "train_and_gate", "write_tables"]
