@@ -91,10 +91,14 @@ def test_ancestors_sum_their_leaves_and_back_off_when_the_leaf_is_unsure():
 
 def test_batch_refinement_moves_prototypes_towards_the_texts():
     emb = BagEmbedder()
-    m = CategoryModel.build(CATS, emb.encode, params=CategoryParams(transductive_min_batch=2))
+    m = CategoryModel.build(CATS, emb.encode, params=CategoryParams(transductive_min_batch=2,
+                                                                    transductive_min_per_leaf=1))
     qv = emb.encode(["aisle 1 peanut", "aisle 1 peanut butter", "aisle 2 jam"])
     before, after = m.prototypes(), m.refined_prototypes(qv)
     assert not np.allclose(before, after)
+    m.params.transductive_min_per_leaf = 2  # 3 texts for 3 leaves: too few per leaf, prototypes stay
+    assert np.allclose(m.refined_prototypes(qv), before)
+    m.params.transductive_min_per_leaf = 1
     m.params.transductive_beta = 0.0
     assert np.allclose(m.refined_prototypes(qv), before)
 
