@@ -102,7 +102,7 @@ def query_pool(clean_queries: pl.DataFrame, truth: pl.DataFrame | None, max_quer
                                 "target_product_id", "target_brand"), on="query_id", how="left")
     agg = [pl.len().alias("weight")]
     if truth is not None:
-        agg += [pl.col(c).drop_nulls().mode().first().alias(c) for c in
+        agg += [pl.col(c).drop_nulls().mode().sort().first().alias(c) for c in
                 ("true_intent", "true_leaf_category", "true_top_category", "target_product_id", "target_brand")]
     return (q.group_by("query").agg(agg).sort(["weight", "query"], descending=[True, False]).head(max_queries)
             .with_row_index("qi").with_columns(pl.col("qi").cast(pl.Int64)))

@@ -326,7 +326,7 @@ def evaluate_shop(index, query_clicks: pl.DataFrame, *, max_queries: int | None 
 
 
 def poor_queries(per_query: pl.DataFrame, judged: pl.DataFrame, queries: pl.DataFrame | None = None,
-                 method: str = "hybrid", limit: int = 25) -> pl.DataFrame:
+                 method: str = "hybrid", limit: int = 15) -> pl.DataFrame:
     """Queries for merchandisers: typed often, yet the shop showed nothing (``results_count`` 0) or the
     ranker's top 100 misses what shoppers engaged with (recall 0) — most searched first."""
     searches = judged.group_by("query").agg(pl.col("searches").first())
@@ -344,4 +344,5 @@ def poor_queries(per_query: pl.DataFrame, judged: pl.DataFrame, queries: pl.Data
                 .select("query", pl.col("searches").cast(pl.Int64),
                         pl.format("the shop returned 0 results {} of {} times", "zero", "searches").alias("problem")))
         parts.append(zero)
-    return pl.concat(parts).sort(["searches", "query"], descending=[True, False]).head(limit)
+    # each kind of problem gets its own `limit` rows, most searched first
+    return pl.concat([p.sort(["searches", "query"], descending=[True, False]).head(limit) for p in parts])
