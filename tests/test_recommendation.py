@@ -275,6 +275,11 @@ def test_quality_verdict_blocks_on_failed_error_checks_of_input_partitions_only(
     assert G.quality_verdict(partial, inputs).passed
     strict = G.quality_verdict(partial, inputs, require_results=True)
     assert not strict.passed and "integrated.interactions/2026-10-01" in strict.reason
+    # a checked table's partition without results fails; a table never checked does not
+    checked = G.quality_verdict(partial, inputs, require_results="checked_tables")
+    assert not checked.passed and checked.unchecked == ["integrated.interactions/2026-10-01"]
+    only_days = ok.filter(pl.col("table") != "integrated.products")
+    assert G.quality_verdict(only_days, inputs, require_results="checked_tables").passed
 
 
 def test_promotion_needs_quality_then_a_better_metric(tmp_path):

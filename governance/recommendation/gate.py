@@ -59,12 +59,14 @@ class QualityVerdict:
 
 
 def quality_verdict(checks: pl.DataFrame, inputs: Mapping[str, Iterable[str]], *,
-                    require_results: bool = False) -> QualityVerdict:
+                    require_results: bool | str = False) -> QualityVerdict:
     """Did every input partition pass its blocking checks?
 
     checks: one row per stored evaluation (latest wins per table, partition and check: by
     ``evaluated_at`` then ``id`` when present, else by row order); inputs: table → partitions
-    ("all" for a snapshot). ``require_results``: a partition without any result fails the gate too.
+    ("all" for a snapshot). ``require_results``: True — a partition without any result fails the
+    gate; ``"checked_tables"`` — only partitions of tables that have results elsewhere (a checked
+    table's partition that was never checked was never vouched for); False — absence is no failure.
     """
     wanted = pl.DataFrame([{"table": t, "partition": p} for t, parts in inputs.items() for p in parts],
                           schema={"table": pl.String, "partition": pl.String})
@@ -78,6 +80,8 @@ def quality_verdict(checks: pl.DataFrame, inputs: Mapping[str, Iterable[str]], *
         "table", "partition", "check_name").sort("table", "partition", "check_name")
     seen = latest.select("table", "partition").unique()
     missing = wanted.join(seen, on=["table", "partition"], how="anti").sort("table", "partition")
+    if require_results == "checked_tables":
+        missing = missing.filter(pl.col("table").is_in(seen["table"].unique().implode()))
     unchecked = [f"{t}/{p}" for t, p in missing.iter_rows()]
     ok = failures.is_empty() and not (require_results and unchecked)
     return QualityVerdict(ok, failures, unchecked, latest.height)

@@ -72,7 +72,7 @@ def _rescore_bundle(split: Split) -> Callable[[Path], float]:
 
 
 def train_and_gate(data: RecoData, registry: ModelRegistry, checks: pl.DataFrame, *, holdout_days: int = 1,
-                   require_results: bool = False, log: Callable[[str], None] = lambda _: None,
+                   require_results: bool | str = "checked_tables", log: Callable[[str], None] = lambda _: None,
                    **train_kwargs) -> StageResult:
     """Train, register every model with its card, and promote each only through the gate."""
     fingerprint = data.fingerprint()
@@ -130,7 +130,7 @@ def serve(data: RecoData, registry: ModelRegistry, *, k: int = 10, active_days: 
 
 
 def run_training(lake: Lake, registry: ModelRegistry, store=None, *, checks: pl.DataFrame | None = None,
-                 require_results: bool = False, log: Callable[[str], None] = lambda _: None,
+                 require_results: bool | str = "checked_tables", log: Callable[[str], None] = lambda _: None,
                  **train_kwargs) -> StageResult:
     """Load the integrated tables, read their check results, train + register + gate, write reco.evaluation.
 
