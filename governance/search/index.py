@@ -159,7 +159,8 @@ class ShopIndexBuild:
 
 
 def build_shop_index(lake, data_root: Path, *, log=print) -> ShopIndexBuild:
-    """Index the shop's current catalogue (embeddings through ``integrated.embedding_cache``) and save it."""
+    """Index the shop's current catalogue and save it. Embeddings come from ``integrated.embedding_cache``
+    (texts missing there are embedded now, and not written back: that table is the integration stage's)."""
     t0 = time.perf_counter()
     products = shop_catalogue(lake)
     t_read = time.perf_counter() - t0
@@ -167,10 +168,9 @@ def build_shop_index(lake, data_root: Path, *, log=print) -> ShopIndexBuild:
     log(f"search index: {products.height:,} products; embedding cache holds "
         f"{0 if cache is None else cache.height:,} vectors")
     t1 = time.perf_counter()
-    matrix, new_cache, embedded, _ = embed_products(products, cache)
+    matrix, _, embedded, _ = embed_products(products, cache)
     t_embed = time.perf_counter() - t1
-    if embedded:
-        lake.write("integrated", "embedding_cache", new_cache)
+    if embedded:  # the cache is the integration stage's table: read here, written only by catalog_findings
         log(f"search index: embedded {embedded:,} product texts missing from the cache in {t_embed:.1f}s")
     index = build_index(products, matrix)
     index.timings.update({"read_s": t_read, "embed_s": t_embed, "total_s": time.perf_counter() - t0})
