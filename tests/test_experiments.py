@@ -168,3 +168,60 @@ def test_open_bandit_estimates_bracket_the_on_policy_ctr(shared_data):
         r = est[name]
         assert r["ci_low"] <= result["on_policy_ctr_bts"] <= r["ci_high"], r
     assert est["DM"]["relative_error"] < 0.5
+
+
+# ------------------------------------------------------------------------------------------ simulation
+
+
+def _world(n_queries: int = 40, n_products: int = 60, seed: int = 0, n_users: int = 4000):
+    from governance.experiments.simulate import SLOTS, Served, World
+
+    rng = np.random.default_rng(seed)
+    lists = {m: np.stack([rng.permutation(n_products)[:SLOTS] for _ in range(n_queries)])
+             for m in ("bm25", "dense", "hybrid")}
+    lists["hybrid"][:, :5] = lists["bm25"][:, :5]  # the arms share their top half, as fused lists do
+    lists["hybrid"] = np.stack([np.concatenate([row[:5], [x for x in lists["dense"][i] if x not in row[:5]][:5]])
+                                for i, row in enumerate(lists["hybrid"])])
+    lists["bm25"][::5, 7:] = -1  # some queries where BM25 finds fewer than 10
+    pool = [np.unique(np.concatenate([lists[m][i][lists[m][i] >= 0] for m in lists])) for i in range(n_queries)]
+    feats = {"qi": np.concatenate([np.full(p.size, i) for i, p in enumerate(pool)]), "i": np.concatenate(pool)}
+    feats["bm25_rank"] = rng.integers(1, 100, feats["i"].size)
+    feats["dense_rank"] = rng.integers(1, 100, feats["i"].size)
+    served = Served(pl.DataFrame({"qi": np.arange(n_queries), "query": [f"q{i}" for i in range(n_queries)],
+                                  "weight": rng.integers(1, 20, n_queries)}), lists, pool, feats)
+    users = pl.DataFrame({"user_key": [f"u{i:05d}" for i in range(n_users)], "pre_searches": rng.poisson(3, n_users),
+                          "pre_clicks": rng.poisson(4, n_users), "pre_purchases": rng.poisson(1, n_users),
+                          "pre_revenue": rng.exponential(20, n_users)})
+    world = World(served, {}, rng.uniform(0.0, 0.9, (n_queries, n_products)).astype(np.float32),
+                  rng.uniform(5, 50, n_products), users, np.ones(n_users))
+    return world
+
+
+def test_logged_propensities_make_importance_weights_average_one_per_slot():
+    from governance.experiments.simulate import SLOTS, VARIANTS, exploration_log
+
+    world = _world()
+    log = exploration_log(world, seed=3)
+    assert log.height == log["search"].n_unique() * SLOTS
+    assert log["propensity"].is_between(0, 1, closed="right").all()
+    for ranker in VARIANTS.values():
+        target = world.served.lists[ranker][log["qi"].to_numpy(), log["slot"].to_numpy() - 1]
+        w = np.where(target < 0, 1.0, (log["i"].to_numpy() == target) / log["propensity"].to_numpy())
+        per_slot = pl.DataFrame({"slot": log["slot"], "w": w}).group_by("slot").agg(pl.col("w").mean())
+        assert per_slot["w"].is_between(0.8, 1.2).all(), (ranker, per_slot)  # E[w] = 1 in every slot
+        assert w.mean() == pytest.approx(1.0, abs=0.04)
+
+
+def test_offline_estimates_track_the_online_value_of_each_arm():
+    from governance.experiments.simulate import exploration_log, offline_estimates, online_test
+
+    world = _world()
+    offline = offline_estimates(world, exploration_log(world, seed=5), n_boot=200)
+    _, users = online_test(world, seed=9, days=28)
+    active = users.filter(pl.col("searches") > 0)
+    for variant in ("control", "treatment"):
+        u = active.filter(pl.col("variant") == variant)
+        online = u["clicks"].sum() / u["searches"].sum()
+        for row in offline.filter(pl.col("variant") == variant).to_dicts():
+            if row["estimator"] in ("IPS", "SNIPS", "DR"):
+                assert row["value"] == pytest.approx(online, rel=0.12), (variant, row, online)
