@@ -121,6 +121,9 @@ class ImportReport:
     #: the rejected-rows file relative to the landing root, or None when nothing was rejected
     rejected_file: str | None
     notes: list[str] = field(default_factory=list)
+    #: mapping imports: export file and record → landed file and row (``export_file``, ``export_row``,
+    #: ``source``, ``landed_file``, ``landed_row``), so a landed row can be traced to the export
+    lineage: pl.DataFrame | None = None
 
     @property
     def total_read(self) -> int:

@@ -171,8 +171,9 @@ def test_event_prices_are_judged_against_the_products_own_prices_first_and_zero_
                    user_ids=pl.DataFrame({"user_id": []}, schema={"user_id": pl.String}),
                    product_id_map=pl.DataFrame(schema={"duplicate_id": pl.String, "canonical_id": pl.String}))
     q = dict(zip(result.quarantine["key"], result.quarantine["rule"], strict=True))
-    assert q == {"x1": "price_outlier", "z2": "price_not_positive"}
+    assert q == {"x1": "price_outlier"}  # a purchase at 0 is a free item: kept as it is
     assert "median observed price" in result.quarantine.filter(pl.col("key") == "x1")["reason"][0]
     view = result.clean.filter(pl.col("event_id") == "z1")
     assert view.height == 1 and view["price"][0] is None
     assert result.audit.filter(pl.col("rule") == "zero_price_nulled")["key"].to_list() == ["z1"]
+    assert result.clean.filter(pl.col("event_id") == "z2")["price"].to_list() == [0.0]

@@ -376,6 +376,15 @@ def non_positive(column: str, where: pl.Expr | None = None):
     return build
 
 
+def negative(column: str):
+    @row_local
+    def build(ctx: Context, frame: pl.DataFrame) -> Quarantine:
+        return Quarantine(mask=pl.col(column) < 0,
+                          reason=pl.format(f"{column} {{}} is negative", pl.col(column).cast(pl.String)))
+
+    return build
+
+
 def timestamp_window(column: str, earliest: datetime, future_tolerance: timedelta = timedelta(hours=1)):
     """Timestamps after the run (beyond a tolerance for clock skew) or before the shop existed."""
 
@@ -465,7 +474,7 @@ def robust_outlier(value: str, group: pl.Expr | Callable[[Context], pl.Expr], gr
 
 
 def price_outlier_vs_catalog(value: str, id_column: str, k: float = 6.0, min_factor: float = 3.0,
-                             min_group: int = 10, min_own: int = 3):
+                             min_group: int = 10, min_own: int = 3, own_min_factor: float = 25.0):
     """Prices far from the item's catalog price. r = log(price / catalog price) is 0 for a price at
     the catalog's; a category's usual spread of r (1.4826·MAD over its distinct item/price pairs, so
     one popular item cannot dominate; the partition's when a category has fewer than ``min_group``)
@@ -474,8 +483,11 @@ def price_outlier_vs_catalog(value: str, id_column: str, k: float = 6.0, min_fac
     @skips_removed_rows
     def build(ctx: Context, frame: pl.DataFrame) -> Quarantine | str:
         ref = ctx.reference("products")
-        if ref is None or ref.filter(pl.col("price") > 0).is_empty():
-            return "clean.products has no prices to compare against"
+        if ref is None or "price" not in ref.columns:
+            ref = pl.DataFrame(schema={"product_id": pl.String, "price": pl.Float64, "category_path": pl.String})
+        if ref.filter(pl.col("price") > 0).is_empty() and frame.select(
+                (pl.col(value) > 0).sum()).item() < min_own:
+            return "no catalog prices and too few priced events to compare against"
         # items and categories become integer codes once: lookups and groupings then run on numbers
         # an imputed catalog price is a category statistic, not the item's price: not a reference
         real = pl.col("price") > 0
@@ -507,31 +519,39 @@ def price_outlier_vs_catalog(value: str, id_column: str, k: float = 6.0, min_fac
             per_category = (categories.select("__cat").join(spread, on="__cat", how="left", maintain_order="left")
                             ["__spread"])
             helpers = slim.with_columns(
+                # judged by its own observed prices, an item is allowed own_min_factor: one item id can
+                # cover a range of real prices (box sets; an export without item ids), while the absurd
+                # ones are unit mix-ups (×100, ×1000)
                 __allowed=pl.max_horizontal(k * pl.lit(per_category).gather(pl.col("__cat")).fill_null(overall),
-                                            pl.lit(math.log(min_factor))),
+                                            pl.lit(math.log(min_factor)),
+                                            pl.when(pl.col("__own").is_not_null()).then(math.log(own_min_factor))),
                 # an item without a usable catalog price (its row was quarantined) is judged against the
                 # whole catalog's robust range instead
                 __far_from_catalog=pl.when(pl.col("__catalog").is_null() & (pl.col(value) > 0))
-                .then((pl.col(value).log() - catalog_median).abs() > catalog_allowed),
+                .then((pl.col(value).log() - catalog_median).abs() > catalog_allowed) if catalog_median is not None
+                else pl.lit(False),
             )
             return df.with_columns(helpers.select("__catalog", "__own", "__cat", "__lr", "__allowed",
                                                   "__far_from_catalog"))
 
         logp = priced["price"].log()
-        catalog_median = logp.median()
-        catalog_allowed = max(k * MAD_SCALE * (logp - catalog_median).abs().median(), math.log(min_factor))
+        catalog_median = logp.median() if priced.height else None
+        catalog_allowed = (max(k * MAD_SCALE * (logp - catalog_median).abs().median(), math.log(min_factor))
+                           if catalog_median is not None else math.log(min_factor))
         return Quarantine(
             enrich=enrich,
             mask=(pl.col("__lr").abs() > pl.col("__allowed")) | pl.col("__far_from_catalog"),
             reason=pl.when(pl.col("__catalog").is_null()).then(pl.format(
-                f"{value} {{}} is far outside the whole catalog's price range (median {math.exp(catalog_median):.2f}, "
+                f"{value} {{}} is far outside the whole catalog's price range (median "
+                f"{math.exp(catalog_median) if catalog_median is not None else float('nan'):.2f}, "
                 f"allowed within {math.exp(catalog_allowed):.1f}× of it); the item has no catalog price",
                 _fmt_num(pl.col(value)))).otherwise(pl.format(
                     f"{value} {{}} is {{}}× the item's {{}} {{}}; prices in category {{}} stay within {{}}× of it",
                     _fmt_num(pl.col(value)), (pl.col(value) / pl.col("__catalog")).round(2),
                     pl.when(pl.col("__own").is_not_null()).then(pl.lit("median observed price"))
                     .otherwise(pl.lit("catalog price")), _fmt_num(pl.col("__catalog")),
-                    pl.col("__cat").replace_strict(categories["__cat"], categories["category_path"], default=None),
+                    pl.col("__cat").replace_strict(categories["__cat"], categories["category_path"], default=None,
+                                                   return_dtype=pl.String).fill_null("(none)"),
                     (pl.col("__allowed").exp()).round(1))),
         )
 
@@ -654,6 +674,18 @@ def fixes(**columns: pl.Expr):
 
     @row_local
     def build(ctx: Context, frame: pl.DataFrame) -> Fix:
+        return Fix(columns=dict(columns))
+
+    return build
+
+
+def fixes_if_present(column: str, **columns: pl.Expr):
+    """`fixes`, skipped when ``column`` is entirely null in the partition (the shop does not send it)."""
+
+    @row_local
+    def build(ctx: Context, frame: pl.DataFrame) -> Fix | str:
+        if frame.select(pl.col(column).is_null().all()).item():
+            return f"{column} is entirely null: the source does not send it, nothing is imputed"
         return Fix(columns=dict(columns))
 
     return build

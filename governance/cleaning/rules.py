@@ -16,9 +16,10 @@ from governance.cleaning import text
 from governance.cleaning.engine import Rule
 from governance.contracts import CONTRACTS
 
-#: the earliest plausible timestamp for any shop on this platform; 1970-01-01 (epoch 0) and other
-#: defaults of broken clocks fall before it
-SHOP_OPENED = datetime(2000, 1, 1, tzinfo=UTC)
+#: the earliest plausible timestamp for any shop on this platform: the first online shops opened in
+#: 1994 (CDNOW's real purchases start in 1997); 1970-01-01 (epoch 0) and other defaults of broken
+#: clocks fall before it. Not the generated shop's start: real exports' history is older
+SHOP_OPENED = datetime(1994, 1, 1, tzinfo=UTC)
 EVENT_TYPES = ("view", "click", "add_to_cart", "purchase")
 EVENT_TYPE_SYNONYMS = {
     "pv": "view", "page_view": "view", "pageview": "view", "detail": "view", "views": "view",
@@ -100,12 +101,14 @@ EVENTS_RULES: tuple[Rule, ...] = (
          "the audit row under this rule is its flag.",
          ("price", "event_type"), b.fixes(price=pl.when((pl.col("price") == 0) & pl.col("event_type").is_in(
              ["view", "click"])).then(None).otherwise(pl.col("price")))),
-    Rule("price_not_positive", "quarantine", "Zero or negative prices (of carts and purchases; negative of any event).",
-         ("price",), b.non_positive("price")),
+    Rule("price_not_positive", "quarantine",
+         "Negative prices (a zero price is a free item or, on a view or click, no price shown: kept).",
+         ("price",), b.negative("price")),
     Rule("price_outlier", "quarantine",
          "Prices far from the item's own price — the median of its priced events in the partition when it has at "
          "least 3, else its catalog price (never an imputed one): log(price / that price) beyond 6 × its "
-         "category's robust spread (scaled MAD over distinct item prices), and at least a factor of 3.",
+         "category's robust spread (scaled MAD over distinct item prices), and at least a factor of 3 (of 25 against "
+         "its own observed prices: one item id can cover a range of real prices).",
          ("price", "item_id"), b.price_outlier_vs_catalog("price", "item_id")),
     Rule("quantity_not_positive", "quarantine", "Zero or negative quantities.",
          ("quantity",), b.non_positive("quantity")),
@@ -113,9 +116,10 @@ EVENTS_RULES: tuple[Rule, ...] = (
          "Missing prices of add_to_cart/purchase events filled with the item's current catalog price.",
          ("price", "item_id"), b.impute_from_reference("price", CARTED, "products", "item_id", "product_id", "price",
                                                        "catalog price")),
-    Rule("impute_quantity", "fix", "Missing quantities of add_to_cart/purchase events set to 1.",
-         ("quantity",), b.fixes(quantity=pl.when(pl.col("quantity").is_null() & CARTED).then(1)
-                                .otherwise(pl.col("quantity")))),
+    Rule("impute_quantity", "fix", "Missing quantities of add_to_cart/purchase events set to 1 (not when the "
+         "partition has no quantity at all: a shop that does not send quantities gets none invented).",
+         ("quantity",), b.fixes_if_present("quantity", quantity=pl.when(pl.col("quantity").is_null() & CARTED).then(1)
+                                           .otherwise(pl.col("quantity")))),
     Rule("round_price", "fix", "Prices rounded to cents.",
          ("price",), b.fixes(price=pl.col("price").round(2))),
 )

@@ -47,7 +47,7 @@ from governance.contracts import CONTRACTS, contract
 BUILTIN = Path(__file__).parent / "builtin"
 KINDS = ("from", "const", "concat", "hash", "session", "absent")
 OPTIONS = {"format", "timezone", "add_ms", "decimal", "thousands", "true", "false", "values", "unmapped",
-           "null_values", "id", "gap_minutes", "time", "separator"}
+           "null_values", "id", "gap_minutes", "time", "separator", "per"}
 READ_KEYS = {"format", "delimiter", "header", "columns", "encoding", "null_values", "glob", "quote"}
 TOP_KEYS = {"version", "shop", "namespace", "sends", "description", "read", "as_of"}
 FORMATS = ("csv", "jsonl", "parquet", "whitespace")
@@ -80,6 +80,9 @@ class ColumnSpec:
     gap_minutes: float = 30.0
     time: str | None = None
     separator: str = ":"
+    #: the export's number is a total over this quantity column: the value landed is value / quantity,
+    #: rounded to cents
+    per: str | None = None
 
     @property
     def inputs(self) -> list[str]:
@@ -89,7 +92,7 @@ class ColumnSpec:
             cols.append(self.source)
         elif self.source:
             cols.extend(self.source)
-        cols += [c for c in (self.add_ms, self.time) if c]
+        cols += [c for c in (self.add_ms, self.time, self.per) if c]
         return cols
 
 
@@ -228,12 +231,14 @@ def _column(source: str, target: str, spec, errors: list[str]) -> ColumnSpec | N
             errors.append(f"{where}.unmapped: expected \"reject\" or \"keep\"")
         kw["unmapped"] = spec["unmapped"]
     for opt, typ in (("timezone", str), ("add_ms", str), ("time", str), ("id", bool), ("gap_minutes", int | float),
-                     ("separator", str)):
+                     ("separator", str), ("per", str)):
         if opt in spec:
             if not isinstance(spec[opt], typ):
                 errors.append(f"{where}.{opt}: expected {getattr(typ, '__name__', 'a number')}, got {spec[opt]!r}")
             else:
                 kw[opt] = spec[opt]
+    if "per" in spec and logical != "float":
+        errors.append(f"{where}.per: only a float column can be divided by a quantity")
     if "add_ms" in spec and logical != "timestamp":
         errors.append(f"{where}.add_ms: only timestamps take an offset")
     return ColumnSpec(target=target, kind=kind, **kw)
@@ -532,6 +537,10 @@ def map_frame(mapping: Mapping, source: str, frame: pl.DataFrame, file: str = "<
             e = pl.when(known).then(e.replace_strict(spec.values, default=None, return_dtype=pl.String)).otherwise(e)
         if logical in ("float", "int"):
             e = _number(spec, e)
+            if spec.per:
+                # a total over a quantity → the unit value; text that does not parse passes unchanged
+                total, qty = e.cast(pl.Float64, strict=False), _text(spec.per).str.strip_chars().cast(pl.Float64, strict=False)
+                e = pl.when(total.is_not_null() & (qty > 0)).then((total / qty).round(2).cast(pl.String)).otherwise(e)
         elif logical == "bool" and (spec.true or spec.false):
             low = e.str.strip_chars().str.to_lowercase()
             e = (pl.when(low.is_in([t.lower() for t in spec.true])).then(pl.lit("true"))
@@ -578,8 +587,10 @@ def map_frame(mapping: Mapping, source: str, frame: pl.DataFrame, file: str = "<
 # landing
 
 
-def _files(path: Path, glob: str) -> list[Path]:
+def _files(path: Path, glob: str, skipped: list[str] | None = None) -> list[Path]:
     if path.is_dir():
+        if skipped is not None:
+            skipped += [p.name for p in sorted(path.glob(glob)) if p.name.startswith(".") or not p.is_file()]
         files = sorted(p for p in path.glob(glob) if p.is_file() and not p.name.startswith("."))
         if not files:
             raise FileNotFoundError(f"no file matching {glob!r} in {path}")
@@ -608,7 +619,10 @@ def land(mapping: Mapping | str | Path, path: str | Path, landing_root: str | Pa
     results: list[tuple[str, Mapped]] = []
     tables: list[TableAccount] = []
     notes: list[str] = []
-    for f in _files(path, mapping.read.glob):
+    skipped: list[str] = []
+    files = _files(path, mapping.read.glob, skipped)
+    notes += [f"{name}: skipped (hidden file or not a regular file)" for name in skipped]
+    for f in files:
         rel = f.relative_to(export_root).as_posix() if f.is_relative_to(export_root) else f.name
         frame, info = read_export(f.read_bytes(), mapping.read, rel)
         notes.append(f"{rel}: read as {mapping.read.format}, {info.get('encoding')}"
@@ -624,6 +638,7 @@ def land(mapping: Mapping | str | Path, path: str | Path, landing_root: str | Pa
     rows_written: dict[tuple[str, str], int] = {}
     written_by_table: dict[str, int] = {}
     distinct_frames: dict[str, list[pl.DataFrame]] = {}
+    lineage: list[pl.DataFrame] = []
     for rel, m in results:
         out = mapping.outputs[m.source]
         c = contract(m.source)
@@ -642,8 +657,12 @@ def land(mapping: Mapping | str | Path, path: str | Path, landing_root: str | Pa
             if piece.height == 0:
                 continue
             target = Path(m.source) / d / name
-            _write(piece.sort("_row").select(cols), landing_root / target)
+            piece = piece.sort("_row")
+            _write(piece.select(cols), landing_root / target)
             rows_written[(m.source, target.as_posix())] = piece.height
+            lineage.append(piece.select(export_file=pl.lit(rel), export_row=pl.col("_row"), source=pl.lit(m.source),
+                                        landed_file=pl.lit(target.as_posix()),
+                                        landed_row=pl.int_range(1, piece.height + 1, dtype=pl.Int64)))
         written_by_table[rel] = written_by_table.get(rel, 0) + m.frame.height
     for source, frames in distinct_frames.items():
         out = mapping.outputs[source]
@@ -671,7 +690,8 @@ def land(mapping: Mapping | str | Path, path: str | Path, landing_root: str | Pa
                           input_files=[t.input_file for t in tables],
                           rows_read={t.input_file: t.rows_read for t in tables}, rows_written=rows_written,
                           rows_rejected=dict(sorted(rejected.group_by("rule").len().iter_rows())),
-                          tables=tables, rejected_file=rejected_file, notes=notes)
+                          tables=tables, rejected_file=rejected_file, notes=notes,
+                          lineage=pl.concat(lineage) if lineage else None)
     report.check()
     return report
 
