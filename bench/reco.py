@@ -205,7 +205,7 @@ def pandas_itemknn(inter, users: list[str], k: int = 10):
     return fit_s, time.perf_counter() - t, recs
 
 
-def run_size(n_events: int, days: int, timeout: int) -> list[dict]:
+def run_size(n_events: int, days: int, timeout: int, models: list[str] = MODELS) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-reco-") as tmp:
         root = Path(tmp)
@@ -214,7 +214,7 @@ def run_size(n_events: int, days: int, timeout: int) -> list[dict]:
         print(f"\n{n_events:,} events: {info['users']:,} users, {info['items']:,} products, "
               f"{info['interactions']:,} user×product×day rows over {days} days "
               f"(synthesized in {time.perf_counter() - t:.1f}s)", flush=True)
-        for model in MODELS:
+        for model in models:
             try:
                 r = subprocess.run([sys.executable, str(HERE), "--child", str(root), model], capture_output=True,
                                    text=True, timeout=timeout)
@@ -238,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, nargs="*", default=[200_000, 10_000_000])
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per model and size")
+    parser.add_argument("--models", nargs="*", default=MODELS, choices=MODELS, help="a subset of the models")
     parser.add_argument("--child", nargs=2, metavar=("ROOT", "MODEL"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -247,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at start")
     rows = []
     for n in args.events:
-        rows += run_size(n, 7 if n <= 1_000_000 else 14, args.timeout)
+        rows += run_size(n, 7 if n <= 1_000_000 else 14, args.timeout, args.models)
     import polars as pl
 
     with pl.Config(tbl_rows=40, tbl_cols=20, tbl_width_chars=200):

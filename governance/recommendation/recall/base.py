@@ -116,6 +116,17 @@ def topk(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> tu
     return np.take_along_axis(part, order, axis=1), np.take_along_axis(ps, order, axis=1)
 
 
+def sparse_topk(scores: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, column, score) of the k largest stored scores of each row of a sparse matrix, best first."""
+    m = scores.tocsr()
+    counts = np.diff(m.indptr)
+    rows = np.repeat(np.arange(m.shape[0]), counts)
+    order = np.lexsort((-m.data, rows))
+    within = np.arange(m.nnz) - np.repeat(m.indptr[:-1], counts)
+    keep = order[within < k]  # rows stay in order; the first k positions of each row are its best
+    return rows[keep], m.indices[keep], m.data[keep]
+
+
 class Recall:
     """Base class: ``fit`` learns item-side parameters; ``score`` maps a History to users × items."""
 
@@ -138,8 +149,15 @@ class Recall:
                   batch: int = 2048) -> pl.DataFrame:
         """user_key, product_id, score, rank (1-based) of the top k per user."""
         frames = []
+        sparse = getattr(self, "score_sparse", None)
         for start in range(0, len(hist.users), batch):
             h = hist.rows(start, min(start + batch, len(hist.users)))
+            if sparse is not None and exclude is None:  # only the items that scored at all are ranked
+                r, c, v = sparse_topk(sparse(h), k)
+                frames.append(pl.DataFrame({"user_key": h.users.ids[r], "product_id": self.items.ids[c],
+                                            "score": v.astype(np.float64)}).with_columns(
+                    pl.int_range(1, pl.len() + 1).over("user_key").alias("rank")))
+                continue
             rows, vals = topk(self.score(h), k, exclude[start:start + batch] if exclude is not None else None)
             n = rows.shape[0]
             frames.append(pl.DataFrame({

@@ -87,10 +87,12 @@ class ItemKNN(Recall):
         self.fit_seconds = time.perf_counter() - t
         return self
 
+    def score_sparse(self, hist: History) -> sp.csr_matrix:
+        """A S: only the neighbours of the user's items score (sparse)."""
+        return (hist.matrix(self.params["half_life_days"]) @ self.sim).tocsr()
+
     def score(self, hist: History) -> np.ndarray:
-        # the user's own items keep a trace of their weight, so re-interest can be ranked too
-        a = hist.matrix(self.params["half_life_days"])
-        return (a @ self.sim).toarray()
+        return self.score_sparse(hist).toarray()
 
     def similar(self, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Top-k neighbours (rows, similarities) per item."""
