@@ -181,3 +181,22 @@ def test_train_with_other_shops_records_domains_title_and_pictures(tmp_path):
     assert set(r.figures) == {"confusion", "reliability"}
     assert all(open(p).read().startswith("<svg") for p in r.figures.values())
     assert list((tmp_path / "cache" / "embeddings").rglob("shard-*.npz"))  # vectors cached by content hash
+
+
+def test_lexical_model_learns_sentiment_words_and_round_trips(tmp_path):
+    from governance.labelling.lexical import LexicalModel
+    from governance.labelling.sentiment import blend_log3
+    pos = [f"love it, great {w}" for w in "fit colour fabric price size".split()] * 4
+    neg = [f"awful, returned the {w}" for w in "fit colour fabric price size".split()] * 4
+    neu = [f"okay {w}, nothing special" for w in "fit colour fabric price size".split()] * 4
+    m = LexicalModel.fit(pos + neg + neu, np.array([2] * 20 + [0] * 20 + [1] * 20))
+    lp = m.log_proba(["great, love the fabric", "awful fit, returned", "okay, nothing special"])
+    assert lp.argmax(1).tolist() == [2, 0, 1] and np.allclose(np.exp(lp).sum(1), 1)
+    m.save(tmp_path / "lex")
+    again = LexicalModel.load(tmp_path / "lex")
+    assert np.allclose(again.log_proba(["great, love the fabric"]), lp[:1])
+    assert LexicalModel.load(tmp_path / "nothing") is None
+    net = np.log(np.array([[0.6, 0.2, 0.2]]))
+    assert np.allclose(blend_log3(net, None, 0.5), net)
+    mixed = np.exp(blend_log3(net, lp[:1], 0.5))
+    assert np.isclose(mixed.sum(), 1) and mixed[0, 2] > 0.2

@@ -39,13 +39,13 @@ def _scores(ratings, proba) -> dict:
 
 
 def run_lodo(shared: Path, cache_dir: Path | None, *, per_domain: int = 1500, test_per_domain: int = 1000,
-             setting: str = "demo", log_fn=print) -> dict:
+             setting: str = "demo", log_fn=print, **overrides) -> dict:
     from governance.labelling.embed_cache import cached_encode  # noqa: PLC0415
     from governance.labelling.encoder import Embedder  # noqa: PLC0415
     from governance.labelling.sentiment import config_for, train_sentiment  # noqa: PLC0415
     from governance.labelling.workflows import _proba_from_vectors  # noqa: PLC0415
 
-    config = config_for(setting)
+    config = config_for(setting, **overrides)
     df = load_review_sets(shared)
     train, test = domain_split(df)
     train = domain_sample(train, per_domain)
@@ -60,6 +60,7 @@ def run_lodo(shared: Path, cache_dir: Path | None, *, per_domain: int = 1500, te
     tv, sv = vecs[:train.height], vecs[train.height:]
     tr_dom, te_dom = train["domain"].to_numpy(), test["domain"].to_numpy()
     tr_texts, tr_y, te_y = _texts(train), train["rating"].to_numpy(), test["rating"].to_numpy()
+    te_texts = _texts(test)
     rows = []
     for held in [*domains, None]:
         m = tr_dom != held if held else np.ones(len(tr_dom), dtype=bool)
@@ -68,10 +69,10 @@ def run_lodo(shared: Path, cache_dir: Path | None, *, per_domain: int = 1500, te
                                   check_backends=False, log_fn=lambda _m: None)
         secs = time.perf_counter() - t1
         clf = trained.classifier
-        src = implied_prior(_proba_from_vectors(clf, tv[m]))
+        src = implied_prior(_proba_from_vectors(clf, tv[m], [t for t, k in zip(tr_texts, m) if k]))
         for dom in ([held] if held else domains):
             sel = te_dom == dom
-            p = _proba_from_vectors(clf, sv[sel])
+            p = _proba_from_vectors(clf, sv[sel], [t for t, k in zip(te_texts, sel) if k])
             # the target's known stars: its training part's star distribution (not the test's)
             known = star_prior(train.filter(pl.col("domain") == dom)["rating"].to_numpy())
             est, p_em = em_priors(p, src)
@@ -82,7 +83,7 @@ def run_lodo(shared: Path, cache_dir: Path | None, *, per_domain: int = 1500, te
                          "em_prior": _scores(te_y[sel], p_em), "em_estimate": [round(float(x), 3) for x in est]})
             log_fn(f"{rows[-1]['trained_on']:>22} → {dom:12} balanced {100 * rows[-1]['plain']['balanced']:.1f}%  "
                    f"macro-F1 {rows[-1]['plain']['macro_f1']:.3f}")
-    return {"setting": setting, "per_domain": per_domain, "test_per_domain": test_per_domain, "rows": rows}
+    return {"setting": setting, "lexical_weight": config.lexical_weight, "per_domain": per_domain, "test_per_domain": test_per_domain, "rows": rows}
 
 
 def format_lodo(res: dict) -> str:
@@ -104,12 +105,16 @@ def main(argv=None) -> int:
     ap.add_argument("--per-domain", type=int, default=1500, help="training reviews per domain (default %(default)s)")
     ap.add_argument("--test-per-domain", type=int, default=1000, help="test reviews per domain (default %(default)s)")
     ap.add_argument("--json", action="store_true", help="print the full results as JSON too")
+    ap.add_argument("--lexical-weight", type=float, default=None,
+                    help="override the setting's TF-IDF blend weight (0 = the network alone; default: the setting's)")
     a = ap.parse_args(argv)
     s = Settings.load()
     if s.shared_data is None or not Path(s.shared_data).is_dir():
         print("no shared review data (settings shared_data); nothing to run")
         return 2
-    res = run_lodo(Path(s.shared_data), s.model_cache, per_domain=a.per_domain, test_per_domain=a.test_per_domain)
+    overrides = {} if a.lexical_weight is None else {"lexical_weight": a.lexical_weight}
+    res = run_lodo(Path(s.shared_data), s.model_cache, per_domain=a.per_domain, test_per_domain=a.test_per_domain,
+                   **overrides)
     print(format_lodo(res))
     if a.json:
         print(json.dumps(res, indent=2))

@@ -80,11 +80,13 @@ class SentimentConfig:
     bf16: str = "auto"               # "auto" | "on" | "off" — autocast while fine-tuning
     calibrate: bool = True
     seed: int = 0
+    #: weight of the TF-IDF word-n-gram model (lexical.py) in the log-probability blend; 0 = network only
+    lexical_weight: float = 0.0
 
 
 SETTINGS: dict[str, SentimentConfig] = {
     "demo": SentimentConfig(setting="demo", freeze_encoder=True, head_epochs=60, head_hidden=256, head_lr=1e-3,
-                            dropout=0.1, normalize_pooled=True),
+                            dropout=0.1, normalize_pooled=True, lexical_weight=0.5),
     "full": SentimentConfig(setting="full", freeze_encoder=False, epochs=2, batch_size=32, max_length=128,
                             lr=8e-5, layer_decay=0.85, head_lr=1e-3, warmup_frac=0.06),
 }
@@ -154,12 +156,29 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 def apply_calibration(logits: np.ndarray, cal: Calibration) -> np.ndarray:
-    return _softmax((star_logits_to_log3(logits) + np.asarray(cal.bias)) / cal.temperature)
+    return apply_calibration_log3(star_logits_to_log3(logits), cal)
+
+
+def apply_calibration_log3(lp: np.ndarray, cal: Calibration) -> np.ndarray:
+    return _softmax((lp + np.asarray(cal.bias)) / cal.temperature)
+
+
+def blend_log3(lp_net: np.ndarray, lp_lex: np.ndarray | None, weight: float) -> np.ndarray:
+    """Weighted log-probability blend of the network and the lexical model, renormalised."""
+    if lp_lex is None or not weight:
+        return lp_net
+    z = (1 - weight) * lp_net + weight * lp_lex
+    z = z - z.max(1, keepdims=True)
+    return z - np.log(np.exp(z).sum(1, keepdims=True))
 
 
 def fit_calibration(logits: np.ndarray, ratings: np.ndarray) -> Calibration:
     """Prior shift for macro-F1, then temperature for NLL — both on validation data only."""
-    lp = star_logits_to_log3(logits)
+    return fit_calibration_log3(star_logits_to_log3(logits), ratings)
+
+
+def fit_calibration_log3(lp: np.ndarray, ratings: np.ndarray) -> Calibration:
+    """`fit_calibration` on three-class log-probabilities (e.g. a blend)."""
     y = stars_to_class(ratings)
     grid = np.arange(-2.0, 2.01, 0.1)
     best = (macro_f1(y, lp.argmax(1)), 0.0, 0.0)
@@ -195,6 +214,8 @@ class SentimentClassifier:
         self.path = path
         #: what the model reads: {"title_used": bool, "title_column": name or None, "formula": ...}
         self.input: dict = {}
+        #: the TF-IDF model blended in (config.lexical_weight), or None
+        self.lexical = None
         self._int8_torch = None
         self._ort = None
 
@@ -212,6 +233,8 @@ class SentimentClassifier:
                 "config": asdict(self.config), "calibration": asdict(self.calibration),
                 "preferred_backend": self.preferred_backend, "name": self.name, "input": self.input}
         (d / "sentiment.json").write_text(json.dumps(meta, indent=2))
+        if self.lexical is not None:
+            self.lexical.save(d / "lexical")
         if export_onnx:
             try:
                 export_onnx_int8(self, d / ONNX_FILE)
@@ -234,6 +257,8 @@ class SentimentClassifier:
                   name=meta.get("name", MODEL_NAME), version=version or d.name,
                   preferred_backend=meta.get("preferred_backend", "torch"), path=d)
         clf.input = meta.get("input", {})
+        from governance.labelling.lexical import LexicalModel  # noqa: PLC0415
+        clf.lexical = LexicalModel.load(d / "lexical")
         return clf
 
     # ---- inference ---------------------------------------------------------------------------
@@ -284,9 +309,17 @@ class SentimentClassifier:
         rep.close()
         return out
 
+    def log3(self, texts: Sequence[str], logits: np.ndarray) -> np.ndarray:
+        """Uncalibrated 3-class log-probabilities: the network's (from its star logits), blended with the
+        lexical model's when there is one."""
+        lex = (self.lexical.log_proba(list(texts)) if self.lexical is not None and self.config.lexical_weight
+               else None)
+        return blend_log3(star_logits_to_log3(logits), lex, self.config.lexical_weight)
+
     def predict_proba(self, texts: Sequence[str], **kwargs) -> np.ndarray:
         """Calibrated (negative, neutral, positive) probabilities, shape (n, 3)."""
-        return apply_calibration(self.star_logits(texts, **kwargs), self.calibration)
+        texts = [t if isinstance(t, str) else "" for t in texts]
+        return apply_calibration_log3(self.log3(texts, self.star_logits(texts, **kwargs)), self.calibration)
 
     def predict(self, texts: Sequence[str], **kwargs) -> list[str]:
         return [LABELS[i] for i in self.predict_proba(texts, **kwargs).argmax(1)]
@@ -499,10 +532,17 @@ def train_sentiment(texts: Sequence[str], ratings, config: SentimentConfig | str
                                            val_score=lambda: val_score(val_logits()), say=say, progress=progress)
         logits_val = val_logits()
 
+    if config.lexical_weight:
+        from governance.labelling.lexical import LexicalModel  # noqa: PLC0415
+        t0 = time.perf_counter()
+        clf.lexical = LexicalModel.fit(texts, stars_to_class(ratings))
+        say(f"lexical model (TF-IDF 1–2-grams, {len(clf.lexical.vocabulary):,} terms) fitted in "
+            f"{time.perf_counter() - t0:.1f}s; blended with weight {config.lexical_weight}")
+    lp_val = clf.log3(val_texts, logits_val)
     if config.calibrate:
-        clf.calibration = fit_calibration(logits_val, val_ratings)
+        clf.calibration = fit_calibration_log3(lp_val, val_ratings)
         say(f"calibration: bias {clf.calibration.bias}, temperature {clf.calibration.temperature:.3f}")
-    proba_val = apply_calibration(logits_val, clf.calibration)
+    proba_val = apply_calibration_log3(lp_val, clf.calibration)
     validation = sentiment_report(val_ratings, proba_val)
     backend_check = {}
     if check_backends and not device.startswith("cuda"):
@@ -660,4 +700,5 @@ def untrained_classifier(*, num_layers: int | None = None, device: str | None = 
 
 
 __all__ = ["BASE_MODEL_NAME", "Calibration", "MODEL_NAME", "SETTINGS", "SentimentClassifier", "SentimentConfig",
-           "TrainedSentiment", "apply_calibration", "config_for", "fit_calibration", "train_sentiment"]
+           "TrainedSentiment", "apply_calibration", "apply_calibration_log3", "blend_log3", "config_for",
+           "fit_calibration", "fit_calibration_log3", "train_sentiment"]

@@ -341,7 +341,7 @@ def train_sentiment_on_frame(df, text_column: str = "text", rating_column: str =
     clf.input = {"title_used": bool(title_column), "title_column": title_column, "text_column": text_column,
                  "formula": "title + '. ' + text (text alone where the title is empty)" if title_column else "text"}
     if test_vectors is not None:
-        proba_test = _proba_from_vectors(clf, test_vectors)
+        proba_test = _proba_from_vectors(clf, test_vectors, te_t)
     else:
         proba_test = clf.predict_proba(te_t)
     metrics = sentiment_report(te_y, proba_test)
@@ -349,7 +349,7 @@ def train_sentiment_on_frame(df, text_column: str = "text", rating_column: str =
         f"3-class macro-F1 {metrics['macro_f1']:.3f}")
     per_domain = {"this shop": {k: metrics[k] for k in ("n", "balanced_accuracy", "macro_f1", "binary_accuracy")}}
     for dom, (texts_, ys) in domain_tests.items():
-        pd_ = (_proba_from_vectors(clf, domain_vectors[dom]) if test_vectors is not None
+        pd_ = (_proba_from_vectors(clf, domain_vectors[dom], texts_) if test_vectors is not None
                else clf.predict_proba(texts_))
         r = sentiment_report(ys, pd_)
         per_domain[dom] = {k: r[k] for k in ("n", "balanced_accuracy", "macro_f1", "binary_accuracy")}
@@ -373,12 +373,13 @@ def train_sentiment_on_frame(df, text_column: str = "text", rating_column: str =
                                 ModelRegistry(models_root).card("sentiment", version).notes.get("figures", {}).items()})
 
 
-def _proba_from_vectors(clf, vectors):
-    """Calibrated probabilities of a frozen-encoder model from its cached sentence vectors."""
+def _proba_from_vectors(clf, vectors, texts):
+    """Calibrated probabilities of a frozen-encoder model from its cached sentence vectors (and the texts,
+    for the lexical part of the blend)."""
     from governance.labelling.encoder import torch_and_transformers  # noqa: PLC0415
-    from governance.labelling.sentiment import apply_calibration  # noqa: PLC0415
+    from governance.labelling.sentiment import apply_calibration_log3  # noqa: PLC0415
     torch, _ = torch_and_transformers()
     clf.net.eval()
     with torch.inference_mode():
         logits = clf.net.head_logits(torch.tensor(vectors).to(clf.device)).float().cpu().numpy()
-    return apply_calibration(logits, clf.calibration)
+    return apply_calibration_log3(clf.log3(texts, logits), clf.calibration)
