@@ -184,8 +184,12 @@ class Transaction:
         self.committed = False
         self._lock_path = lake.tx_dir / f"{self.id}.lock"
         self._lock_path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        # locked under a private name, then renamed: the lock file is never visible unlocked, so no
+        # other process can take a starting writer for a dead one
+        private = self._lock_path.with_name(f".{self.id}.lock.{os.getpid()}.starting.tmp")
+        self._lock_fd = os.open(private, os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        os.rename(private, self._lock_path)
 
     def write(self, layer: str, table: str, frame: pl.DataFrame, partition: str | None, part: str) -> Path:
         pdir = self.lake.table_dir(layer, table) / partition_dirname(partition)
@@ -215,6 +219,9 @@ class Transaction:
             with ThreadPoolExecutor(max_workers=8) as pool:
                 list(pool.map(_fsync_file, files))
                 list(pool.map(_fsync_dir, [e.version for e in self.touched.values()]))
+            missing = [str(e.version) for e in self.touched.values() if not (e.version / MANIFEST).exists()]
+            if missing:  # never name a version that is not whole on disk
+                raise RuntimeError(f"lake transaction {self.id}: version folder(s) vanished before commit: {missing}")
             record = self.lake.tx_dir / f"{self.id}.json"
             _atomic_text(record, json.dumps({
                 "txid": self.id,

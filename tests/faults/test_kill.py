@@ -290,4 +290,13 @@ def test_two_runs_of_one_partition_at_once_are_serialised(world):
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], [o[1][-2000:] for o in outs]
     problems, lost = _invariants(root, world)
+    if problems:  # say what differs: a flaky difference must be diagnosable from the CI log alone
+        for rel in ("quarantine/events/date=2026-11-11/current/cleaning.parquet",
+                    "clean/events/date=2026-11-11/current/data.parquet"):
+            got, want = pl.read_parquet(root / "lake" / rel), pl.read_parquet(world.expected / "lake" / rel)
+            cols = [c for c in want.columns if c in got.columns]
+            extra = got.join(want, on=cols, how="anti", nulls_equal=True)
+            gone = want.join(got, on=cols, how="anti", nulls_equal=True)
+            print(f"{rel}: {extra.height} rows not in a run without faults, {gone.height} missing:\n"
+                  f"{extra.head(3).to_dicts()}\n{gone.head(3).to_dicts()}")
     assert not problems and lost == 0, problems[:5]
