@@ -43,13 +43,15 @@ BROWSING = ("view", "click")  # bot rates count these only
 FUTURE_TOLERANCE = timedelta(hours=1)
 BOT_MIN_EVENTS, BOT_MAX_PER_MINUTE, BOT_BURST_EVENTS, BOT_MIN_MEDIAN_GAP_S = 30, 20.0, 15, 1.0
 OUTLIER_K, OUTLIER_MIN_FACTOR, OUTLIER_MIN_GROUP = 6.0, 3.0, 10
+#: an item judged by its own observed prices (≥ OUTLIER_MIN_OWN priced events) is allowed this factor
+OUTLIER_MIN_OWN, OUTLIER_OWN_FACTOR = 3, 25.0
 
 #: the quarantine and fix rules, in EVENTS_RULES order (ordinal = position + 1)
 RULE_ORDER = (
     "exact_duplicate", "normalise_event_type", "normalise_device", "price_usd_converted", "currency_to_usd",
     "key_duplicate", "invalid_event_type", "timestamp_out_of_range", "bot_session", "remap_duplicate_product",
-    "unknown_item", "unknown_user", "price_not_positive", "price_outlier", "quantity_not_positive",
-    "impute_price", "impute_quantity", "round_price",
+    "unknown_item", "unknown_user", "zero_price_nulled", "price_not_positive", "price_outlier",
+    "quantity_not_positive", "impute_price", "impute_quantity", "round_price",
 )
 Q = {name: i + 1 for i, name in enumerate(RULE_ORDER)}
 
@@ -111,7 +113,8 @@ def clean_pandas(raw_path: Path, refs_dir: Path, out_dir: Path, *, now: datetime
     clock = _Clock(timings)
     refs_dir, out_dir = Path(refs_dir), Path(out_dir)
     df = pd.read_parquet(raw_path, columns=RECORD, dtype_backend="pyarrow")
-    products = pd.read_parquet(refs_dir / "products.parquet", columns=["product_id", "price", "category_path"],
+    products = pd.read_parquet(refs_dir / "products.parquet",
+                               columns=["product_id", "price", "category_path", "price_imputed"],
                                dtype_backend="pyarrow")
     product_ids = pd.read_parquet(refs_dir / "product_ids.parquet", dtype_backend="pyarrow")["product_id"]
     user_ids = pd.read_parquet(refs_dir / "user_ids.parquet", dtype_backend="pyarrow")["user_id"]
@@ -296,19 +299,31 @@ def clean_pandas(raw_path: Path, refs_dir: Path, out_dir: Path, *, now: datetime
                lambda q: "user_id " + q["user_id"] + " does not exist in the user profiles")
     clock("unknown_user")
 
-    # 13 non-positive prices
-    quarantine("price_not_positive", b(df["price"] <= 0), lambda q: "price " + s(q["price"]) + " is not positive")
+    # 13 a view/click at price 0 keeps the event (price nulled, audited); negative prices leave
+    zero_view = b((df["price"] == 0) & df["event_type"].isin(["view", "click"]))
+    fix("zero_price_nulled", price=df["price"].mask(zero_view))
+    clock("zero_price_nulled")
+    quarantine("price_not_positive", b(df["price"] < 0), lambda q: "price " + s(q["price"]) + " is negative")
     clock("price_not_positive")
 
-    # 14 price outliers against the item's catalog price (category spread of log ratios)
-    priced = products[b(products["price"] > 0)]
-    if len(priced):
+    # 14 price outliers against the item's own observed prices (median of ≥ 3 priced events), else
+    #    its catalog price (never an imputed one); category spread of log ratios
+    real = b(products["price"] > 0)
+    if "price_imputed" in products.columns:
+        real &= ~b(products["price_imputed"].fillna(False))
+    priced = products[real]
+    price = as_float(df["price"])
+    pos = pd.Series(np.where(price > 0, price, np.nan), index=df.index)
+    own_n = pos.groupby(df["item_id"].to_numpy()).transform("count").to_numpy()
+    own_med = pos.groupby(df["item_id"].to_numpy()).transform("median").to_numpy()
+    own = np.where(own_n >= OUTLIER_MIN_OWN, own_med, np.nan)
+    if len(priced) or (~np.isnan(own)).any():
         k, floor = OUTLIER_K, math.log(OUTLIER_MIN_FACTOR)
-        price = as_float(df["price"])
         # the item's catalog row (one hash lookup), its price and its category as a code
         idx = pd.Index(priced["product_id"]).get_indexer(df["item_id"])
         known_item = idx >= 0
-        cat_price = np.where(known_item, as_float(priced["price"])[np.maximum(idx, 0)], np.nan)
+        listed = np.where(known_item, as_float(priced["price"])[np.maximum(idx, 0)], np.nan)
+        cat_price = np.where(np.isnan(own), listed, own)
         product_cat, cats = pd.factorize(priced["category_path"])
         row_cat = np.where(known_item, product_cat[np.maximum(idx, 0)], -1)
         ok = (price > 0) & (cat_price > 0)
@@ -320,16 +335,21 @@ def clean_pandas(raw_path: Path, refs_dir: Path, out_dir: Path, *, now: datetime
             .drop_duplicates(["item", "price"])
         overall = MAD_SCALE * (_median(np.abs(pairs["lr"].to_numpy())) or 0.0) \
             if len(pairs) >= OUTLIER_MIN_GROUP else 0.0
-        n_cat, med_cat = _group_median(pairs["cat"].to_numpy(), np.abs(pairs["lr"].to_numpy()), len(cats))
+        in_cat = pairs[pairs["cat"] >= 0]  # items judged by their own prices alone have no category
+        n_cat, med_cat = _group_median(in_cat["cat"].to_numpy(), np.abs(in_cat["lr"].to_numpy()), len(cats))
         spread_cat = np.where(n_cat >= OUTLIER_MIN_GROUP, MAD_SCALE * med_cat, overall)
         spread = np.where(row_cat >= 0, spread_cat[np.maximum(row_cat, 0)], overall)
         allowed = np.maximum(k * spread, floor)
+        allowed = np.where(np.isnan(own), allowed, np.maximum(allowed, math.log(OUTLIER_OWN_FACTOR)))
         logp = ln(as_float(priced["price"]))
-        cmed = _median(logp)
-        callowed = max(k * MAD_SCALE * _median(np.abs(logp - cmed)), floor)
         far = np.zeros(len(df), dtype=bool)
-        nocat = np.isnan(cat_price) & (price > 0)
-        far[nocat] = np.abs(ln(price[nocat]) - cmed) > callowed
+        if len(priced):
+            cmed = _median(logp)
+            callowed = max(k * MAD_SCALE * _median(np.abs(logp - cmed)), floor)
+            nocat = np.isnan(cat_price) & (price > 0)
+            far[nocat] = np.abs(ln(price[nocat]) - cmed) > callowed
+        else:
+            cmed, callowed = float("nan"), floor
         hit = (np.abs(lr) > allowed) | far
 
         def outlier_reason(q: pd.DataFrame) -> pd.Series:
@@ -338,7 +358,8 @@ def clean_pandas(raw_path: Path, refs_dir: Path, out_dir: Path, *, now: datetime
 
             p, cp = col(price[hit]).round(2), col(cat_price[hit])
             cat = col(np.asarray(cats, dtype=object)[np.maximum(row_cat[hit], 0)]).astype("large_string[pyarrow]")
-            known = (s(p) + " is " + s((p / cp).round(2)) + "× the item's catalog price " + s(cp.round(2))
+            which = pd.Series(np.where(np.isnan(own[hit]), "catalog price", "median observed price"), index=q.index)
+            known = (s(p) + " is " + s((p / cp).round(2)) + "× the item's " + which + " " + s(cp.round(2))
                      + "; prices in category " + cat + " stay within " + s(col(np.exp(allowed[hit])).round(1))
                      + "× of it")
             unknown = s(p) + (f" is far outside the whole catalog's price range (median {math.exp(cmed):.2f}, "
@@ -447,6 +468,7 @@ def events_sql(raw: str, refs: dict[str, str], *, now: datetime, by_partition: b
     types = ", ".join(_s(t) for t in EVENT_TYPES)
     carted = ", ".join(_s(t) for t in CARTED)
     browsing = ", ".join(_s(t) for t in BROWSING)
+    browsing_zero = ", ".join(_s(t) for t in ("view", "click"))
     latest, earliest = _ts(now + FUTURE_TOLERANCE), _ts(SHOP_OPENED)
     contract = ", ".join(CONTRACT)
     lineage = ", ".join(LINEAGE)
@@ -539,7 +561,8 @@ s7 AS (  -- bot_session, then remap_duplicate_product
   LEFT JOIN bots ON s6.session_id = bots.session_id{on('s6', 'bots')}
   LEFT JOIN {refs['product_id_map']} m ON s6.item_id = m.duplicate_id{on('s6', 'm')}
 ),
-catalog AS (SELECT {P}product_id, price AS __catalog, category_path AS __cat FROM {refs['products']} WHERE price > 0),
+catalog AS (SELECT {P}product_id, price AS __catalog, category_path AS __cat FROM {refs['products']}
+            WHERE price > 0 AND NOT coalesce(price_imputed, false)),
 known_ns AS (  -- id namespaces ("instacart:123" → instacart) that deliver each reference at all
   SELECT {P}list(DISTINCT {_namespace('product_id')}) AS __item_ns FROM {refs['product_ids']}
   {'GROUP BY _partition' if by_partition else ''}
@@ -548,8 +571,8 @@ known_user_ns AS (
   SELECT {P}list(DISTINCT {_namespace('user_id')}) AS __user_ns FROM {refs['user_ids']}
   {'GROUP BY _partition' if by_partition else ''}
 ),
-s8 AS (  -- unknown_item, unknown_user (anti-joins), price_not_positive; the catalog price for outliers
-  SELECT s7.* EXCLUDE (__q, __reason),
+s8z AS (  -- unknown_item, unknown_user (anti-joins); zero_price_nulled: a view/click at 0 keeps its event
+  SELECT s7.* EXCLUDE (__q, __reason, price),
     {q_steps(
         ("unknown_item", "s7.item_id IS NOT NULL AND pi.product_id IS NULL AND "
          f"coalesce(list_contains(kn.__item_ns, {_namespace('s7.item_id')}), false)",
@@ -557,16 +580,32 @@ s8 AS (  -- unknown_item, unknown_user (anti-joins), price_not_positive; the cat
         ("unknown_user", "s7.user_id IS NOT NULL AND ui.user_id IS NULL AND "
          f"coalesce(list_contains(ku.__user_ns, {_namespace('s7.user_id')}), false)",
          "format('user_id {} does not exist in the user profiles', s7.user_id)"),
-        ("price_not_positive", "s7.price <= 0", "format('price {} is not positive', s7.price)"),
     )},
-    c.__catalog, c.__cat,
-    CASE WHEN s7.price > 0 AND c.__catalog > 0 THEN ln(s7.price / c.__catalog) END AS __lr
+    s7.price AS price__z, s7.price AS __price_in
   FROM s7
   LEFT JOIN {refs['product_ids']} pi ON s7.item_id = pi.product_id{on('s7', 'pi')}
   LEFT JOIN {refs['user_ids']} ui ON s7.user_id = ui.user_id{on('s7', 'ui')}
-  LEFT JOIN catalog c ON s7.item_id = c.product_id{on('s7', 'c')}
   LEFT JOIN known_ns kn ON true{on('s7', 'kn')}
   LEFT JOIN known_user_ns ku ON true{on('s7', 'ku')}
+),
+s8p AS (
+  SELECT * EXCLUDE (__price_in),
+    CASE WHEN __q IS NULL AND __price_in = 0 AND event_type IN ({browsing_zero}) THEN NULL ELSE __price_in END AS price
+  FROM s8z
+),
+own AS (  -- the item's own observed prices: median of its live priced events when it has enough
+  SELECT {P}item_id, {_sql_median('price')} AS __own FROM s8p WHERE __q IS NULL AND price > 0
+  GROUP BY ALL HAVING count(*) >= {OUTLIER_MIN_OWN}
+),
+s8 AS (  -- price_not_positive (negative prices); the item's own or catalog price for outliers
+  SELECT s8p.* EXCLUDE (__q, __reason),
+    {q_steps(("price_not_positive", "s8p.price < 0", "format('price {} is negative', s8p.price)"))},
+    coalesce(ow.__own, c.__catalog) AS __catalog, ow.__own, c.__cat,
+    CASE WHEN s8p.price > 0 AND coalesce(ow.__own, c.__catalog) > 0
+         THEN ln(s8p.price / coalesce(ow.__own, c.__catalog)) END AS __lr
+  FROM s8p
+  LEFT JOIN catalog c ON s8p.item_id = c.product_id{on('s8p', 'c')}
+  LEFT JOIN own ow ON s8p.item_id = ow.item_id{on('s8p', 'ow')}
 ),
 pairs AS (SELECT DISTINCT {P}item_id, price, __lr, __cat FROM s8 WHERE __q IS NULL AND __lr IS NOT NULL),
 overall AS (
@@ -589,15 +628,18 @@ catalog_range AS (
 s9 AS (  -- price_outlier, quantity_not_positive
   SELECT s8.* EXCLUDE (__q, __reason),
     greatest({k} * coalesce(CASE WHEN sp.__np >= {OUTLIER_MIN_GROUP} THEN sp.__s ELSE o.__overall END,
-                             coalesce(o.__overall, 0)), {floor}) AS __allowed,
+                             coalesce(o.__overall, 0)), {floor},
+             CASE WHEN s8.__own IS NOT NULL THEN {_f(math.log(OUTLIER_OWN_FACTOR))} END) AS __allowed,
     CASE WHEN s8.__catalog IS NULL AND s8.price > 0 THEN abs(ln(s8.price) - cr.__cmed) > cr.__callowed END AS __far,
     {q_steps(
         ("price_outlier", "coalesce(abs(__lr) > __allowed, false) OR coalesce(__far, false)",
          "CASE WHEN s8.__catalog IS NULL THEN format('price {} is far outside the whole catalog''s price range "
          "(median {}, allowed within {}× of it); the item has no catalog price', round(s8.price, 2), "
-         "round(exp(cr.__cmed), 2), round(exp(cr.__callowed), 1)) ELSE format('price {} is {}× the item''s catalog "
-         "price {}; prices in category {} stay within {}× of it', round(s8.price, 2), "
-         "round(s8.price / s8.__catalog, 2), round(s8.__catalog, 2), s8.__cat, round(exp(__allowed), 1)) END"),
+         "round(exp(cr.__cmed), 2), round(exp(cr.__callowed), 1)) ELSE format('price {} is {}× the item''s {} "
+         "{}; prices in category {} stay within {}× of it', round(s8.price, 2), "
+         "round(s8.price / s8.__catalog, 2), CASE WHEN s8.__own IS NULL THEN 'catalog price' ELSE "
+         "'median observed price' END, round(s8.__catalog, 2), coalesce(s8.__cat, '(none)'), "
+         "round(exp(__allowed), 1)) END"),
         ("quantity_not_positive", "s8.quantity <= 0", "format('quantity {} is not positive', s8.quantity)"),
     )}
   FROM s8
@@ -610,7 +652,7 @@ latest AS (
   QUALIFY row_number() OVER (PARTITION BY {P}product_id ORDER BY __ref_ord DESC) = 1
 ),
 s10 AS (  -- impute_price, impute_quantity
-  SELECT s9.* EXCLUDE (price, quantity, __catalog, __cat, __lr, __allowed, __far),
+  SELECT s9.* EXCLUDE (price, quantity, __catalog, __own, __cat, __lr, __allowed, __far),
     s9.price AS price__1, s9.quantity AS quantity__0,
     CASE WHEN __q IS NULL AND s9.price IS NULL AND event_type IN ({carted}) THEN lp.__ref_price ELSE s9.price END
       AS price__2,
@@ -631,7 +673,8 @@ def _record_json() -> str:
 def _audit_sql(now: datetime, run_id: str) -> str:
     steps = [("normalise_event_type", "event_type", "event_type__0", "event_type"),
              ("normalise_device", "device", "device__0", "device"),
-             ("currency_to_usd", "price", "price__0", "price__1"),
+             ("currency_to_usd", "price", "price__0", "price__z"),
+             ("zero_price_nulled", "price", "price__z", "price__1"),
              ("currency_to_usd", "currency", "currency__0", "currency"),
              ("remap_duplicate_product", "item_id", "item_id__0", "item_id"),
              ("impute_price", "price", "price__1", "price__2"),
