@@ -29,10 +29,11 @@ def tiny():
     noop()
 
 
-@pytest.fixture
-def instance(tmp_path):
-    shutil.copy(ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
-    with dg.DagsterInstance.from_config(str(tmp_path)) as inst:
+@pytest.fixture(scope="module")
+def instance(tmp_path_factory):
+    home = tmp_path_factory.mktemp("dagster_home")
+    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(home)) as inst:
         yield inst
 
 
