@@ -7,7 +7,6 @@ from __future__ import annotations
 import random
 import re
 from datetime import UTC, datetime
-from pathlib import Path
 
 import polars as pl
 import pytest
