@@ -15,7 +15,11 @@ Post-hoc calibration (fitted on a validation split carved from the training data
     2. temperature scaling of the shifted log-probabilities (minimising validation NLL).
     Both keep the argmax consistent with the reported probability.
 Settings
-    ``demo``: frozen encoder, head trained on cached embeddings (≈1 min for ~6k reviews on 2 cores).
+    ``demo`` (the default): frozen encoder, head trained on cached embeddings, blended (weight
+    ``lexical_weight`` = 0.5, in log-probability space, before calibration) with a TF-IDF word
+    1–2-gram logistic regression (``lexical.py``): the frozen vector says what a review is about,
+    the n-grams how the reviewer feels; leave-one-domain-out the blend gained 3–11 points of
+    balanced accuracy over the head alone (``lodo.py``).
     ``full``: full fine-tune with layer-wise learning-rate decay, length-grouped batches, bf16
     autocast where the CPU/GPU computes bf16 natively.
 Inference
