@@ -326,8 +326,9 @@ def train_sentiment_on_frame(df, text_column: str = "text", rating_column: str =
         from governance.labelling.embed_cache import cached_encode  # noqa: PLC0415
         from governance.labelling.encoder import Embedder  # noqa: PLC0415
         emb = Embedder(max_length=config.max_length, backend="torch")
-        say(f"embedding {len(tr_t) + len(te_t):,} texts (frozen encoder, cached by content hash under {cache_dir})")
         extra = [t for texts_, _ in domain_tests.values() for t in texts_]
+        say(f"embedding {len(tr_t) + len(te_t) + len(extra):,} texts (frozen encoder, cached by content hash "
+            f"under {cache_dir})")
         vecs = cached_encode(emb, tr_t + te_t + extra, cache_dir, progress=progress)
         precomputed, test_vectors = vecs[:len(tr_t)], vecs[len(tr_t):len(tr_t) + len(te_t)]
         pos = len(tr_t) + len(te_t)
