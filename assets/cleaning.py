@@ -46,7 +46,9 @@ def clean_asset(contract: SourceContract, daily: dg.PartitionsDefinition
     )
     def _clean(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         partition = context.partition_key if contract.partitioned else None
-        result = clean_partition(warehouse.lake, source, partition, run_id=context.run.run_id, now=datetime.now(UTC))
+        settings = warehouse.config
+        result = clean_partition(settings.lake(), source, partition, run_id=context.run.run_id, now=datetime.now(UTC),
+                                 lookback_days=settings.duplicate_lookback_days)
         catalog = warehouse.catalog
         for layer in ("clean", "quarantine", "audit"):
             catalog.register(layer, source)

@@ -31,7 +31,7 @@ def raw_asset(contract: SourceContract, daily: dg.PartitionsDefinition) -> dg.As
         partition = context.partition_key if contract.partitioned else None
         result = ingest_partition(
             warehouse.lake, contract, warehouse.landing, partition,
-            run_id=context.run.run_id, ingested_at=datetime.now(UTC),
+            run_id=context.run.run_id, ingested_at=datetime.now(UTC), max_record_bytes=warehouse.config.max_record_bytes,
         )
         catalog = warehouse.catalog
         for layer in ("raw", "quarantine", "audit"):

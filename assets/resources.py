@@ -27,6 +27,8 @@ class SettingsResource(dg.ConfigurableResource):
     integration: str = ""  # JSON text or a path to a JSON file of IntegrationConfig fields
     pseudonym_secret: str = ""
     demo: str = ""
+    max_record_bytes: str = ""
+    duplicate_lookback_days: str = ""
 
     def get(self) -> Settings:
         return Settings.load(**{name: value for name, value in self.model_dump().items() if value})

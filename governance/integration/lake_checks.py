@@ -16,10 +16,11 @@ from governance.integration.config import IntegrationConfig
 from governance.integration.identity import UserLookup
 from governance.integration.pipeline import DaySource, load_lookups, read_all_daily, shift_day
 from governance.integration.profiles import review_facts
+from governance.privacy import pii_columns as pii_columns_of_contracts
 from governance.storage import Lake
 
 LAYER = C.LAYER
-PII_COLUMNS = ("email", "phone", "name")
+
 
 
 def references_exist(lake: Lake, table: str, day: str, config: IntegrationConfig) -> C.CheckOutcome:
@@ -90,7 +91,7 @@ def history_consistent(lake: Lake) -> C.CheckOutcome:
 def no_personal_data(lake: Lake) -> C.CheckOutcome:
     """The identity mapping carries no e-mail, phone or name, and every user_key is a pseudonym."""
     m = lake.read(LAYER, "user_keys")
-    pii_columns = [c for c in m.columns if c in PII_COLUMNS]
+    pii_columns = [c for c in m.columns if c.lower() in pii_columns_of_contracts()]
     bad_keys = m.filter(~pl.col("user_key").str.contains(r"^u_[0-9a-f]{20}$"))
     ok = not pii_columns and bad_keys.is_empty()
     return C.CheckOutcome("no_personal_data", ok, {"pii_columns": ", ".join(pii_columns) or "none",
