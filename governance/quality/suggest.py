@@ -87,11 +87,17 @@ def _drop_row_counts(suite: Suite) -> Suite:
 
 
 def suites_for_shop(suites: Mapping[str, Suite], shop: str | None = None, sends: Iterable[str] | None = None,
-                    directory: str | Path = "expectations") -> dict[str, Suite]:
+                    directory: str | Path | None = None) -> dict[str, Suite]:
     """The suites as they apply to ``shop`` (see the module docstring).
 
     ``sends``: the sources the shop sends (a mapping's ``sends``); tables of any other source (the
-    layer's table name is the source's) get no row-count check. None: every source is sent."""
+    layer's table name is the source's) get no row-count check. None: every source is sent.
+    ``directory``: where the shop's accepted suites are (``<directory>/<shop>/``; default the suites'
+    own folder, `governance.quality.runner.suites_dir`)."""
+    if directory is None:
+        from governance.quality.runner import suites_dir
+
+        directory = suites_dir()
     sent = None if sends is None else set(sends)
     out: dict[str, Suite] = {}
     own = {}
