@@ -112,3 +112,15 @@ def test_print_progress_writes_lines(capsys):
     p(100, 100)
     lines = buf.getvalue().splitlines()
     assert lines[0].startswith("embed: 10/100 (10%)") and "left" in lines[0] and lines[1].startswith("embed: 100/100")
+
+
+def test_top_categories_are_written_to_csv_as_json(tmp_path):
+    import json
+
+    from governance.labelling.workflows import _write_table
+    df = pl.DataFrame({"q": ["a"], "top_categories": [[{"category": "Women > Dresses", "score": 0.75}]]},
+                      schema_overrides={"top_categories": pl.List(pl.Struct({"category": pl.String,
+                                                                              "score": pl.Float64}))})
+    _write_table(df, tmp_path / "o.csv")
+    back = pl.read_csv(tmp_path / "o.csv")
+    assert json.loads(back["top_categories"][0]) == [{"category": "Women > Dresses", "score": 0.75}]

@@ -113,7 +113,10 @@ def _write_table(df, path: Path | str) -> None:
     if p.suffix == ".parquet":
         df.write_parquet(p)
     else:
-        df.with_columns(pl.col(pl.Datetime).dt.to_string("%Y-%m-%dT%H:%M:%S%.f%z")).write_csv(p)
+        nested = {c: pl.format("[{}]", pl.col(c).list.eval(pl.element().struct.json_encode()).list.join(", "))
+                  for c, t in df.schema.items() if isinstance(t, pl.List) and isinstance(t.inner, pl.Struct)}
+        (df.with_columns(pl.col(pl.Datetime).dt.to_string("%Y-%m-%dT%H:%M:%S%.f%z"), **nested)
+         .write_csv(p))
 
 
 @dataclass
