@@ -57,40 +57,58 @@ class SKNN(Recall):
         order = np.argsort(-np.asarray(times), kind="stable")
         self.S = S.tocsr()[order]
         self.recency = np.arange(self.S.shape[0], dtype=np.int64)
+        self._loaded()
         return self
 
-    def score_sequences(self, seq: sp.csr_matrix, batch: int = 256) -> np.ndarray:
+    def _loaded(self) -> None:
+        # each item's posting list truncated to its `sample_size` most recent sessions: the most recent
+        # `sample_size` sessions sharing any item with the current one are always among these (exact)
+        postings = self.S.T.tocsr()
+        postings.sort_indices()
+        counts = np.diff(postings.indptr)
+        within = np.arange(postings.nnz) - np.repeat(postings.indptr[:-1], counts)
+        keep = within < self.params["sample_size"]
+        rows = np.repeat(np.arange(postings.shape[0]), counts)[keep]
+        self._postings = sp.csr_matrix((np.ones(int(keep.sum()), np.float32), (rows, postings.indices[keep])),
+                                       shape=postings.shape)
+        self._slen = np.sqrt(np.asarray(self.S.sum(axis=1)).ravel()).astype(np.float32)
+
+    def score_sequences(self, seq: sp.csr_matrix, batch: int = 1024) -> np.ndarray:
         """seq: rows × items with each item's 1-based position in the current session (0 = absent)."""
         seq = seq.tocsr()
         out = np.zeros((seq.shape[0], len(self.items)), np.float32)
         if seq.nnz == 0 or self.S.shape[0] == 0:
             return out
-        slen = np.sqrt(np.asarray(self.S.sum(axis=1)).ravel()).astype(np.float32)
         for start in range(0, seq.shape[0], batch):
             part = seq[start:start + batch]
-            q = position_weights(part)
-            sims = (q @ self.S.T).tocsr()  # rows × past sessions: weighted overlap
-            sims.sort_indices()  # columns in recency order (sessions are stored most recent first)
-            if self.params["similarity"] == "cosine":
-                qlen = np.sqrt(np.diff(part.indptr)).astype(np.float32)
-                rows = np.repeat(np.arange(sims.shape[0]), np.diff(sims.indptr))
-                sims.data = sims.data / np.maximum(qlen[rows] * slen[sims.indices], 1e-9)
-            out[start:start + part.shape[0]] = (self._neighbours(sims) @ self.S).toarray()
+            out[start:start + part.shape[0]] = (self._neighbours(part) @ self.S).toarray()
         return out
 
-    def _neighbours(self, sims: sp.csr_matrix) -> sp.csr_matrix:
-        """Per row: of the sample_size most recent candidate sessions, the k most similar."""
+    def _neighbours(self, part: sp.csr_matrix) -> sp.csr_matrix:
+        """rows × past sessions: of the `sample_size` most recent sessions sharing an item with the row's
+        session, the `k` most similar, valued by their similarity."""
         k, sample = self.params["k"], self.params["sample_size"]
-        counts = np.diff(sims.indptr)
-        rows = np.repeat(np.arange(sims.shape[0]), counts)
-        within = np.arange(sims.nnz) - np.repeat(sims.indptr[:-1], counts)
-        recent = within < sample  # columns are sorted, rows ordered by recency: the first ones are the newest
-        r, c, v = rows[recent], sims.indices[recent], sims.data[recent]
+        present = part.copy()
+        present.data[:] = 1.0
+        cand = (present @ self._postings).tocsr()  # candidate sessions; columns in recency order
+        cand.sort_indices()
+        counts = np.diff(cand.indptr)
+        within = np.arange(cand.nnz) - np.repeat(cand.indptr[:-1], counts)
+        recent = within < sample
+        r = np.repeat(np.arange(cand.shape[0]), counts)[recent]
+        c = cand.indices[recent]
+        if r.size == 0:
+            return sp.csr_matrix(cand.shape, dtype=np.float32)
+        q = position_weights(part)
+        v = np.asarray(q[r].multiply(self.S[c]).sum(axis=1)).ravel().astype(np.float32)  # weighted overlap
+        if self.params["similarity"] == "cosine":
+            qlen = np.sqrt(np.diff(part.indptr)).astype(np.float32)
+            v = v / np.maximum(qlen[r] * self._slen[c], 1e-9)
         order = np.lexsort((-v, r))
         r, c, v = r[order], c[order], v[order]
-        first = np.searchsorted(r, np.arange(sims.shape[0]))
+        first = np.searchsorted(r, np.arange(cand.shape[0]))
         top = (np.arange(r.size) - first[r]) < k
-        return sp.csr_matrix((v[top], (r[top], c[top])), shape=sims.shape)
+        return sp.csr_matrix((v[top], (r[top], c[top])), shape=cand.shape)
 
     def score(self, hist: History) -> np.ndarray:
         return self.score_sequences(hist.session)
