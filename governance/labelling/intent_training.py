@@ -75,7 +75,7 @@ def train_intent(queries: pl.DataFrame, *, products: pl.DataFrame | None = None,
     model = fit_intent_model(train, products=products, events=events, progress=progress)
     train_seconds = time.perf_counter() - t0
     log_fn(f"intent model fitted on {train.height:,} queries ({model.n_weak_labels:,} weak labels, "
-           f"{int(model.category_seen.sum())}/{len(model.categories)} categories with clicks) in {train_seconds:.0f}s")
+           f"{int(model.category_seen.sum())}/{len(model.categories)} categories with catalog or click evidence) in {train_seconds:.0f}s")
 
     covered = truth is not None and held_out.join(truth.select(pl.col("query_id").cast(pl.String)),
                                                   on="query_id", how="semi").height == held_out.height
@@ -102,7 +102,9 @@ def train_intent(queries: pl.DataFrame, *, products: pl.DataFrame | None = None,
                      base_model="all-MiniLM-L6-v2", n_train=train.height,
                      notes={"evaluated_against": against, "n_eval": held_out.height,
                             "weak_labels": model.n_weak_labels, "categories": len(model.categories),
-                            "categories_with_clicks": int(model.category_seen.sum())})
+                            "categories_with_clicks": int(model.category_seen.sum()),
+                            "category_evidence": (model.category_model.evidence if model.category_model is not None
+                                                  else "names")})
     reg = ModelRegistry(models_root)
     version = reg.register(TASK, model.save, card)
     decision = reg.promote_if_better(TASK, version, PROMOTION_METRIC,
