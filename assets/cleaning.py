@@ -10,6 +10,7 @@ from assets.metadata import counts_table, markdown_table, table_schema, top_reas
 from assets.check_results import check_result
 from assets.resources import QualityStoreResource, WarehouseResource
 from assets.suite_checks import suite_checks
+from governance.settings import Settings
 from governance.cleaning import REFERENCES, RULES, clean_partition
 from governance.cleaning.conservation import cleaning_conservation
 from governance.tables import markdown_table as markdown_text
@@ -101,9 +102,9 @@ def clean_asset(contract: SourceContract, daily: dg.PartitionsDefinition
     return _clean, _conserved
 
 
-def stage_definitions(daily: dg.PartitionsDefinition) -> dg.Definitions:
+def stage_definitions(daily: dg.PartitionsDefinition, settings: Settings) -> dg.Definitions:
     """One clean asset per source, each with its conservation check and its GX suite beside it."""
     built = [clean_asset(c, daily) for c in CONTRACTS.values()]
-    suites = [suite_checks(["clean", c.name], daily if c.partitioned else None) for c in CONTRACTS.values()]
+    suites = [suite_checks(["clean", c.name], daily if c.partitioned else None, settings) for c in CONTRACTS.values()]
     return dg.Definitions(assets=[a for a, _ in built],
                           asset_checks=[c for _, c in built] + [s for s in suites if s is not None])

@@ -7,6 +7,7 @@ import polars as pl
 
 from assets.metadata import counts_table, markdown_table, table_schema, top_reasons
 from assets.resources import WarehouseResource
+from governance.settings import Settings
 from governance.collection import ingest_partition
 from governance.contracts import CONTRACTS, SourceContract
 
@@ -73,6 +74,6 @@ def raw_asset(contract: SourceContract, daily: dg.PartitionsDefinition) -> dg.As
 
     return _raw
 
-def stage_definitions(daily: dg.PartitionsDefinition) -> dg.Definitions:
+def stage_definitions(daily: dg.PartitionsDefinition, settings: Settings) -> dg.Definitions:  # noqa: ARG001
     """One raw asset per source contract."""
     return dg.Definitions(assets=[raw_asset(c, daily) for c in CONTRACTS.values()])

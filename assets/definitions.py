@@ -11,7 +11,7 @@ from assets.partitions import daily_partitions
 from assets.resources import governance_resources
 from governance.settings import Settings
 
-#: the lifecycle stages in the order data flows through them; each module's ``stage_definitions(daily)``
+#: the lifecycle stages in the order data flows through them; each module's ``stage_definitions(daily, settings)``
 STAGES = (collection, cleaning, labelling, integration, quality, recommendation, search, experiments)
 
 
@@ -23,7 +23,7 @@ def build_definitions(**overrides) -> dg.Definitions:
     """
     settings = Settings.load(**overrides)
     daily = daily_partitions(settings)
-    stages = dg.Definitions.merge(*(stage.stage_definitions(daily) for stage in STAGES),
+    stages = dg.Definitions.merge(*(stage.stage_definitions(daily, settings) for stage in STAGES),
                                   dg.Definitions(resources=governance_resources(**overrides)))
     return dg.Definitions.merge(stages, automation.stage_definitions(daily, stages))
 

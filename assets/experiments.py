@@ -14,6 +14,7 @@ import polars as pl
 
 from assets.metadata import markdown_table
 from assets.resources import WarehouseResource
+from governance.settings import Settings
 from governance.experiments.report import build_report
 from governance.experiments.stage import open_bandit_stage, search_experiment_stage
 
@@ -93,6 +94,6 @@ def experiments_report(context: dg.AssetExecutionContext, warehouse: WarehouseRe
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path))})
 
 
-def stage_definitions(daily: dg.PartitionsDefinition) -> dg.Definitions:  # noqa: ARG001 - snapshots only
+def stage_definitions(daily: dg.PartitionsDefinition, settings: Settings) -> dg.Definitions:  # noqa: ARG001
     """The off-policy validation, the search experiment and the page."""
     return dg.Definitions(assets=[off_policy, search_ab_test, experiments_report])

@@ -24,6 +24,7 @@ from assets.metadata import counts_table, markdown_table, table_schema, top_reas
 from assets.check_results import check_result
 from assets.resources import QualityStoreResource, WarehouseResource
 from assets.suite_checks import suite_checks
+from governance.settings import Settings
 from governance.integration import checks as C
 from governance.integration import consistency as K
 from governance.integration import lake_checks as L
@@ -605,10 +606,10 @@ SNAPSHOT_CHECKS = [_aggregates_check("products", None), _aggregates_check("users
                    history_consistent, no_personal_data, activity_before_signup, every_product_seen, reviews_verified]
 
 
-def stage_definitions(daily: dg.PartitionsDefinition) -> dg.Definitions:
+def stage_definitions(daily: dg.PartitionsDefinition, settings: Settings) -> dg.Definitions:
     """The integrated tables with their checks and their GX suites beside them."""
     assets = [user_keys, product_catalog, *daily_integration_assets(daily), products, users, catalog_findings]
     tables = [k.path[1] for a in assets for k in a.keys]
-    suites = [suite_checks(key(t), daily if t in DAILY_TABLES else None) for t in tables]
+    suites = [suite_checks(key(t), daily if t in DAILY_TABLES else None, settings) for t in tables]
     return dg.Definitions(assets=assets, asset_checks=[*daily_integration_checks(daily), *SNAPSHOT_CHECKS,
                                                        *(s for s in suites if s is not None)])

@@ -5,6 +5,7 @@ import polars as pl
 
 from assets.metadata import counts_table, markdown_table, table_schema
 from assets.resources import ModelRegistryResource, WarehouseResource
+from governance.settings import Settings
 from governance.labelling.stage import (
     NothingToTrainOn,
     build_review_audit_table,
@@ -227,6 +228,6 @@ def review_audit(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     })
 
 
-def stage_definitions(daily: dg.PartitionsDefinition) -> dg.Definitions:
+def stage_definitions(daily: dg.PartitionsDefinition, settings: Settings) -> dg.Definitions:  # noqa: ARG001
     """The models, the labelled tables and the audit queue."""
     return dg.Definitions(assets=[sentiment_model, intent_model, *daily_labelling_assets(daily), review_audit])

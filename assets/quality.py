@@ -8,6 +8,7 @@ checks fail.
 import dagster as dg
 
 from assets.resources import QualityStoreResource, WarehouseResource
+from governance.settings import Settings
 from governance.quality.alerts import raise_incident
 from governance.quality.report import build_report
 from governance.quality.runner import suites_dir
@@ -80,6 +81,6 @@ def quality_incident_sensor(context: dg.RunFailureSensorContext, quality_store: 
                          f"{len(checks)} failed error check(s); webhook: {incident.get('notify_result') or 'not configured'}")
 
 
-def stage_definitions(daily: dg.PartitionsDefinition) -> dg.Definitions:
+def stage_definitions(daily: dg.PartitionsDefinition, settings: Settings) -> dg.Definitions:  # noqa: ARG001
     """The report asset and the incident sensor (the quality stage has no daily assets)."""
     return dg.Definitions(assets=[quality_report], sensors=[quality_incident_sensor])

@@ -10,6 +10,7 @@ import polars as pl
 
 from assets.metadata import markdown_table, table_schema
 from assets.resources import ModelRegistryResource, QualityStoreResource, WarehouseResource
+from governance.settings import Settings
 from governance.recommendation.evaluate import run_public
 from governance.recommendation.pipeline import run_serving, run_training
 
@@ -136,6 +137,6 @@ def public_evaluation(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     })
 
 
-def stage_definitions(daily: dg.PartitionsDefinition) -> dg.Definitions:  # noqa: ARG001 - snapshots only
+def stage_definitions(daily: dg.PartitionsDefinition, settings: Settings) -> dg.Definitions:  # noqa: ARG001
     """Models (trained, evaluated, gated), served tables and the public evaluation."""
     return dg.Definitions(assets=[reco_models, reco_serving, public_evaluation])

@@ -29,6 +29,7 @@ class SettingsResource(dg.ConfigurableResource):
     demo: str = ""
     max_record_bytes: str = ""
     duplicate_lookback_days: str = ""
+    mapping: str = ""
 
     def get(self) -> Settings:
         return Settings.load(**{name: value for name, value in self.model_dump().items() if value})

@@ -12,6 +12,7 @@ import polars as pl
 
 from assets.metadata import markdown_table
 from assets.resources import WarehouseResource
+from governance.settings import Settings
 from governance.search.stage import build_stage_index, evaluate_stage, hybrid_beats_parts
 
 GROUP = "search"
@@ -71,6 +72,6 @@ def search_evaluation(context: dg.AssetExecutionContext, warehouse: WarehouseRes
     })
 
 
-def stage_definitions(daily: dg.PartitionsDefinition) -> dg.Definitions:  # noqa: ARG001 - snapshots only
+def stage_definitions(daily: dg.PartitionsDefinition, settings: Settings) -> dg.Definitions:  # noqa: ARG001
     """The index and its evaluation."""
     return dg.Definitions(assets=[search_index, search_evaluation])

@@ -17,7 +17,9 @@ from assets.metadata import records_table
 from assets.resources import QualityStoreResource, WarehouseResource
 from governance.quality.anomalies import ANOMALY_CHECKS, ANOMALY_DESCRIPTIONS, Finding
 from governance.quality.runner import run_quality, suites_dir
+from governance.quality.suggest import suites_for_shop
 from governance.quality.suites import Suite, load_suite
+from governance.settings import Settings
 from governance.quality.validation import ExpectationResult, result_summary
 
 def _observed(value) -> dg.MetadataValue:
@@ -81,6 +83,8 @@ def suite_checks_for(
     table: str,
     partitions_def: dg.PartitionsDefinition | None = None,
     suite_path: str | Path | None = None,
+    *,
+    suite: Suite | None = None,
 ) -> dg.AssetChecksDefinition:
     """All checks of one table: one per expectation of ``expectations/<table>.json``, plus the anomaly checks.
 
@@ -88,7 +92,7 @@ def suite_checks_for(
     and the entry. Needs resources ``warehouse`` and ``quality_store``.
     """
     asset_key = dg.AssetKey.from_coercible(asset_key)
-    suite = load_suite(suite_path or suites_dir() / f"{table}.json")
+    suite = suite or load_suite(suite_path or suites_dir() / f"{table}.json")
     ref_keys = {r.table_name: dg.AssetKey(r.table_name.split(".")) for r in suite.references}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # partitioned check specs are a Dagster preview feature
@@ -136,10 +140,16 @@ def suite_checks_for(
     return _quality
 
 
-def suite_checks(asset_key: dg.AssetKey | list[str], partitions_def: dg.PartitionsDefinition | None = None,
-                 directory: str | Path | None = None) -> dg.AssetChecksDefinition | None:
-    """The checks of ``<layer>.<table>``'s suite file, or None when the table has no suite."""
+def suite_checks(asset_key: dg.AssetKey | list[str], partitions_def: dg.PartitionsDefinition | None,
+                 settings: Settings, directory: str | Path | None = None) -> dg.AssetChecksDefinition | None:
+    """The checks of ``<layer>.<table>``'s suite file as they apply to the settings' shop (its mapping:
+    a real shop loses the generated shop's shop-dependent expectations and gains its accepted ones, and
+    sources it does not send get no row checks), or None when the table has no suite."""
     asset_key = dg.AssetKey.from_coercible(asset_key)
     table = ".".join(asset_key.path)
     path = Path(directory or suites_dir()) / f"{table}.json"
-    return suite_checks_for(asset_key, table, partitions_def, path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    shop, sends = settings.shop_suites()
+    suite = suites_for_shop({table: load_suite(path)}, shop, sends)[table]
+    return suite_checks_for(asset_key, table, partitions_def, suite=suite)

@@ -42,14 +42,6 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_import(args: argparse.Namespace) -> int:
-    from governance.importers import import_export
-
-    report = import_export(args.kind, args.path, args.settings.landing_root, as_of=args.as_of)
-    print(report.summary())
-    return 0
-
-
 def _cmd_rules(args: argparse.Namespace) -> int:
     from governance.cleaning.rules import RULES
 
@@ -134,18 +126,6 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("-v", "--verbose", action="store_true", help="print the injected fault rates")
     gen.set_defaults(func=_cmd_generate)
 
-    from governance.importers import IMPORTERS
-
-    imp = sub.add_parser("import", help="land a real shop's export into <data>/landing",
-                         description="Land a real shop's export into <data>/landing. Importers:\n" + "\n".join(
-                             f"  {k}: {v.description} (path: {v.expects})" for k, v in IMPORTERS.items()),
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    imp.add_argument("kind", choices=sorted(IMPORTERS), help="which export format")
-    imp.add_argument("path", type=Path, help="the export's file or folder")
-    imp.add_argument("--as-of", type=date.fromisoformat, default=None,
-                     help="landing day for exports without dates (default: today)")
-    imp.set_defaults(func=_cmd_import)
-
     rules = sub.add_parser("rules", help="list the cleaning rules of a source, in order",
                            description="The cleaning rules of a source (all sources without one), in the order "
                                        "they run; a row leaves through the first quarantine rule that matches.")
@@ -167,12 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     sql.add_argument("--csv", action="store_true", help="print every row as CSV instead of a table")
     sql.set_defaults(func=_cmd_sql)
 
-    from governance import storage_cli
+    from governance import onboarding_cli, storage_cli
     from governance.labelling import cli as labelling_cli
     from governance.recommendation import cli as recommendation_cli
     from governance.search import cli as search_cli
 
-    for commands in (storage_cli, labelling_cli, recommendation_cli, search_cli):
+    for commands in (onboarding_cli, storage_cli, labelling_cli, recommendation_cli, search_cli):
         commands.add_commands(sub)
     return parser
 

@@ -1,7 +1,7 @@
 """Commands for onboarding a shop by declaration: `import --mapping`, `onboard`, `suggest`.
 
-`add_commands(subparsers)` registers them on the `governance` command's subparsers. It extends the
-built-in `import` command (when present) so that both forms work:
+`add_commands(subparsers)` registers them on the `governance` command's subparsers; `import` takes
+both forms:
 
     governance import KIND PATH                 # a built-in importer (Python)
     governance import --mapping shop.toml PATH  # any export, declared by a mapping file
@@ -25,7 +25,7 @@ def _cmd_import(args: argparse.Namespace, builtin=None) -> int:
         if len(paths) != 1:
             print("governance import --mapping M PATH: give exactly one export path", file=sys.stderr)
             return 2
-        report = land(args.mapping, Path(paths[0]), args.data / "landing", as_of=args.as_of)
+        report = land(args.mapping, Path(paths[0]), args.settings.landing_root, as_of=args.as_of)
         print(report.summary())
         return 0
     if args.kind is None or args.path is None:
@@ -37,7 +37,7 @@ def _cmd_import(args: argparse.Namespace, builtin=None) -> int:
         print(f"governance import: unknown importer {args.kind!r}; known: {', '.join(sorted(IMPORTERS))} "
               "(or declare the export with --mapping)", file=sys.stderr)
         return 2
-    report = import_export(args.kind, Path(args.path), args.data / "landing", as_of=args.as_of)
+    report = import_export(args.kind, Path(args.path), args.settings.landing_root, as_of=args.as_of)
     print(report.summary())
     return 0
 
@@ -62,7 +62,7 @@ def _cmd_onboard(args: argparse.Namespace) -> int:
 def _cmd_suggest(args: argparse.Namespace) -> int:
     from governance.quality.suggest import suggest_from_lake
 
-    written = suggest_from_lake(args.data, shop=args.shop, out=Path(args.out) if args.out else None,
+    written = suggest_from_lake(args.settings.data_root, shop=args.shop, out=Path(args.out) if args.out else None,
                                 mapping=args.mapping)
     for path in written:
         print(f"proposed suite written: {path}")
@@ -77,22 +77,20 @@ def add_commands(subparsers) -> None:
     """Register `import` (with --mapping), `onboard` and `suggest` on the `governance` subparsers."""
     from governance.importers import IMPORTERS
 
-    if "import" in subparsers.choices:  # replace the built-in importer's parser by one with both forms
-        del subparsers.choices["import"]
-        subparsers._choices_actions[:] = [a for a in subparsers._choices_actions if a.dest != "import"]
     imp = subparsers.add_parser(
         "import", help="land a real shop's export into <data>/landing (a built-in importer or a mapping file)",
         description="governance import KIND PATH, or governance import --mapping shop.toml PATH\n\nImporters:\n"
                     + "\n".join(f"  {k}: {v.description} (path: {v.expects})" for k, v in IMPORTERS.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     imp.add_argument("kind", nargs="?", help="a built-in importer (omit with --mapping)")
-    imp.add_argument("path", nargs="?", type=Path)
+    imp.add_argument("path", nargs="?", type=Path, help="the export's file or folder")
     imp.add_argument("--mapping", help="a mapping file (TOML) or a built-in mapping's name")
-    imp.add_argument("--as-of", type=date.fromisoformat, default=None, help="day for undated exports")
+    imp.add_argument("--as-of", type=date.fromisoformat, default=None,
+                     help="landing day for exports without dates (default: today)")
     imp.set_defaults(func=_cmd_import)
 
     onb = subparsers.add_parser("onboard", help="profile an unknown export and write a draft mapping to check")
-    onb.add_argument("file", type=Path)
+    onb.add_argument("file", type=Path, help="the export to profile")
     onb.add_argument("--shop", default=None, help="the shop's name (default: from the file name)")
     onb.add_argument("--out", default=None, help="where to write the draft (default <shop>.toml; - for stdout)")
     onb.add_argument("--force", action="store_true", help="overwrite an existing draft")

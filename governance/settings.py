@@ -21,6 +21,7 @@ Dagster writes. Nothing here is read at import.
 | ``shared_data`` | ``GOVERNANCE_SHARED_DATA`` | ``../shared/data`` beside a source checkout |
 | ``max_record_bytes`` | ``GOVERNANCE_MAX_RECORD_BYTES`` | 1 MiB: a bigger landed record is quarantined with a preview |
 | ``duplicate_lookback_days`` | ``GOVERNANCE_DUPLICATE_LOOKBACK_DAYS`` | 7: days before a partition searched for re-sent rows |
+| ``mapping`` | ``GOVERNANCE_MAPPING`` | none: the generated shop (its suites as they are) |
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ ENV = {
     "shared_data": "GOVERNANCE_SHARED_DATA",
     "max_record_bytes": "GOVERNANCE_MAX_RECORD_BYTES",
     "duplicate_lookback_days": "GOVERNANCE_DUPLICATE_LOOKBACK_DAYS",
+    "mapping": "GOVERNANCE_MAPPING",
 }
 
 
@@ -140,6 +142,8 @@ class Settings:
     max_record_bytes: int = 1 << 20
     #: days before a partition whose raw rows are searched for re-sent duplicates (cleaning)
     duplicate_lookback_days: int = 7
+    #: the shop's mapping file (governance/mappings): which sources it sends, and its name for its suites
+    mapping: Path | None = None
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, **explicit) -> Settings:
@@ -178,8 +182,18 @@ class Settings:
             shared_data=Path(shared).expanduser() if shared else _default_shared_data(),
             max_record_bytes=_positive_int("max_record_bytes", pick("max_record_bytes") or 1 << 20),
             duplicate_lookback_days=_positive_int("duplicate_lookback_days", pick("duplicate_lookback_days") or 7),
+            mapping=Path(pick("mapping")).expanduser() if pick("mapping") else None,
         )
         return settings
+
+    def shop_suites(self):
+        """(shop, sources it sends) from the mapping; (None, None) for the generated shop."""
+        if self.mapping is None:
+            return None, None
+        from governance.mappings import load_mapping
+
+        mapping = load_mapping(self.mapping)
+        return mapping.shop, mapping.sends
 
     def with_(self, **changes) -> Settings:
         return replace(self, **changes)

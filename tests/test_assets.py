@@ -216,3 +216,18 @@ def test_metadata_previews_keep_personal_data_out(cleaned, instance):
     users = cleaned.resources["warehouse"].lake.read("raw", "users")
     emails = [e for e in users["email"].drop_nulls().to_list() if "@" in e][:50]
     assert emails and not any(e in preview for e in emails)
+
+
+def test_a_real_shop_gets_suites_that_fit_it(tmp_path):
+    """With a mapping, the suites drop the generated shop's shop-dependent expectations (literal row counts,
+    value sets, formats) and keep the platform-wide ones and the stage checks."""
+    mapping = Path(__file__).resolve().parents[1] / "governance" / "mappings" / "builtin" / "cdnow.toml"
+    generated = build_definitions(data_root=str(tmp_path))
+    cdnow = build_definitions(data_root=str(tmp_path), mapping=str(mapping))
+    def checks(defs):
+        return {(k.asset_key.to_user_string(), k.name) for k in defs.resolve_asset_graph().asset_check_keys}
+
+    ours, theirs = checks(generated), checks(cdnow)
+    dropped = ours - theirs
+    assert ("clean/reviews", "row_count") in dropped and ("clean/events", "row_count") in dropped
+    assert theirs < ours and {("clean/events", "rows_conserved"), ("clean/events", "event_id_not_null")} <= theirs

@@ -3,7 +3,6 @@ with a mapping and no Python, the built-in importers re-expressed as mappings, d
 
 from __future__ import annotations
 
-import argparse
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from governance.contracts import CONTRACTS
 from governance.importers import import_export
 from governance.mappings import MappingError, builtin_mappings, land, load_mapping, parse_mapping, sources_not_sent
 from governance.mappings.onboard import draft_mapping
-from governance.onboarding_cli import add_commands
+from governance.cli import main
 from governance.storage import Lake
 
 NOW = datetime(2026, 11, 21, 6, tzinfo=UTC)
@@ -164,20 +163,13 @@ def test_onboard_drafts_a_valid_mapping_that_lands_the_export(tmp_path, shared_d
 
 
 def test_cli_import_with_a_mapping_and_onboard(tmp_path, capsys):
-    parser = argparse.ArgumentParser(prog="governance")
-    parser.add_argument("--data", type=Path)
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("import").add_argument("kind")
-    add_commands(sub)
     (tmp_path / "tienda.toml").write_text(SHOP_TOML)
     (tmp_path / "export.csv").write_bytes(EXPORT.encode("cp1252"))
-    args = parser.parse_args(["--data", str(tmp_path / "data"), "import", "--mapping", str(tmp_path / "tienda.toml"),
-                              str(tmp_path / "export.csv")])
-    assert args.func(args) == 0
+    assert main(["--data", str(tmp_path / "data"), "import", "--mapping", str(tmp_path / "tienda.toml"),
+                 str(tmp_path / "export.csv")]) == 0
     assert (tmp_path / "data" / "landing" / "events" / "2025-02-03" / "tienda__export.parquet").exists()
     out = tmp_path / "draft.toml"
-    args = parser.parse_args(["--data", str(tmp_path), "onboard", str(tmp_path / "export.csv"), "--out", str(out)])
-    assert args.func(args) == 0
+    assert main(["--data", str(tmp_path), "onboard", str(tmp_path / "export.csv"), "--out", str(out)]) == 0
     draft = parse_mapping(out.read_text())
     assert draft.read.delimiter == ";" and "events" in draft.outputs
     assert "import --mapping" in capsys.readouterr().out
