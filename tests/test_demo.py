@@ -4,6 +4,7 @@ every run succeeds, the summary says where the report is — and the UI's runs a
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,6 +33,11 @@ def test_the_demo_runs_the_lifecycle_through_the_stage_jobs(tmp_path):
     report = tmp_path / "data" / "reports" / "quality_report.html"
     assert f"report: {report}" in text and report.is_file()
     assert "Traceback" not in out.stderr
+    # the report's failure counts are the run's: same failed, blocking, warning and evaluated figures
+    ran = re.search(r"asset checks: (\d+) failed \((\d+) blocking, (\d+) warnings\) of (\d+) evaluated", text)
+    stored = re.search(r"(\d+) failed checks \((\d+) blocking, (\d+) warnings, of which \d+ anomaly/drift\) of "
+                       r"(\d+) evaluated", text)
+    assert ran and stored and ran.groups() == stored.groups(), (ran and ran.group(0), stored and stored.group(0))
     instance = dg.DagsterInstance.from_config(str(home))
     runs = instance.get_runs()
     assert runs and all(r.job_name != "__ephemeral_asset_job__" for r in runs)
