@@ -16,7 +16,7 @@ from governance.labelling.registry import ModelRegistry
 from governance.quality import record_check_result
 from governance.quality.store import QualityStore
 from governance.recommendation.pipeline import run_serving, run_training
-from governance.settings import DEMO_PSEUDONYM_SECRET
+from governance.settings import DEMO_PSEUDONYM_SECRET, Settings
 from governance.storage import Lake
 from synthetic_data.integration_lake import write_synthetic_clean
 
@@ -84,7 +84,7 @@ def test_assets_train_gate_and_serve_with_metadata(root, tmp_path):
     data_root = tmp_path / "data"
     shutil.copytree(root / "lake", data_root / "lake", symlinks=True)  # the lake publishes through links
     resources = governance_resources(data_root=str(data_root), demo="1")
-    defs = stage_definitions(None)
+    defs = stage_definitions(None, Settings.load(data_root=str(data_root), demo="1"))
     graph = dg.Definitions(assets=list(defs.assets), resources=resources).resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys() if k.path[0] == "reco"}
     assert keys == {"reco/models", "reco/recommendations", "reco/similar_items", "reco/public_evaluation"}
