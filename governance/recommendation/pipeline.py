@@ -137,7 +137,9 @@ def run_training(lake: Lake, registry: ModelRegistry, store=None, *, checks: pl.
     ``store``: the quality store whose results gate promotion (``checks`` instead, for tests).
     """
     from governance.recommendation.data import load
+    from governance.recommendation.train import extra_recalls
 
+    train_kwargs.setdefault("extra", extra_recalls())  # implicit ALS/BPR measured beside the hybrid's recalls
     data = load(lake)
     if checks is None:
         checks = G.stored_checks(store, data.partitions) if store is not None else G.checks_frame([])
