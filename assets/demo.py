@@ -85,7 +85,9 @@ def _model_lines(models_root) -> list[str]:
         figures = ", ".join(f"{m} {card.metrics[m]:.3f}" for m in metrics if isinstance(card.metrics.get(m), float))
         lines.append(f"   model {task}: {version} ({card.hyperparameters.get('setting', card.model_name)}; "
                      f"held out: {figures})")
-    return lines
+    from governance.recommendation.pipeline import summary_lines
+
+    return lines + summary_lines(registry)
 
 
 def _check_summary(results: list[dg.ExecuteInProcessResult]) -> tuple[int, list[str], list[str]]:
