@@ -36,8 +36,8 @@ def root(tmp_path_factory):
 @pytest.fixture(scope="module")
 def stage(root) -> dg.Definitions:
     """The integration stage over partitions that follow the days in the lake, with every resource."""
-    daily = daily_partitions(Settings.load(data_root=str(root)))
-    return dg.Definitions.merge(integration.stage_definitions(daily),
+    settings = Settings.load(data_root=str(root), demo="1")
+    return dg.Definitions.merge(integration.stage_definitions(daily_partitions(settings), settings),
                                 dg.Definitions(resources=governance_resources(data_root=str(root), demo="1")))
 
 

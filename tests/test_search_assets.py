@@ -40,7 +40,8 @@ def _metadata(result, key: list[str]) -> dict:
 @pytest.mark.slow
 def test_stages_materialize_tables_page_and_command(root, capsys):
     daily = dg.DailyPartitionsDefinition(start_date="2026-10-01")
-    defs = [search_stage.stage_definitions(daily), experiments_stage.stage_definitions(daily)]
+    settings = Settings.load(data_root=str(root), demo="1")
+    defs = [search_stage.stage_definitions(daily, settings), experiments_stage.stage_definitions(daily, settings)]
     assets = [a for d in defs for a in d.assets]
     assert {k.to_user_string() for a in assets for k in a.keys} == {
         "search/index", "search/evaluation", "experiments/off_policy", "experiments/search_ab_test",
