@@ -5,7 +5,6 @@ from __future__ import annotations
 import warnings
 
 import dagster as dg
-import polars as pl
 import pytest
 
 from assets import integration
