@@ -71,6 +71,7 @@ def torch_and_transformers():
     except ImportError as e:  # pragma: no cover
         raise ImportError("the labelling stage needs `torch` and `transformers` (pip install torch transformers)") from e
     transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()  # "Loading weights" bars would clutter every command
     return torch, transformers
 
 
