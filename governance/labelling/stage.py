@@ -10,14 +10,11 @@ from pathlib import Path
 
 import polars as pl
 
+from governance.integration.pipeline import read_all_daily
 from governance.storage import Lake
 
 #: the columns that carry a review's sentiment; cleared when the label cannot be trusted
 SENTIMENT_COLUMNS = ("sentiment", "sentiment_probability", "p_negative", "p_neutral", "p_positive")
-
-
-def _all_partitions(lake: Lake, layer: str, table: str) -> pl.DataFrame:
-    return lake.scan(layer, table).collect() if lake.partitions(layer, table) else pl.DataFrame()
 
 
 class NothingToTrainOn(ValueError):
@@ -33,8 +30,8 @@ def train_sentiment_model(lake: Lake, models_root: Path, setting: str = "demo", 
     (``review_sets.load_review_sets``), each scored on its own held-out part."""
     from governance.labelling.workflows import train_sentiment_on_frame
 
-    reviews = _all_partitions(lake, "clean", "reviews")
-    if reviews.is_empty():
+    reviews = read_all_daily(lake, "clean", "reviews")
+    if reviews is None or reviews.is_empty():
         raise NothingToTrainOn("clean.reviews has no materialized partitions: nothing to train the sentiment model on")
     usable = reviews.filter(~pl.col("text_damaged") & pl.col("text").is_not_null()).select(
         "review_id", "title", "text", "rating")
@@ -49,8 +46,8 @@ def train_intent_model(lake: Lake, models_root: Path, truth_dir: Path | None = N
     """Train the query intent/category model on every clean query (weak labels from clicks and patterns)."""
     from governance.labelling.intent_training import train_intent
 
-    queries = _all_partitions(lake, "clean", "queries")
-    if queries.is_empty():
+    queries = read_all_daily(lake, "clean", "queries")
+    if queries is None or queries.is_empty():
         raise NothingToTrainOn("clean.queries has no materialized partitions: nothing to train the intent model on")
     events = lake.scan("clean", "events").select("session_id", "item_id", "event_type", "event_time").collect()
     products = lake.read("clean", "products").filter(pl.col("is_current"))
@@ -96,8 +93,8 @@ def build_review_audit_table(lake: Lake):
     """``labelled.review_audit`` over every labelled day, and the estimated weak-label noise."""
     from governance.labelling import build_review_audit, estimate_weak_label_noise
 
-    labelled = _all_partitions(lake, "labelled", "reviews")
-    if labelled.is_empty():
+    labelled = read_all_daily(lake, "labelled", "reviews")
+    if labelled is None or labelled.is_empty():
         raise NothingToTrainOn("labelled.reviews has no materialized partitions")
     audit = build_review_audit(labelled)
     lake.write("labelled", "review_audit", audit)
