@@ -191,7 +191,8 @@ class Transaction:
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         os.rename(private, self._lock_path)
 
-    def write(self, layer: str, table: str, frame: pl.DataFrame, partition: str | None, part: str) -> Path:
+    def write(self, layer: str, table: str, frame: pl.DataFrame | pl.LazyFrame, partition: str | None,
+              part: str) -> Path:
         pdir = self.lake.table_dir(layer, table) / partition_dirname(partition)
         entry = self.touched.get(pdir)
         if entry is None:
@@ -201,8 +202,13 @@ class Transaction:
             entry.version.mkdir()
             self.touched[pdir] = entry
         path = entry.version / f"{part}.parquet"
-        frame.write_parquet(path, compression=PARQUET_COMPRESSION, compression_level=PARQUET_COMPRESSION_LEVEL)
-        entry.parts[part] = {"rows": frame.height, "bytes": path.stat().st_size, "sha256": _sha256(path), "txid": self.id}
+        if isinstance(frame, pl.LazyFrame):  # streamed to the file in batches (bounded memory)
+            frame.sink_parquet(path, compression=PARQUET_COMPRESSION, compression_level=PARQUET_COMPRESSION_LEVEL)
+            rows = pl.scan_parquet(path).select(pl.len()).collect().item()
+        else:
+            frame.write_parquet(path, compression=PARQUET_COMPRESSION, compression_level=PARQUET_COMPRESSION_LEVEL)
+            rows = frame.height
+        entry.parts[part] = {"rows": rows, "bytes": path.stat().st_size, "sha256": _sha256(path), "txid": self.id}
         return pdir / CURRENT / path.name
 
     def commit(self) -> None:
