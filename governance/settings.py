@@ -22,6 +22,8 @@ Dagster writes. Nothing here is read at import.
 | ``max_record_bytes`` | ``GOVERNANCE_MAX_RECORD_BYTES`` | 1 MiB: a bigger landed record is quarantined with a preview |
 | ``duplicate_lookback_days`` | ``GOVERNANCE_DUPLICATE_LOOKBACK_DAYS`` | 7: days before a partition searched for re-sent rows |
 | ``mapping`` | ``GOVERNANCE_MAPPING`` | none: the generated shop (its suites as they are) |
+| ``engine`` | ``GOVERNANCE_ENGINE`` | ``polars``: cleaning on this machine; ``spark``: on Apache Spark |
+| ``spark_master`` | ``GOVERNANCE_SPARK_MASTER`` | ``local[2]`` (with ``engine=spark``: e.g. ``spark://host:7077``, ``k8s://…``, ``yarn``) |
 """
 
 from __future__ import annotations
@@ -52,7 +54,11 @@ ENV = {
     "max_record_bytes": "GOVERNANCE_MAX_RECORD_BYTES",
     "duplicate_lookback_days": "GOVERNANCE_DUPLICATE_LOOKBACK_DAYS",
     "mapping": "GOVERNANCE_MAPPING",
+    "engine": "GOVERNANCE_ENGINE",
+    "spark_master": "GOVERNANCE_SPARK_MASTER",
 }
+#: the engines that can run the cleaning rules (governance/cleaning/spark.py for Spark)
+ENGINES = ("polars", "spark")
 
 
 _WARNED_PUBLIC_SECRET: list[bool] = []
@@ -144,6 +150,10 @@ class Settings:
     duplicate_lookback_days: int = 7
     #: the shop's mapping file (governance/mappings): which sources it sends, and its name for its suites
     mapping: Path | None = None
+    #: where the cleaning rules run: "polars" (this process) or "spark" (Apache Spark at spark_master)
+    engine: str = "polars"
+    #: the Spark master URL when engine is "spark" (other Spark configuration: spark-defaults.conf)
+    spark_master: str = "local[2]"
 
     @classmethod
     def load(cls, env: Mapping[str, str] | None = None, **explicit) -> Settings:
@@ -183,6 +193,8 @@ class Settings:
             max_record_bytes=_positive_int("max_record_bytes", pick("max_record_bytes") or 1 << 20),
             duplicate_lookback_days=_positive_int("duplicate_lookback_days", pick("duplicate_lookback_days") or 7),
             mapping=Path(pick("mapping")).expanduser() if pick("mapping") else None,
+            engine=_engine(pick("engine")),
+            spark_master=str(pick("spark_master") or "local[2]"),
         )
         return settings
 
@@ -264,6 +276,13 @@ class Settings:
                 value = value.isoformat() if value else "(first landed day)"
             out[f.name] = str(value)
         return out
+
+
+def _engine(value) -> str:
+    engine = str(value or "polars").strip().lower()
+    if engine not in ENGINES:
+        raise SettingsError(f"engine must be one of {', '.join(ENGINES)} (GOVERNANCE_ENGINE), got {value!r}")
+    return engine
 
 
 def _positive_int(name: str, value) -> int:
