@@ -11,7 +11,7 @@ from assets.check_results import check_result
 from assets.resources import QualityStoreResource, WarehouseResource
 from assets.suite_checks import suite_checks
 from governance.settings import Settings
-from governance.cleaning import REFERENCES, RULES, clean_partition
+from governance.cleaning import REFERENCES, RULES, clean_with_settings
 from governance.cleaning.conservation import cleaning_conservation
 from governance.tables import markdown_table as markdown_text
 from governance.contracts import CONTRACTS, SourceContract
@@ -47,9 +47,9 @@ def clean_asset(contract: SourceContract, daily: dg.PartitionsDefinition
     )
     def _clean(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         partition = context.partition_key if contract.partitioned else None
-        settings = warehouse.config
-        result = clean_partition(settings.lake(), source, partition, run_id=context.run.run_id, now=datetime.now(UTC),
-                                 lookback_days=settings.duplicate_lookback_days)
+        # on the engine the settings name: Polars here, or Spark (engine=spark, spark_master)
+        result = clean_with_settings(warehouse.config, source, partition, run_id=context.run.run_id,
+                                     now=datetime.now(UTC))
         catalog = warehouse.catalog
         for layer in ("clean", "quarantine", "audit"):
             catalog.register(layer, source)

@@ -30,6 +30,8 @@ class SettingsResource(dg.ConfigurableResource):
     max_record_bytes: str = ""
     duplicate_lookback_days: str = ""
     mapping: str = ""
+    engine: str = ""  # polars (default) or spark: where cleaning runs
+    spark_master: str = ""  # with engine=spark: local[2] (default), spark://host:7077, k8s://…, yarn
 
     def get(self) -> Settings:
         return Settings.load(**{name: value for name, value in self.model_dump().items() if value})

@@ -19,7 +19,8 @@ from governance.contracts import CONTRACTS, LINEAGE_COLUMNS
 from governance.quarantine import conform
 from governance.storage import Lake
 
-__all__ = ["CleaningResult", "RuleError", "clean_frame", "clean_partition", "product_id_map", "RULES"]
+__all__ = ["CleaningResult", "RuleError", "clean_frame", "clean_partition", "clean_with_settings", "partition_references",
+           "product_id_map", "publish", "RULES"]
 
 #: clean tables each source's rules look up (the `*_ids` references are derived from them)
 REFERENCES = {
@@ -114,7 +115,19 @@ def clean_partition(lake: Lake, source: str, partition: str | None, *, run_id: s
     Duplicates are also looked for in the raw partitions of the ``lookback_days`` before this one
     (through their key indexes); everything a rule compares with comes from raw partitions and
     snapshots, never from other days' clean tables, so days cleaned in any order give the same tables."""
-    refs = load_references(lake, source)
+    refs = partition_references(lake, source, partition, lookback_days)
+    ctx = Context(source=source, partition=partition, run_id=run_id, now=now, references=refs)
+    result = clean_frame(source, lake.read("raw", source, partition), ctx)
+    publish(lake, source, partition, result)
+    return result
+
+
+def partition_references(lake: Lake, source: str, partition: str | None, lookback_days: int,
+                         shared: dict[str, pl.DataFrame] | None = None) -> dict[str, pl.DataFrame]:
+    """Everything the rules of one partition compare with: the reference tables (``shared``, when the
+    caller loaded them once for many partitions, else `load_references`) and the look-back window's
+    key index (and raw reviews) before ``partition``."""
+    refs = dict(shared) if shared is not None else load_references(lake, source)
     earlier_keys = earlier_index(lake, source, partition, lookback_days)
     if earlier_keys is not None:
         refs["earlier_keys"] = earlier_keys
@@ -122,12 +135,29 @@ def clean_partition(lake: Lake, source: str, partition: str | None, *, run_id: s
         earlier = earlier_raw(lake, source, partition, lookback_days)
         if earlier is not None:
             refs["earlier_reviews"] = earlier
-    ctx = Context(source=source, partition=partition, run_id=run_id, now=now, references=refs)
-    result = clean_frame(source, lake.read("raw", source, partition), ctx)
+    return refs
+
+
+def clean_with_settings(settings, source: str, partition: str | None, *, run_id: str, now: datetime
+                        ) -> CleaningResult:
+    """`clean_partition` on the engine the settings name (``engine``: polars here, spark on the
+    session at ``spark_master``; see governance/cleaning/spark.py), with their look-back window."""
+    lake = settings.lake()
+    if settings.engine == "spark":
+        from governance.cleaning.spark import clean_partition_on_spark
+        from governance.spark import settings_session
+
+        return clean_partition_on_spark(settings_session(settings), lake, source, partition, run_id=run_id, now=now,
+                                        lookback_days=settings.duplicate_lookback_days)
+    return clean_partition(lake, source, partition, run_id=run_id, now=now,
+                           lookback_days=settings.duplicate_lookback_days)
+
+
+def publish(lake: Lake, source: str, partition: str | None, result: CleaningResult) -> None:
+    """Write a partition's cleaning outputs to the lake as one transaction (whichever engine cleaned it)."""
     with lake.transaction():  # clean rows, quarantine and audit of the partition are published together
         lake.write("clean", source, result.clean, partition)
         lake.write("quarantine", source, result.quarantine, partition, part="cleaning")
         lake.write("audit", source, result.audit, partition, part="cleaning")
         if source == "products":
             lake.write("clean", "product_id_map", product_id_map(result))
-    return result
