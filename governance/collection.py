@@ -7,13 +7,14 @@ landed twice (same SHA-256) is ingested once.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
 import json
 import os
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import polars as pl
+from polars.io.plugins import register_io_source
 
 from governance.contracts import LINEAGE_COLUMNS, SourceContract
 from governance.parsing import parse_frame
@@ -64,10 +66,23 @@ class FileReport:
 
 @dataclass
 class CollectionResult:
+    #: the landed rows — all of them from :func:`collect`; from :func:`ingest_partition` all of them
+    #: too, unless collection was streamed (a file over ``batch_bytes``): then the first
+    #: :data:`PREVIEW_ROWS` (``rows_landed`` counts them all, and the lake holds them all)
     raw: pl.DataFrame
     quarantine: pl.DataFrame
     audit: pl.DataFrame
     files: list[FileReport]
+    rows_landed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.rows_landed is None:
+            self.rows_landed = self.raw.height
+
+    @property
+    def raw_complete(self) -> bool:
+        """Whether ``raw`` holds every landed row (False after a streamed collection)."""
+        return self.raw.height == self.rows_landed
 
     @property
     def rows_read(self) -> int:
@@ -381,8 +396,10 @@ def enforce_contract(
     run_id: str,
     ingested_at: datetime,
     bad_lines: pl.DataFrame | None = None,
+    marked: bool = True,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, FileReport]:
-    """Split one file's rows into raw rows and quarantine rows; returns (raw, quarantine, audit, report)."""
+    """Split one file's rows into raw rows and quarantine rows; returns (raw, quarantine, audit, report).
+    ``marked=False`` says the text was decoded without an undecodable byte (no :data:`BYTE_MARK` to look for)."""
     report = FileReport(file=rel, file_hash=digest, format="", status="ingested")
     if "_row_number" not in frame.columns:
         frame = frame.with_row_index("_row_number", offset=1).with_columns(pl.col("_row_number").cast(pl.Int64))
@@ -396,7 +413,8 @@ def enforce_contract(
     key_col = contract.key[0]
     keys = (renamed[key_col].cast(pl.String, strict=False) if key_col in renamed.columns
             else pl.repeat(None, n, dtype=pl.String, eager=True))
-    renamed, undecodable, fixed_bytes = undecodable_values(renamed, contract, keys)
+    renamed, undecodable, fixed_bytes = (undecodable_values(renamed, contract, keys) if marked
+                                         else (renamed, [], []))
 
     # each problem: (rule, mask of the rows it hits, reason text for a subset of row indices); reasons
     # are built only for the rejected rows, so a clean file pays for the masks alone
@@ -511,11 +529,17 @@ def read_landed_file(
     run_id: str,
     ingested_at: datetime,
     data: bytes | None = None,
+    digest: str | None = None,
+    row_offset: int = 0,
+    encoding: dict | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, FileReport]:
-    """Read one landed file against its contract: (raw rows, quarantine rows, audit rows, report)."""
+    """Read one landed file against its contract: (raw rows, quarantine rows, audit rows, report).
+
+    A batch of a file collected in batches passes the file's ``digest``, the number of records before
+    it (``row_offset``) and the file's ``encoding`` decision (its text is then valid UTF-8 already)."""
     rel = path.relative_to(landing_root).as_posix() if path.is_relative_to(landing_root) else str(path)
     data = path.read_bytes() if data is None else data
-    digest = file_hash(data)
+    digest = digest or file_hash(data)
     fmt = FORMATS.get(path.suffix.lower())
     ctx = dict(run_id=run_id, partition=partition, quarantined_at=ingested_at)
 
@@ -528,7 +552,11 @@ def read_landed_file(
     if not data or data.isspace():
         return unreadable("empty_file", f"{rel}: the file is empty", status="empty")
     bad_lines = None
-    decoded = decode_landed(data) if fmt in ("csv", "jsonl") else None
+    if encoding is not None and fmt in ("csv", "jsonl"):
+        decoded = Decoded(data, encoding["encoding"], encoding["method"], encoding.get("bom", False), 0,
+                          encoding.get("note", ""))
+    else:
+        decoded = decode_landed(data) if fmt in ("csv", "jsonl") else None
     text = decoded.data if decoded is not None else data
     if not text or text.isspace():
         return unreadable("empty_file", f"{rel}: the file is empty (after decoding {decoded.encoding})", status="empty")
@@ -544,9 +572,18 @@ def read_landed_file(
         return unreadable("unreadable_file", f"{rel}: cannot be read as {fmt}: {first_line[:300]}")
     if frame.height == 0 and (bad_lines is None or bad_lines.height == 0):
         return unreadable("no_data_rows", f"{rel}: the file has a header but no data rows", status="empty")
+    if row_offset:  # records of the batches before this one
+        if "_row_number" in frame.columns:
+            frame = frame.with_columns(pl.col("_row_number") + row_offset)
+        else:
+            frame = frame.with_row_index("_row_number", offset=row_offset + 1).with_columns(
+                pl.col("_row_number").cast(pl.Int64))
+        if bad_lines is not None:
+            bad_lines = bad_lines.with_columns(pl.col("line_number") + row_offset)
     raw, quarantine, audit, report = enforce_contract(
         frame, contract, rel=rel, digest=digest, partition=partition, run_id=run_id,
-        ingested_at=ingested_at, bad_lines=bad_lines)
+        ingested_at=ingested_at, bad_lines=bad_lines,
+        marked=decoded is None or decoded.undecodable_bytes > 0 or decoded.encoding not in ("ascii", "utf-8", "utf-8-sig"))
     report.format = fmt
     if decoded is not None:
         report.encoding = decoded.as_dict()
@@ -580,23 +617,14 @@ def read_regular_file(path: Path) -> bytes | str:
     """The bytes of a landed file, or why it is refused: a symbolic link (never followed, so nothing
     outside the landing zone is read) or anything that is not a regular file. Opened with
     ``O_NOFOLLOW`` and checked on the open descriptor, so a file swapped for a link meanwhile is refused too."""
+    opened = _open_regular(path)
+    if isinstance(opened, str):
+        return opened
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-    except OSError as exc:
-        if path.is_symlink():
-            return "a symbolic link: not followed (only regular files inside the landing zone are collected)"
-        return f"cannot be opened: {exc.strerror or type(exc).__name__}"
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            kind = ("a folder" if stat.S_ISDIR(st.st_mode) else "a named pipe" if stat.S_ISFIFO(st.st_mode)
-                    else "a socket" if stat.S_ISSOCK(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode)
-                    or stat.S_ISBLK(st.st_mode) else "not a regular file")
-            return f"{kind}: not a regular file, not read"
-        with os.fdopen(fd, "rb", closefd=False) as f:
+        with os.fdopen(opened, "rb", closefd=False) as f:
             return f.read()
     finally:
-        os.close(fd)
+        os.close(opened)
 
 
 def refused_file(contract: SourceContract, rel: str, why: str, *, run_id: str, partition: str | None,
@@ -665,6 +693,18 @@ def _cut_lines(data: bytes, refuse: np.ndarray, starts: np.ndarray, ends: np.nda
     return b"".join(pieces)
 
 
+def _has_long_line(data: bytes, limit: int) -> bool:
+    """Whether a line (newline excluded) is longer than ``limit`` bytes: one backwards search for a
+    newline per window of ``limit + 1`` bytes, instead of locating every line."""
+    pos, n = 0, len(data)
+    while n - pos > limit:
+        nl = data.rfind(b"\n", pos, pos + limit + 1)
+        if nl < 0:
+            return True
+        pos = nl + 1
+    return False
+
+
 def guard_records(data: bytes, fmt: str | None, max_record_bytes: int) -> tuple[bytes, dict[int, dict]]:
     """Cut the lines a reader must not see — longer than ``max_record_bytes``, or JSON nested deeper
     than :data:`MAX_JSON_DEPTH` — each replaced by a short placeholder line, so row numbers keep
@@ -672,7 +712,7 @@ def guard_records(data: bytes, fmt: str | None, max_record_bytes: int) -> tuple[
     cut: dict[int, dict] = {}
     if fmt not in ("csv", "jsonl"):
         return data, cut
-    if len(data) > max_record_bytes:
+    if len(data) > max_record_bytes and _has_long_line(data, max_record_bytes):
         starts, ends = _line_spans(data)
         lengths = ends - starts
         data = _cut_lines(data, lengths > max_record_bytes, starts, ends, cut, lambda i: (
@@ -725,15 +765,17 @@ def refuse_before_reading(data: bytes, fmt: str | None, max_record_bytes: int) -
 
 
 def read_bounded(path: Path, contract: SourceContract, *, landing_root: Path, partition: str | None, run_id: str,
-                 ingested_at: datetime, data: bytes, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES
+                 ingested_at: datetime, data: bytes, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+                 digest: str | None = None, row_offset: int = 0, encoding: dict | None = None,
                  ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, FileReport]:
     """:func:`read_landed_file` behind the record limits (:func:`guard_records`): records cut there become
     quarantine rows (``record_too_large``/``record_too_deep``) with a valid-JSON preview; a line that is
     not JSON is kept as a JSON preview too; and the file accounting ``read = landed + quarantined``
-    holds for every file, an unreadable one counting as one record read."""
-    digest = file_hash(data)
+    holds for every file, an unreadable one counting as one record read. ``digest``, ``row_offset`` and
+    ``encoding``: see :func:`read_landed_file` (a batch after the first is not checked for compression)."""
+    digest = digest or file_hash(data)
     fmt = FORMATS.get(path.suffix.lower())
-    refusal = refuse_before_reading(data, fmt, max_record_bytes)
+    refusal = refuse_before_reading(data, fmt, max_record_bytes) if not row_offset else None
     if refusal is not None:  # a reader would inflate it in memory: one quarantine row, nothing read
         rel = path.relative_to(landing_root).as_posix() if path.is_relative_to(landing_root) else str(path)
         rule, why = refusal
@@ -745,7 +787,7 @@ def read_bounded(path: Path, contract: SourceContract, *, landing_root: Path, pa
     try:
         raw, quarantine, audit, report = read_landed_file(
             path, contract, landing_root=landing_root, partition=partition, run_id=run_id,
-            ingested_at=ingested_at, data=guarded)
+            ingested_at=ingested_at, data=guarded, digest=digest, row_offset=row_offset, encoding=encoding)
     except Exception as exc:  # noqa: BLE001 - one hostile file must not stop the partition: it is quarantined
         rel = path.relative_to(landing_root).as_posix() if path.is_relative_to(landing_root) else str(path)
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
@@ -838,6 +880,290 @@ def landed_partitions(landing_root: Path, source: str) -> list[str]:
     return sorted(p.name for p in base.glob("????-??-??") if p.is_dir()) if base.exists() else []
 
 
+#: CSV and JSON Lines files larger than this are collected in batches of about this many bytes (cut at
+#: record boundaries), so memory is bounded by the batch, not the file; smaller files are read whole
+DEFAULT_BATCH_BYTES = 64 << 20
+#: landed rows a streamed :func:`ingest_partition` keeps in ``CollectionResult.raw`` (the lake has them all)
+PREVIEW_ROWS = 1000
+_SCAN_BLOCK = 16 << 20
+
+
+def _open_regular(path: Path) -> int | str:
+    """An open descriptor of a landed regular file, or why it is refused (see :func:`read_regular_file`)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        if path.is_symlink():
+            return "a symbolic link: not followed (only regular files inside the landing zone are collected)"
+        return f"cannot be opened: {exc.strerror or type(exc).__name__}"
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        kind = ("a folder" if stat.S_ISDIR(st.st_mode) else "a named pipe" if stat.S_ISFIFO(st.st_mode)
+                else "a socket" if stat.S_ISSOCK(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode)
+                or stat.S_ISBLK(st.st_mode) else "not a regular file")
+        return f"{kind}: not a regular file, not read"
+    return fd
+
+
+def _pread_full(fd: int, size: int, offset: int) -> bytes:
+    chunks, got = [], 0
+    while got < size:
+        chunk = os.pread(fd, size - got, offset + got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks) if len(chunks) != 1 else chunks[0]
+
+
+def _scan_text(fd: int, size: int) -> tuple[str, dict | None, int]:
+    """One pass over a large text file: its SHA-256 and whether it can be read in batches — ASCII, or
+    valid UTF-8 (with or without a byte order mark) — as ``(digest, encoding decision or None, start)``;
+    ``start`` skips the byte order mark. Anything else (UTF-16, single-byte encodings, damaged bytes)
+    needs the whole text for its decision (:func:`decode_landed`) and is read whole."""
+    h = hashlib.sha256()
+    utf8 = codecs.getincrementaldecoder("utf-8")()
+    decision: dict | None = {"encoding": "ascii", "method": "all bytes < 0x80", "bom": False}
+    start, pos = 0, 0
+    while pos < size:
+        block = _pread_full(fd, min(_SCAN_BLOCK, size - pos), pos)
+        if not block:
+            break
+        h.update(block)
+        text = block
+        if pos == 0:
+            if block.startswith(b"\xef\xbb\xbf"):
+                start, text = 3, block[3:]
+                decision = {"encoding": "utf-8-sig", "method": "byte order mark", "bom": True}
+            elif b"\x00" in block[:4096] or block.startswith((b"\xff\xfe", b"\xfe\xff")):
+                decision = None
+        if decision is not None and not text.isascii():
+            try:
+                utf8.decode(text)
+            except UnicodeDecodeError:
+                decision = None
+            else:
+                if decision["encoding"] == "ascii":
+                    decision = {"encoding": "utf-8", "method": "valid UTF-8", "bom": False}
+        pos += len(block)
+    if decision is not None:
+        try:
+            utf8.decode(b"", final=True)
+        except UnicodeDecodeError:
+            decision = None
+    return h.hexdigest(), decision, start
+
+
+def _record_end(buf: bytes, csv: bool, batch_bytes: int) -> int:
+    """Where the last whole record of ``buf`` (which starts at a record boundary) ends: after its
+    newline; 0 when there is none yet. In CSV a newline inside a quoted field is not a boundary (an even
+    number of quote characters before it); only when none qualifies in four batches' worth of text (a
+    stray quote character) is the last newline taken."""
+    end = buf.rfind(b"\n") + 1
+    if not csv or end == 0 or buf.count(b'"', 0, end) % 2 == 0:
+        return end
+    view = np.frombuffer(buf, dtype=np.uint8, count=end)
+    quotes = np.flatnonzero(view == 34)
+    newlines = np.flatnonzero(view == 10)
+    even = newlines[np.searchsorted(quotes, newlines) % 2 == 0]
+    if len(even):
+        return int(even[-1]) + 1
+    return end if len(buf) > max(4 * batch_bytes, 1 << 20) else 0
+
+
+def _record_batches(fd: int, start: int, size: int, batch_bytes: int, csv: bool) -> Iterator[bytes]:
+    """The file from ``start`` in pieces of about ``batch_bytes`` that end at record boundaries (a
+    record longer than a batch extends it: :func:`guard_records` cuts it afterwards)."""
+    pos, carry = start, b""
+    while pos < size:
+        block = _pread_full(fd, min(batch_bytes, size - pos), pos)
+        if not block:
+            break
+        pos += len(block)
+        buf = carry + block if carry else block
+        if pos >= size:
+            carry = buf
+            break
+        end = _record_end(buf, csv, batch_bytes)
+        if end == 0:
+            carry = buf
+            continue
+        carry = buf[end:]
+        yield buf[:end]
+        del buf
+    if carry:
+        yield carry
+
+
+def _merge_reports(reports: list[FileReport], batches: int) -> FileReport:
+    """One file's report from the reports of its batches."""
+    first = reports[0]
+    merged = FileReport(first.file, first.file_hash, first.format,
+                        "ingested" if any(r.status == "ingested" for r in reports) else first.status,
+                        renamed_columns=first.renamed_columns, extra_columns=first.extra_columns,
+                        missing_columns=first.missing_columns, encoding=first.encoding)
+    for r in reports:
+        merged.rows_in_file += r.rows_in_file
+        merged.rows_landed += r.rows_landed
+        merged.rows_quarantined += r.rows_quarantined
+        for column, decision in r.number_formats.items():
+            seen = merged.number_formats.get(column)
+            merged.number_formats[column] = decision if seen in (None, decision) else f"{seen}; {decision}"
+    notes = list(dict.fromkeys(r.note for r in reports if r.note))
+    merged.note = "; ".join([f"collected in {batches} batch(es)"] + notes[:5])
+    for column, decision in merged.number_formats.items():
+        if ";" in decision:
+            merged.number_formats[column] = f"decided per batch: {decision}"
+    return merged
+
+
+class _Collector:
+    """Collects landed files one by one — a large CSV/JSON Lines file batch by batch — yielding raw
+    frames (:meth:`raw_frames`) while it accumulates the quarantine, audit and file reports."""
+
+    def __init__(self, contract: SourceContract, files: list[Path], *, landing_root: Path, partition: str | None,
+                 run_id: str, ingested_at: datetime, ingested_elsewhere: dict[str, str] | None,
+                 max_record_bytes: int, batch_bytes: int, keep_rows: int | None) -> None:
+        self.contract, self.files, self.landing_root = contract, files, landing_root
+        self.ctx = dict(landing_root=landing_root, partition=partition, run_id=run_id, ingested_at=ingested_at,
+                        max_record_bytes=max_record_bytes)
+        self.seen = dict(ingested_elsewhere or {})
+        self.batch_bytes = max(int(batch_bytes), 1)
+        self.keep_rows = keep_rows
+        self.kept: list[pl.DataFrame] = []
+        self.kept_rows = 0
+        self.rows_landed = 0
+        self.quarantines: list[pl.DataFrame] = []
+        self.audits: list[pl.DataFrame] = []
+        self.reports: list[FileReport] = []
+        self.finished = False
+
+    def _rel(self, path: Path) -> str:
+        return path.relative_to(self.landing_root).as_posix() if path.is_relative_to(self.landing_root) else str(path)
+
+    def _landed(self, raw: pl.DataFrame) -> pl.DataFrame:
+        self.rows_landed += raw.height
+        if self.keep_rows is None or self.kept_rows < self.keep_rows:
+            part = raw if self.keep_rows is None else raw.head(self.keep_rows - self.kept_rows)
+            self.kept.append(part)
+            self.kept_rows += part.height
+        return raw
+
+    def raw_frames(self) -> Iterator[pl.DataFrame]:
+        for path in self.files:
+            rel = self._rel(path)
+            opened = _open_regular(path)
+            if isinstance(opened, str):
+                quarantine, report = refused_file(self.contract, rel, opened, run_id=self.ctx["run_id"],
+                                                  partition=self.ctx["partition"], ingested_at=self.ctx["ingested_at"])
+                self.quarantines.append(quarantine)
+                self.reports.append(report)
+                continue
+            try:
+                size = os.fstat(opened).st_size
+                fmt = FORMATS.get(path.suffix.lower())
+                if fmt in ("csv", "jsonl") and size > self.batch_bytes:
+                    yield from self._batched(path, rel, opened, size, fmt)
+                else:
+                    data = _pread_full(opened, size, 0) if size else b""
+                    raw = self._whole(path, rel, data, file_hash(data))
+                    if raw is not None:
+                        yield raw
+            finally:
+                os.close(opened)
+        self.finished = True
+
+    def _whole(self, path: Path, rel: str, data: bytes, digest: str) -> pl.DataFrame | None:
+        if digest in self.seen:
+            self.reports.append(FileReport(rel, digest, FORMATS.get(path.suffix.lower(), ""), "duplicate_skipped",
+                                           note=f"same content as {self.seen[digest]}, already ingested"))
+            return None
+        raw, quarantine, audit, report = read_bounded(path, self.contract, data=data, digest=digest, **self.ctx)
+        self.seen[digest] = rel
+        self.quarantines.append(quarantine)
+        self.audits.append(audit)
+        self.reports.append(report)
+        return self._landed(raw)
+
+    def _batched(self, path: Path, rel: str, fd: int, size: int, fmt: str) -> Iterator[pl.DataFrame]:
+        before = os.fstat(fd)
+        digest, encoding, start = _scan_text(fd, size)
+        if encoding is None:  # the encoding needs the whole text to be decided: read whole
+            raw = self._whole(path, rel, _pread_full(fd, size, 0), digest)
+            if raw is not None:
+                yield raw
+            return
+        if digest in self.seen:
+            self.reports.append(FileReport(rel, digest, fmt, "duplicate_skipped",
+                                           note=f"same content as {self.seen[digest]}, already ingested"))
+            return
+        self.seen[digest] = rel
+        head = _pread_full(fd, 16, start)
+        refusal = refuse_before_reading(head, fmt, self.ctx["max_record_bytes"])
+        if refusal is not None:
+            rule, why = refusal
+            self.quarantines.append(_file_quarantine(
+                self.contract, rel, rule, f"{rel}: {why}", run_id=self.ctx["run_id"], partition=self.ctx["partition"],
+                quarantined_at=self.ctx["ingested_at"]))
+            self.reports.append(FileReport(rel, digest, fmt, "unreadable", rows_in_file=1, rows_quarantined=1,
+                                           note=f"{rel}: {why}"))
+            return
+        header = b""
+        if fmt == "csv":  # every batch is read under the file's header line
+            first = _pread_full(fd, min(size - start, self.ctx["max_record_bytes"] + 1), start)
+            header = _header_line(first)
+            start += len(header) + 1
+            header += b"\n"
+        reports: list[FileReport] = []
+        offset = 0
+        for body in _record_batches(fd, start, size, self.batch_bytes, csv=fmt == "csv"):
+            if body.isspace():
+                continue
+            raw, quarantine, audit, report = read_bounded(
+                path, self.contract, data=header + body if header else body, digest=digest, row_offset=offset,
+                encoding={**encoding, "note": ""}, **self.ctx)
+            del body
+            offset += report.rows_in_file
+            self.quarantines.append(quarantine)
+            self.audits.append(audit)
+            reports.append(report)
+            if raw.height:
+                yield self._landed(raw)
+        after = os.fstat(fd)
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            raise CollectionError(f"{rel}: the file changed while it was collected (still being written?); "
+                                  "nothing of this partition was published, collect it again")
+        if not reports:  # blank text only: the one "empty_file" row of a file read whole
+            _, quarantine, audit, report = read_bounded(path, self.contract, data=b"", digest=digest, **self.ctx)
+            self.quarantines.append(quarantine)
+            reports = [report]
+        self.reports.append(_merge_reports(reports, len(reports)))
+
+    def result(self) -> CollectionResult:
+        if not self.finished:
+            raise RuntimeError("the collection was not run to the end")
+        return CollectionResult(
+            raw=pl.concat(self.kept) if self.kept else raw_empty(self.contract),
+            quarantine=pl.concat(self.quarantines) if self.quarantines else empty_quarantine(),
+            audit=pl.concat(self.audits) if self.audits else empty_audit(),
+            files=self.reports,
+            rows_landed=self.rows_landed,
+        )
+
+    def lazy_raw(self) -> pl.LazyFrame:
+        """The raw rows as a LazyFrame that runs the collection as it is sunk (once)."""
+        schema = raw_schema(self.contract)
+
+        def source(with_columns, predicate, n_rows, batch_size) -> Iterator[pl.DataFrame]:  # noqa: ARG001
+            if self.finished:
+                raise RuntimeError("a collection's raw rows can be streamed once")
+            for frame in self.raw_frames():
+                yield frame.select(pl.col(c).cast(t) for c, t in schema.items())
+
+        return register_io_source(source, schema=schema)
+
+
 def collect(
     contract: SourceContract,
     files: list[Path],
@@ -848,39 +1174,26 @@ def collect(
     ingested_at: datetime,
     ingested_elsewhere: dict[str, str] | None = None,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
 ) -> CollectionResult:
     """Read a set of landed files; content already ingested (here or in another partition) is skipped;
-    entries that are not regular files are refused, records over ``max_record_bytes`` quarantined."""
-    seen = dict(ingested_elsewhere or {})
-    raws, quarantines, audits, reports = [], [], [], []
-    for path in files:
-        data = read_regular_file(path)
-        rel = path.relative_to(landing_root).as_posix() if path.is_relative_to(landing_root) else str(path)
-        if isinstance(data, str):
-            quarantine, report = refused_file(contract, rel, data, run_id=run_id, partition=partition,
-                                              ingested_at=ingested_at)
-            quarantines.append(quarantine)
-            reports.append(report)
-            continue
-        digest = file_hash(data)
-        if digest in seen:
-            reports.append(FileReport(rel, digest, FORMATS.get(path.suffix.lower(), ""), "duplicate_skipped",
-                                      note=f"same content as {seen[digest]}, already ingested"))
-            continue
-        raw, quarantine, audit, report = read_bounded(
-            path, contract, landing_root=landing_root, partition=partition, run_id=run_id,
-            ingested_at=ingested_at, data=data, max_record_bytes=max_record_bytes)
-        seen[digest] = rel
-        raws.append(raw)
-        quarantines.append(quarantine)
-        audits.append(audit)
-        reports.append(report)
-    return CollectionResult(
-        raw=pl.concat(raws) if raws else raw_empty(contract),
-        quarantine=pl.concat(quarantines) if quarantines else empty_quarantine(),
-        audit=pl.concat(audits) if audits else empty_audit(),
-        files=reports,
-    )
+    entries that are not regular files are refused, records over ``max_record_bytes`` quarantined. CSV and
+    JSON Lines files over ``batch_bytes`` are read in batches (the rows are all returned all the same:
+    :func:`ingest_partition` streams them to the lake instead)."""
+    collector = _Collector(contract, files, landing_root=landing_root, partition=partition, run_id=run_id,
+                           ingested_at=ingested_at, ingested_elsewhere=ingested_elsewhere,
+                           max_record_bytes=max_record_bytes, batch_bytes=batch_bytes, keep_rows=None)
+    for _ in collector.raw_frames():
+        pass
+    return collector.result()
+
+
+def _size_of(path: Path) -> int:
+    try:
+        st = path.lstat()
+    except OSError:
+        return 0
+    return st.st_size if stat.S_ISREG(st.st_mode) else 0
 
 
 def ledger_dir(source: str) -> str:
@@ -896,8 +1209,13 @@ def ingest_partition(
     run_id: str,
     ingested_at: datetime,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    batch_bytes: int = DEFAULT_BATCH_BYTES,
 ) -> CollectionResult:
     """Collect one partition of a source into the lake: raw table, collection quarantine, audit.
+
+    When a landed CSV/JSON Lines file is larger than ``batch_bytes`` the raw rows are streamed to the
+    lake batch by batch (bounded memory) and ``result.raw`` keeps the first :data:`PREVIEW_ROWS`
+    (``result.rows_landed`` counts them all).
 
     Re-running a partition replaces its files. A file whose content another partition already
     ingested is skipped and reported. The ledger (hash → file per partition) is written last, so a
@@ -911,12 +1229,21 @@ def ingest_partition(
         for digest, entry_file in ledger.get("files", {}).items()
     }
     files = landed_files(landing_root, contract.name, partition)
-    result = collect(contract, files, landing_root=landing_root, partition=partition, run_id=run_id,
-                     ingested_at=ingested_at, ingested_elsewhere=elsewhere,
-                     max_record_bytes=max_record_bytes)
-    result.files.extend(skipped_files(landing_root, contract.name, partition))
+    collector = _Collector(contract, files, landing_root=landing_root, partition=partition, run_id=run_id,
+                           ingested_at=ingested_at, ingested_elsewhere=elsewhere, max_record_bytes=max_record_bytes,
+                           batch_bytes=batch_bytes, keep_rows=None)
+    streamed = any(_size_of(f) > collector.batch_bytes for f in files)
     with lake.transaction():  # raw, quarantine and audit of the partition are published together
-        lake.write("raw", contract.name, result.raw, partition)
+        if streamed:  # a large file: raw rows go to the lake batch by batch, a preview stays in memory
+            collector.keep_rows = PREVIEW_ROWS
+            lake.write("raw", contract.name, collector.lazy_raw(), partition)
+            result = collector.result()
+        else:
+            result = collect(contract, files, landing_root=landing_root, partition=partition, run_id=run_id,
+                             ingested_at=ingested_at, ingested_elsewhere=elsewhere,
+                             max_record_bytes=max_record_bytes, batch_bytes=batch_bytes)
+            lake.write("raw", contract.name, result.raw, partition)
+        result.files.extend(skipped_files(landing_root, contract.name, partition))
         lake.write("quarantine", contract.name, result.quarantine, partition, part=STAGE)
         lake.write("audit", contract.name, result.audit, partition, part=STAGE)
     lake.write_json(f"{ledger_dir(contract.name)}/{key}.json", {
