@@ -43,7 +43,7 @@ def raw_asset(contract: SourceContract, daily: dg.PartitionsDefinition) -> dg.As
                  if f.renamed_columns or f.extra_columns}
         context.log.info(
             f"{contract.name} {partition or 'snapshot'}: {result.rows_read:,} rows read from {len(files)} files, "
-            f"{result.raw.height:,} landed, {result.quarantine.height:,} quarantined"
+            f"{result.rows_landed:,} landed, {result.quarantine.height:,} quarantined"
         )
         for f in files:
             if f.extra_columns or f.renamed_columns:
@@ -51,9 +51,9 @@ def raw_asset(contract: SourceContract, daily: dg.PartitionsDefinition) -> dg.As
                                     f"(extra values kept in _extra_columns)")
         return dg.MaterializeResult(
             metadata={
-                "dagster/row_count": result.raw.height,
+                "dagster/row_count": result.rows_landed,
                 "rows_read": result.rows_read,
-                "rows_landed": result.raw.height,
+                "rows_landed": result.rows_landed,
                 "rows_quarantined": result.quarantine.height,
                 "quarantined_by_rule": counts_table(result.quarantine_by_rule()),
                 "top_quarantine_reasons": top_reasons(result.quarantine),
