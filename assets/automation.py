@@ -3,13 +3,10 @@ daily and snapshot jobs, a sensor on the landing zone and a nightly schedule."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-
 import dagster as dg
 
 from assets.resources import WarehouseResource
-from governance.collection import landed_files, landed_partitions
+from governance import landing_watch
 from governance.contracts import CONTRACTS
 
 DAILY_SOURCES = [c.name for c in CONTRACTS.values() if c.partitioned]
@@ -63,44 +60,37 @@ def lifecycle_jobs(stages: dg.Definitions, daily: dg.PartitionsDefinition) -> li
     return jobs
 
 
-def run_key(scope: str, state) -> str:
-    """A run key that is the same in every process for the same landed files (never Python's ``hash``)."""
-    digest = hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
-    return f"{scope}:{digest}"
+def landing_zone_sensor(daily: dg.PartitionsDefinition, daily_job, snapshot_job,
+                        interval_seconds: int = 60) -> dg.SensorDefinition:
+    """The landing zone, watched: ``governance.landing_watch.advance`` decides, this only logs and requests."""
 
-
-def _fingerprint(warehouse: WarehouseResource, source: str, day: str | None) -> list[list]:
-    return [[p.name, p.stat().st_size, int(p.stat().st_mtime)] for p in landed_files(warehouse.landing, source, day)]
-
-
-def landing_zone_sensor(daily: dg.PartitionsDefinition, daily_job, snapshot_job) -> dg.SensorDefinition:
-    @dg.sensor(jobs=[daily_job, snapshot_job], minimum_interval_seconds=60,
-               description="Watches the landing zone: a new or changed file for a day runs that day's partition end "
-                           "to end; new catalog or user files refresh the snapshots. Turn it on in the UI "
-                           "(Automation → landing_zone_sensor) or with `dagster sensor start landing_zone_sensor`.")
+    @dg.sensor(jobs=[daily_job, snapshot_job], minimum_interval_seconds=interval_seconds,
+               description="Watches the landing zone: a new or changed day of files (unchanged over two ticks, so "
+                           "a file still being written waits) runs that day's partition end to end; new catalog or "
+                           "user files refresh the snapshots. Run keys are content digests, the cursor is durable: "
+                           "the same bytes landed again run nothing. Bad paths are skipped with a logged reason. "
+                           "Turn it on in the UI (Automation → landing_zone_sensor) or with "
+                           "`dagster sensor start landing_zone_sensor`.")
     def landing_zone_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
-        seen = json.loads(context.cursor) if context.cursor else {}
-        requests = []
-        snapshot_state = {s: _fingerprint(warehouse, s, None) for s in SNAPSHOT_SOURCES}
-        if snapshot_state != seen.get("snapshots"):
-            requests.append(dg.RunRequest(run_key=run_key("snapshots", snapshot_state), job_name=snapshot_job.name))
-            seen["snapshots"] = snapshot_state
-        valid = set(daily.get_partition_keys())
-        for day in sorted({d for s in DAILY_SOURCES for d in landed_partitions(warehouse.landing, s)}):
-            if day not in valid:
-                context.log.warning(f"landing folder {day} is outside the partitions: reload the code location so "
-                                    "the partitions cover the newly landed days")
-                continue
-            state = {s: _fingerprint(warehouse, s, day) for s in DAILY_SOURCES}
-            if state != seen.get(day):
-                requests.append(dg.RunRequest(run_key=run_key(day, state), partition_key=day, job_name=daily_job.name))
-                seen[day] = state
-        return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen, sort_keys=True))
+        tick = landing_watch.advance(context.cursor, warehouse.landing, DAILY_SOURCES, SNAPSHOT_SOURCES,
+                                     set(daily.get_partition_keys()))
+        for skipped in tick.skipped:
+            context.log.warning(f"landing zone: skipped {skipped.path}: {skipped.reason}")
+        for scope in tick.waiting:
+            context.log.info(f"landing zone: {scope} changed since the last tick; taken once it holds still")
+        for scope in tick.unchanged_content:
+            context.log.info(f"landing zone: {scope} re-landed with the same content; nothing to run")
+        requests = [dg.RunRequest(run_key=key, job_name=snapshot_job.name, tags={"landing/scope": scope})
+                    if scope == landing_watch.SNAPSHOTS else
+                    dg.RunRequest(run_key=key, partition_key=scope, job_name=daily_job.name,
+                                  tags={"landing/scope": scope})
+                    for scope, key in tick.runs]
+        return dg.SensorResult(run_requests=requests, cursor=tick.cursor)
 
     return landing_zone_sensor
 
 
-def stage_definitions(daily: dg.PartitionsDefinition, stages: dg.Definitions) -> dg.Definitions:
+def stage_definitions(daily: dg.PartitionsDefinition, stages: dg.Definitions, settings=None) -> dg.Definitions:
     """Jobs over the merged stages, the landing-zone sensor and the nightly schedule."""
     jobs = lifecycle_jobs(stages, daily)
     daily_job = next(j for j in jobs if j.name == "daily_lifecycle")
@@ -109,5 +99,6 @@ def stage_definitions(daily: dg.PartitionsDefinition, stages: dg.Definitions) ->
         daily_job, hour_of_day=2, name="nightly_lifecycle",
         description="Every night at 02:00 UTC: yesterday's partition end to end. Turn it on in the UI "
                     "(Automation → nightly_lifecycle) or with `dagster schedule start nightly_lifecycle`.")
-    return dg.Definitions(jobs=jobs, sensors=[landing_zone_sensor(daily, daily_job, snapshot_job)],
+    return dg.Definitions(jobs=jobs, sensors=[landing_zone_sensor(daily, daily_job, snapshot_job,
+                                                                      settings.sensor_interval if settings else 60)],
                           schedules=[nightly])

@@ -25,7 +25,7 @@ def build_definitions(**overrides) -> dg.Definitions:
     daily = daily_partitions(settings)
     stages = dg.Definitions.merge(*(stage.stage_definitions(daily, settings) for stage in STAGES),
                                   dg.Definitions(resources=governance_resources(**overrides)))
-    return dg.Definitions.merge(stages, automation.stage_definitions(daily, stages))
+    return dg.Definitions.merge(stages, automation.stage_definitions(daily, stages, settings))
 
 
 @dg.definitions

@@ -11,7 +11,9 @@ Dagster writes. Nothing here is read at import.
 | ``lake_root`` | ``GOVERNANCE_LAKE_ROOT`` | ``<data_root>/lake`` |
 | ``landing_root`` | ``GOVERNANCE_LANDING_ROOT`` | ``<data_root>/landing`` |
 | ``models_root`` | ``GOVERNANCE_MODELS_ROOT`` | ``<data_root>/models`` |
-| ``quality_url`` | ``GOVERNANCE_QUALITY_DB_URL`` | SQLite ``<data_root>/quality.db`` |
+| ``quality_url`` | ``GOVERNANCE_QUALITY_DB_URL`` | ``postgres_url`` when set, else SQLite ``<data_root>/quality.db`` |
+| ``postgres_url`` | ``GOVERNANCE_POSTGRES_URL`` | none; one PostgreSQL server for the quality store and the Dagster instance (``dagster.postgres.yaml``) |
+| ``sensor_interval`` | ``GOVERNANCE_SENSOR_INTERVAL`` | 60: seconds between the landing-zone sensor's ticks |
 | ``webhook_url`` | ``GOVERNANCE_QUALITY_WEBHOOK_URL`` | none (incidents recorded only) |
 | ``partition_start`` | ``GOVERNANCE_PARTITION_START`` | the first landed day (partitions follow the data) |
 | ``integration`` | ``GOVERNANCE_INTEGRATION_CONFIG`` (JSON text or file) | ``IntegrationConfig()`` |
@@ -44,6 +46,8 @@ ENV = {
     "landing_root": "GOVERNANCE_LANDING_ROOT",
     "models_root": "GOVERNANCE_MODELS_ROOT",
     "quality_url": "GOVERNANCE_QUALITY_DB_URL",
+    "postgres_url": "GOVERNANCE_POSTGRES_URL",
+    "sensor_interval": "GOVERNANCE_SENSOR_INTERVAL",
     "webhook_url": "GOVERNANCE_QUALITY_WEBHOOK_URL",
     "partition_start": "GOVERNANCE_PARTITION_START",
     "integration": "GOVERNANCE_INTEGRATION_CONFIG",
@@ -150,6 +154,10 @@ class Settings:
     duplicate_lookback_days: int = 7
     #: the shop's mapping file (governance/mappings): which sources it sends, and its name for its suites
     mapping: Path | None = None
+    #: one PostgreSQL server (SQLAlchemy URL) for the quality store and the Dagster instance's storage
+    postgres_url: str | None = None
+    #: seconds between the landing-zone sensor's ticks (a file is taken once unchanged over two ticks)
+    sensor_interval: int = 60
     #: where the cleaning rules run: "polars" (this process) or "spark" (Apache Spark at spark_master)
     engine: str = "polars"
     #: the Spark master URL when engine is "spark" (other Spark configuration: spark-defaults.conf)
@@ -182,7 +190,7 @@ class Settings:
             lake_root=str(pick("lake_root") or data_root / "lake"),
             landing_root=Path(pick("landing_root") or data_root / "landing").expanduser().resolve(),
             models_root=Path(pick("models_root") or data_root / "models").expanduser().resolve(),
-            quality_url=str(pick("quality_url") or f"sqlite:///{data_root / 'quality.db'}"),
+            quality_url=str(pick("quality_url") or pick("postgres_url") or f"sqlite:///{data_root / 'quality.db'}"),
             webhook_url=pick("webhook_url"),
             partition_start=start,
             integration=_integration(pick("integration")),
@@ -193,6 +201,8 @@ class Settings:
             max_record_bytes=_positive_int("max_record_bytes", pick("max_record_bytes") or 1 << 20),
             duplicate_lookback_days=_positive_int("duplicate_lookback_days", pick("duplicate_lookback_days") or 7),
             mapping=Path(pick("mapping")).expanduser() if pick("mapping") else None,
+            postgres_url=pick("postgres_url"),
+            sensor_interval=_positive_int("sensor_interval", pick("sensor_interval") or 60),
             engine=_engine(pick("engine")),
             spark_master=str(pick("spark_master") or "local[2]"),
         )
@@ -270,6 +280,8 @@ class Settings:
                 value = redact_url(value, keep_path=False) if value else "(none)"
             elif f.name == "quality_url":
                 value = _redact_url(value)
+            elif f.name == "postgres_url":
+                value = _redact_url(value) if value else "(none)"
             elif f.name == "integration":
                 value = json.dumps(value.as_dict(), sort_keys=True)
             elif f.name == "partition_start":
