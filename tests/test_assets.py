@@ -13,8 +13,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.automation import run_key
 from assets.definitions import build_definitions
+from governance.landing_watch import run_key
 from governance.shop import ShopConfig, generate_shop, land_shop
 
 DAYS = ["2026-11-18", "2026-11-19", "2026-11-20"]
@@ -150,25 +150,28 @@ def test_the_labelling_stage_materializes_on_a_tiny_shop(cleaned, instance):
 
 def test_the_landing_zone_sensor_asks_for_each_landed_day_once(defs, shop_dir):
     sensor = defs.get_sensor_def("landing_zone_sensor")
-    with dg.build_sensor_context(resources=defs.resources, definitions=defs) as context:
-        first = sensor.evaluate_tick(context)
+
+    def tick(cursor=None):
+        with dg.build_sensor_context(cursor=cursor, resources=defs.resources, definitions=defs) as context:
+            return sensor.evaluate_tick(context)
+
+    seen = tick()  # first sight: files are taken once they hold still over two ticks
+    assert not seen.run_requests
+    first = tick(seen.cursor)
     daily = {r.partition_key: r.run_key for r in first.run_requests if r.partition_key}
     assert sorted(daily) == DAYS
     assert [r.job_name for r in first.run_requests if not r.partition_key] == ["snapshots"]
-    with dg.build_sensor_context(resources=defs.resources, definitions=defs) as context:
-        again = sensor.evaluate_tick(context)
+    again = tick(seen.cursor)
     assert {r.partition_key: r.run_key for r in again.run_requests if r.partition_key} == daily  # deterministic keys
-    with dg.build_sensor_context(cursor=first.cursor, resources=defs.resources, definitions=defs) as context:
-        assert not sensor.evaluate_tick(context).run_requests  # nothing new: nothing runs
+    assert not tick(first.cursor).run_requests  # nothing new: nothing runs
     late = shop_dir / "landing" / "events" / DAYS[0] / "late.csv"
     late.write_text("event_id,session_id,user_id,item_id,event_type,event_time\n")
     try:
-        with dg.build_sensor_context(cursor=first.cursor, resources=defs.resources, definitions=defs) as context:
-            after = sensor.evaluate_tick(context)
+        after = tick(tick(first.cursor).cursor)
         assert [r.partition_key for r in after.run_requests] == [DAYS[0]]
     finally:
         late.unlink()
-    assert run_key("d", {"a": [1]}) == run_key("d", {"a": [1]}) != run_key("d", {"a": [2]})
+    assert run_key("d", None, "a") == run_key("d", None, "a") != run_key("d", None, "b")
 
 
 def graph_snapshot(defs: dg.Definitions) -> dict:
