@@ -50,7 +50,8 @@ def search_index(context: dg.AssetExecutionContext, warehouse: WarehouseResource
     deps=[dg.AssetKey(["search", "index"]), dg.AssetKey(["integrated", "query_clicks"]),
           dg.AssetKey(["clean", "queries"])],
     description=(
-        "BM25, MiniLM and their reciprocal-rank fusion scored on the shop's query clicks (retrieval over the whole "
+        "BM25, MiniLM and their hybrid (coverage-weighted z-score fusion; reciprocal-rank fusion beside it for "
+        "reference) scored on the shop's query clicks (retrieval over the whole "
         "catalogue: NDCG@10 with gains 1/3/7 for viewed/carted/bought, MRR, Recall@100) and on CrowdFlower's "
         "10,158 real graded judgments (each query's judged products re-ranked; gains 2^(rating-1)-1), with "
         "per-query latency p50/p95 and build time. Writes search.evaluation, search.evaluation_queries and "

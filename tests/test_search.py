@@ -10,7 +10,7 @@ import pytest
 
 from governance.search.dense import DenseIndex
 from governance.search.evaluate import _per_query, exp_gain, load_crowdflower, mrr, ndcg, shop_judgments
-from governance.search.hybrid import RRF_K, fuse_lists, ranks, rerank, rrf
+from governance.search.hybrid import RRF_K, fuse_lists, fuse_scores, hybrid_search, ranks, rerank, rrf, zscores
 from governance.search.index import SearchIndex, build_index
 from governance.search.lexical import LexicalIndex, document_text, tokenize
 
@@ -71,6 +71,48 @@ def test_reciprocal_rank_fusion_known_answer():
     assert out.tolist() == pytest.approx([1 / (RRF_K + 1), 1 / 61 + 1 / 63, 1 / 62 + 1 / 62])
 
 
+def test_coverage_weighted_zscore_fusion_known_answer():
+    bm25 = np.array([0.0, 2.0, 4.0])  # mean 2, population std sqrt(8/3)
+    dense = np.array([0.9, 0.5, 0.4])  # mean 0.6, std sqrt(0.14/3)
+    zb = (bm25 - 2.0) / math.sqrt(8 / 3)
+    zd = (dense - 0.6) / math.sqrt(0.14 / 3)
+    assert zscores(bm25).tolist() == pytest.approx(zb.tolist())
+    assert fuse_scores(bm25, dense, 1.0).tolist() == pytest.approx((zb + zd).tolist())
+    # half the query unknown to the catalogue: BM25's vote is halved; with no word known the dense order stands
+    assert fuse_scores(bm25, dense, 0.5).tolist() == pytest.approx((0.5 * zb + zd).tolist())
+    assert np.argmax(fuse_scores(bm25, dense, 1.0)) != np.argmax(fuse_scores(bm25, dense, 0.0))
+    # a component that cannot tell the candidates apart adds nothing; the scale of a component is irrelevant
+    assert fuse_scores(np.zeros(3), dense, 1.0).tolist() == pytest.approx(zd.tolist())
+    assert fuse_scores(1000 * bm25, dense, 1.0).tolist() == pytest.approx((zb + zd).tolist())
+    with pytest.raises(ValueError):
+        fuse_scores(bm25, dense, 1.5)
+
+
+def test_coverage_is_the_share_of_query_words_the_catalogue_knows():
+    index = LexicalIndex.build(_products())
+    assert index.coverage("running shoes") == 1.0
+    assert index.coverage("running zzzq") == 0.5
+    assert index.coverage("the of") == 0.0 and index.coverage("qqq") == 0.0
+
+
+def test_hybrid_search_fuses_both_top_lists_with_exact_cosines():
+    products = _products()
+    x = np.array([[1, 0, 0, 0], [0.8, 0.6, 0, 0], [0, 0, 1, 0], [0.6, 0, 0, 0.8]], dtype=np.float32)
+    index = build_index(products, x)
+    q = np.array([0, 0, 1, 0], dtype=np.float32)  # the earbuds' direction
+    items, fused, (li, ls), (di, ds) = hybrid_search(index.lexical, index.dense, "running shoes", q, depth=2)
+    pool = sorted(set(li.tolist()) | set(di.tolist()))
+    assert sorted(items.tolist()) == pool  # the union of both top-2 lists, nothing else
+    bm25_all = index.lexical.scores("running shoes")
+    expected = fuse_scores(bm25_all[pool], x[pool] @ q, 1.0)
+    assert dict(zip(items.tolist(), fused.tolist(), strict=True)) == pytest.approx(dict(zip(pool, expected.tolist(),
+                                                                                              strict=True)))
+    assert np.all(np.diff(fused) <= 1e-12)
+    # a query the catalogue does not know: the dense ranking stands
+    items, _, (li, _), (di, _) = hybrid_search(index.lexical, index.dense, "zzzq", q, depth=4)
+    assert li.size == 0 and items.tolist() == di.tolist()
+
+
 def test_ndcg_and_mrr_known_answers():
     judged = pl.DataFrame({"query": ["q"] * 3, "gain": [7.0, 3.0, 0.0]})
     ranked = pl.DataFrame({"query": ["q"] * 3, "rank": [1, 2, 3], "gain": [0.0, 3.0, 7.0],
@@ -122,12 +164,14 @@ def test_search_index_explains_each_component_and_reloads(tmp_path):
     q = np.eye(1, 8, 2, dtype=np.float32)[0]  # closest to p3 (earbuds)
     out = index.search("running shoes", 4, query_vector=q)
     assert out.columns[:2] == ["rank", "product_id"]
-    assert {"rrf", "bm25", "bm25_rank", "dense", "dense_rank"} <= set(out.columns)
+    assert {"hybrid", "bm25", "bm25_rank", "dense", "dense_rank"} <= set(out.columns)
     first = out.row(0, named=True)
     assert first["product_id"] in ("p1", "p3")
-    p1 = out.filter(pl.col("product_id") == "p1").row(0, named=True)
-    assert p1["rrf"] == pytest.approx(1 / (RRF_K + p1["bm25_rank"]) + 1 / (RRF_K + p1["dense_rank"]))
-    assert out["rrf"].is_sorted(descending=True)
+    items, fused, _, _ = hybrid_search(index.lexical, index.dense, "running shoes", q, depth=100)
+    ids = index.products["product_id"].gather(items).to_list()
+    assert out["product_id"].to_list() == ids[:4]
+    assert out["hybrid"].to_list() == pytest.approx(fused[:4].tolist())
+    assert out["hybrid"].is_sorted(descending=True)
     index.save(tmp_path / "ix")
     again = SearchIndex.load(tmp_path / "ix")
     assert again.search("running shoes", 4, query_vector=q).equals(out)

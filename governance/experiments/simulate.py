@@ -55,16 +55,13 @@ class Served:
 
 def serve(index, queries: pl.DataFrame, query_vectors: np.ndarray, depth: int = 100) -> Served:
     """Each ranker's list for every distinct query (one retrieval per query text)."""
-    from governance.search.hybrid import fuse_lists  # noqa: PLC0415
+    from governance.search.hybrid import hybrid_search  # noqa: PLC0415
 
     n = queries.height
     lists = {m: np.full((n, SLOTS), -1, dtype=np.int64) for m in ("bm25", "dense", "hybrid")}
     pool, fq, fi, fb, fd = [], [], [], [], []
-    dense = index.dense.search_many(query_vectors, depth) if n else []
     for i, q in enumerate(queries["query"].to_list()):  # one retrieval per distinct query text
-        li, _ = index.lexical.search(q, depth)
-        di = dense[i]
-        hi, _ = fuse_lists([li, di])
+        hi, _, (li, _), (di, _) = hybrid_search(index.lexical, index.dense, q, query_vectors[i], depth)
         for m, items in (("bm25", li), ("dense", di), ("hybrid", hi)):
             lists[m][i, :min(SLOTS, items.size)] = items[:SLOTS]
         cand = np.unique(np.concatenate([li[:SLOTS], di[:SLOTS], hi[:SLOTS]]))

@@ -12,6 +12,7 @@ import argparse
 def _cmd_search(args: argparse.Namespace) -> int:
     import polars as pl  # noqa: PLC0415
 
+    from governance.search.hybrid import FUSION  # noqa: PLC0415
     from governance.search.index import SearchIndex, index_dir  # noqa: PLC0415
 
     settings = getattr(args, "settings", None)
@@ -25,15 +26,15 @@ def _cmd_search(args: argparse.Namespace) -> int:
     with pl.Config(tbl_rows=args.k, fmt_str_lengths=60, tbl_width_chars=200, tbl_hide_dataframe_shape=True,
                    tbl_hide_column_data_types=True):
         print(shown.with_columns(pl.col(pl.Float64).round(4)))
-    print(f"{args.method}: rrf = Σ 1/(60 + rank) over BM25 and MiniLM (rank null: not in that component's top "
-          f"100); {index.size:,} products, dense search {index.dense.method}")
+    print(f"{args.method}; hybrid = {FUSION} (rank null: not in that component's top 100); "
+          f"{index.size:,} products, dense search {index.dense.method}")
     return 0
 
 
 def add_commands(sub) -> None:
     p = sub.add_parser("search", help="search the shop's products (BM25 + MiniLM, fused); shows each score",
                        description="Rank the shop's products for a query with the search index built by the "
-                                   "search stage: the hybrid (reciprocal-rank fusion) with BM25's and MiniLM's "
+                                   "search stage: the hybrid (coverage-weighted z-score fusion) with BM25's and MiniLM's "
                                    "score and rank beside each product.")
     p.add_argument("query")
     p.add_argument("-k", type=int, default=10, help="how many products (default 10)")

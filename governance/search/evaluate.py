@@ -29,7 +29,7 @@ import numpy as np
 import polars as pl
 
 from governance.search.dense import embed_products, encode_queries, encode_queries_cached
-from governance.search.hybrid import RRF_K
+from governance.search.hybrid import RRF_K, fuse_scores
 from governance.search.lexical import LexicalIndex
 
 METHODS = ("bm25", "dense", "hybrid")
@@ -146,16 +146,18 @@ def evaluate_crowdflower(path: Path, *, cache_path: Path | None = None, random_s
     # BM25: one score vector per query over the whole file's products (IDF over the distinct texts)
     pidx = frame["product"].to_numpy()
     qidx = frame["query"].replace_strict(qpos, return_dtype=pl.Int64).to_numpy()
+    dense = (qvec[qidx] * matrix[pidx]).sum(axis=1).astype(np.float64)
     bm25 = np.zeros(frame.height, dtype=np.float64)
-    for q, i in qpos.items():  # one sparse row sum per query (261), not a loop over pairs
+    hybrid = np.zeros(frame.height, dtype=np.float64)
+    for q, i in qpos.items():  # one sparse row sum and one fusion per query (261), not a loop over pairs
         rows = np.flatnonzero(qidx == i)
         bm25[rows] = lexical.scores(q)[pidx[rows]]
-    dense = (qvec[qidx] * matrix[pidx]).sum(axis=1)
-    judged = frame.with_columns(pl.Series("bm25", bm25), pl.Series("dense", dense.astype(np.float64)),
+        hybrid[rows] = fuse_scores(bm25[rows], dense[rows], lexical.coverage(q))
+    judged = frame.with_columns(pl.Series("bm25", bm25), pl.Series("dense", dense), pl.Series("hybrid", hybrid),
                                 exp_gain(pl.col("rating") - 1).alias("gain"), (pl.col("rating") == 4).alias("relevant"))
     judged = judged.with_columns(_rrf_expr())
     rng = np.random.default_rng(0)
-    score_cols = {"bm25": "bm25", "dense": "dense", "hybrid": "hybrid"}
+    score_cols = {"bm25": "bm25", "dense": "dense", "hybrid": "hybrid", "rrf": "rrf"}
     per_query = _per_query(judged, score_cols)
     # random order: the mean of `random_seeds` shuffles
     rand = []
@@ -174,11 +176,12 @@ def evaluate_crowdflower(path: Path, *, cache_path: Path | None = None, random_s
 
 
 def _rrf_expr() -> pl.Expr:
-    """RRF over each query's candidates; a candidate with BM25 0 (no query word) is not retrieved by BM25."""
+    """The previous hybrid, kept as a reference row: RRF over each query's candidates; a candidate with
+    BM25 0 (no query word) is not retrieved by BM25."""
     r_b = pl.when(pl.col("bm25") > 0).then(pl.col("bm25").rank("min", descending=True).over(
         pl.col("query"), pl.col("bm25") > 0))
     r_d = pl.col("dense").rank("min", descending=True).over("query")
-    return ((1.0 / (RRF_K + r_b)).fill_null(0.0) + 1.0 / (RRF_K + r_d)).alias("hybrid")
+    return ((1.0 / (RRF_K + r_b)).fill_null(0.0) + 1.0 / (RRF_K + r_d)).alias("rrf")
 
 
 def _per_query(judged: pl.DataFrame, score_cols: dict[str, str]) -> pl.DataFrame:
@@ -205,10 +208,11 @@ def _latency_crowdflower(lexical: LexicalIndex, matrix: np.ndarray, queries: lis
 def measure_latency(index, queries: list[str], depth: int | None = None) -> dict[str, dict]:
     """Per-query latency of each method over the whole catalogue, query encoding included.
 
-    Each query is run once: BM25, then MiniLM encoding + dense search, then the fusion; the hybrid's
-    time is the sum of the three (it runs them one after the other).
+    Each query is run once per method, each call on its own: BM25; MiniLM encoding + dense search;
+    MiniLM encoding + the hybrid (BM25 over the catalogue, dense search, exact cosines of the
+    candidates, fusion).
     """
-    from governance.search.hybrid import fuse_lists  # noqa: PLC0415
+    from governance.search.hybrid import hybrid_search  # noqa: PLC0415
     from governance.search.index import DEPTH  # noqa: PLC0415
 
     depth = depth or DEPTH
@@ -216,15 +220,15 @@ def measure_latency(index, queries: list[str], depth: int | None = None) -> dict
     index.encode_query("warm up")
     for q in queries:
         t0 = time.perf_counter()
-        li, _ = index.lexical.search(q, depth)
+        index.lexical.search(q, depth)
         t1 = time.perf_counter()
-        di, _ = index.dense.search(index.encode_query(q), depth)
+        index.dense.search(index.encode_query(q), depth)
         t2 = time.perf_counter()
-        fuse_lists([li, di])
+        hybrid_search(index.lexical, index.dense, q, index.encode_query(q), depth)
         t3 = time.perf_counter()
         times["bm25"].append(t1 - t0)
         times["dense"].append(t2 - t1)
-        times["hybrid"].append(t3 - t0)
+        times["hybrid"].append(t3 - t2)
     return {m: percentiles(v) for m, v in times.items()}
 
 
@@ -238,7 +242,7 @@ def _summary(dataset: str, per_query: pl.DataFrame, latency: dict, build: dict, 
         s = s.with_columns(pl.lit(None, pl.Float64).alias("recall@100"))
     lat = pl.DataFrame([{"method": m, **v, "build_s": build.get(m)} for m, v in latency.items()],
                        schema={"method": pl.String, "p50_ms": pl.Float64, "p95_ms": pl.Float64, "build_s": pl.Float64})
-    order = {m: i for i, m in enumerate((*METHODS, "random"))}
+    order = {m: i for i, m in enumerate((*METHODS, "rrf", "random"))}
     return (s.join(lat, on="method", how="left")
             .select("dataset", "method", "queries", "ndcg@10", "mrr", "recall@100", "p50_ms", "p95_ms", "build_s")
             .sort(pl.col("method").replace_strict(order, default=99)))
@@ -278,16 +282,14 @@ def evaluate_shop(index, query_clicks: pl.DataFrame, *, max_queries: int | None 
     t0 = time.perf_counter()
     qvec = encode_queries_cached(qs, query_cache)
     encode_s = time.perf_counter() - t0
-    from governance.search.hybrid import fuse_lists  # noqa: PLC0415
+    from governance.search.hybrid import fuse_lists, hybrid_search  # noqa: PLC0415
 
     ids = index.products["product_id"]
     rows_q, rows_m, rows_i, rows_r = [], [], [], []
-    dense = index.dense.search_many(qvec, RECALL_DEPTH) if qs else []
     for i, q in enumerate(qs):  # one retrieval per distinct query (the unit of evaluation)
-        li, _ = index.lexical.search(q, RECALL_DEPTH)
-        di = dense[i]
-        hi, _ = fuse_lists([li, di])
-        for m, items in (("bm25", li), ("dense", di), ("hybrid", hi[:RECALL_DEPTH])):
+        hi, _, (li, _), (di, _) = hybrid_search(index.lexical, index.dense, q, qvec[i], RECALL_DEPTH)
+        ri, _ = fuse_lists([li, di], RRF_K)
+        for m, items in (("bm25", li), ("dense", di), ("hybrid", hi[:RECALL_DEPTH]), ("rrf", ri[:RECALL_DEPTH])):
             rows_q.append(np.full(items.size, i))
             rows_m.append(np.full(items.size, m))
             rows_i.append(items)
@@ -304,7 +306,7 @@ def evaluate_shop(index, query_clicks: pl.DataFrame, *, max_queries: int | None 
               .with_columns(pl.col("gain").fill_null(0.0), pl.col("gain").is_not_null().alias("relevant")))
     per_query, recall_rows = [], []
     n_judged = judged.group_by("query").agg(pl.len().alias("judged"))
-    for m in METHODS:
+    for m in (*METHODS, "rrf"):
         r = ranked.filter(pl.col("method") == m)
         nd = ndcg(r.select("query", "rank", "gain"), judged.select("query", "gain"))
         rr = mrr(r.select("query", "rank", "relevant"), pl.Series(qs, dtype=pl.String))

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from governance.search.dense import DenseIndex, embed_products, encode_query
-from governance.search.hybrid import RRF_K, fuse_lists
+from governance.search.hybrid import FUSION, hybrid_search
 from governance.search.lexical import LexicalIndex
 
 #: each component's depth before fusion
@@ -45,32 +45,33 @@ class SearchIndex:
         di, ds = self.dense.search(qv, depth)
         return li, ls, di, ds
 
+    def hybrid(self, query: str, query_vector: np.ndarray | None = None, depth: int = DEPTH):
+        """:func:`governance.search.hybrid.hybrid_search` over this index."""
+        qv = self.encode_query(query) if query_vector is None else query_vector
+        return hybrid_search(self.lexical, self.dense, query, qv, depth)
+
     def search(self, query: str, k: int = 10, *, depth: int = DEPTH, method: str = "hybrid",
                query_vector: np.ndarray | None = None) -> pl.DataFrame:
-        """The top ``k`` products for ``query`` with each component's score and rank."""
-        li, ls, di, ds = self.component_rankings(query, query_vector, max(depth, k))
+        """The top ``k`` products for ``query`` with each component's score and rank (and the hybrid's)."""
+        items, fused, (li, ls), (di, ds) = self.hybrid(query, query_vector, max(depth, k))
+        hybrid = pl.DataFrame({"i": items, "hybrid": fused.astype(np.float64)})
         if method == "bm25":
-            items = li[:k]
+            top = li[:k]
         elif method == "dense":
-            items = di[:k]
+            top = di[:k]
         else:
-            items, _ = fuse_lists([li, di], RRF_K)
-            items = items[:k]
-        return self.explain(items, li, ls, di, ds)
+            top = items[:k]
+        return self.explain(top, li, ls, di, ds, hybrid)
 
-    def explain(self, items, li, ls, di, ds) -> pl.DataFrame:
+    def explain(self, items, li, ls, di, ds, hybrid: pl.DataFrame) -> pl.DataFrame:
         comp = pl.DataFrame({"i": np.asarray(items, dtype=np.int64)}).with_row_index("rank", offset=1)
         lex = pl.DataFrame({"i": li, "bm25": ls.astype(np.float64)}).with_row_index("bm25_rank", offset=1)
         den = pl.DataFrame({"i": di, "dense": ds.astype(np.float64)}).with_row_index("dense_rank", offset=1)
-        out = (comp.join(lex, on="i", how="left").join(den, on="i", how="left")
-               .with_columns((pl.when(pl.col("bm25_rank").is_not_null()).then(1.0 / (RRF_K + pl.col("bm25_rank")))
-                              .otherwise(0.0)
-                              + pl.when(pl.col("dense_rank").is_not_null()).then(1.0 / (RRF_K + pl.col("dense_rank")))
-                              .otherwise(0.0)).alias("rrf")))
+        out = comp.join(hybrid, on="i", how="left").join(lex, on="i", how="left").join(den, on="i", how="left")
         prods = self.products.with_row_index("i").with_columns(pl.col("i").cast(pl.Int64))
         cols = [c for c in PRODUCT_COLUMNS if c in prods.columns]
         return (out.join(prods.select("i", *cols), on="i", how="left").sort("rank")
-                .select("rank", *cols, "rrf", "bm25", "bm25_rank", "dense", "dense_rank"))
+                .select("rank", *cols, "hybrid", "bm25", "bm25_rank", "dense", "dense_rank"))
 
     # ------------------------------------------------------------------ persistence
 
@@ -86,7 +87,7 @@ class SearchIndex:
         self.lexical.save(tmp / "bm25")
         self.dense.save(tmp)
         (tmp / "manifest.json").write_text(json.dumps({
-            "products": self.size, "dense_method": self.dense.method, "rrf_k": RRF_K, "depth": DEPTH,
+            "products": self.size, "dense_method": self.dense.method, "fusion": FUSION, "depth": DEPTH,
             "bm25": {"k1": self.lexical.k1, "b": self.lexical.b, "fields": dict(self.lexical.fields)},
             "timings": self.timings}, indent=2))
         if directory.exists():

@@ -107,6 +107,11 @@ class LexicalIndex:
             return np.zeros(self.n_docs, dtype=np.float32)
         return np.asarray(self.model.get_scores(words), dtype=np.float32)
 
+    def coverage(self, query: str) -> float:
+        """Share of the query's words (tokens as indexed) that occur in the catalogue; 0 for none."""
+        words = tokenize_query(query)
+        return sum(w in self.model.vocab_dict for w in words) / len(words) if words else 0.0
+
     def search(self, query: str, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Indices and scores of the top ``k`` products with a positive score, best first."""
         s = self.scores(query)
