@@ -277,6 +277,10 @@ class Lake:
 
     @classmethod
     def at(cls, root: str | os.PathLike) -> Lake:
+        if "://" in str(root):  # an object store (s3://bucket/prefix): governance/object_store.py
+            from governance.object_store import ObjectLake
+
+            return ObjectLake.at(str(root))
         return cls(Path(root).resolve())
 
     @property
@@ -576,6 +580,10 @@ class Catalog:
 
     @classmethod
     def at(cls, path: str | os.PathLike, lake: Lake) -> Catalog:
+        if not isinstance(lake, Lake):  # an object-store lake's catalog: governance/object_store.py
+            from governance.object_store import ObjectCatalog
+
+            return ObjectCatalog.at(path, lake)
         return cls(Path(path).resolve(), lake)
 
     def view_sql(self, layer: str, table: str) -> str:
