@@ -3,10 +3,15 @@ daily and snapshot jobs, a sensor on the landing zone and a nightly schedule."""
 
 from __future__ import annotations
 
+import functools
+import inspect
+from datetime import timedelta
+
 import dagster as dg
 
 from assets.resources import WarehouseResource
 from governance import landing_watch
+from governance.transient import is_transient
 from governance.contracts import CONTRACTS
 
 DAILY_SOURCES = [c.name for c in CONTRACTS.values() if c.partitioned]
@@ -90,15 +95,137 @@ def landing_zone_sensor(daily: dg.PartitionsDefinition, daily_job, snapshot_job,
     return landing_zone_sensor
 
 
+#: the tables analysts read: a materialization is expected between 06:00 UTC yesterday and 06:00 UTC today
+#: (the nightly schedule runs at 02:00; days landed during the day come in through the sensor)
+ANALYST_LAYERS = ("clean", "labelled", "integrated")
+ANALYST_TABLES = ("quality/report", "reco/recommendations", "search/index")
+FRESHNESS = dg.FreshnessPolicy.cron(deadline_cron="0 6 * * *", lower_bound_delta=timedelta(hours=24))
+#: a snapshot built from days (a roll-up: user keys, integrated users and products, models, indexes) follows
+#: its inputs: once any of them updated since it last ran, and none is still being written
+AFTER_INPUTS = (dg.AutomationCondition.any_deps_updated().since_last_handled()
+                & ~dg.AutomationCondition.any_deps_in_progress()
+                & ~dg.AutomationCondition.in_progress()).with_label("after its inputs update")
+#: assets with no inputs in the graph (the report reads every check result): each morning after the nightly run
+MORNING = dg.AutomationCondition.on_cron("0 5 * * *")
+#: a transient failure (I/O, a locked file or database) is retried in the run, up to this many times
+TRANSIENT_RETRIES = 3
+TRANSIENT_WAIT_SECONDS = 5
+
+
+def analyst_table(key: dg.AssetKey) -> bool:
+    return key.path[0] in ANALYST_LAYERS or key.to_user_string() in ANALYST_TABLES
+
+
+def rollups(graph) -> set[dg.AssetKey]:
+    """Snapshot (unpartitioned) assets downstream of a daily asset: they follow their inputs."""
+    keys = [k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable]
+    daily = {k for k in keys if graph.get(k).partitions_def is not None}
+    return {k for k in keys if k not in daily and daily & set(graph.get_ancestor_asset_keys(k))}
+
+
+def retry_transient(fn, wait_seconds: float | None = None):
+    """The asset body, with a transient failure turned into a retry of the step (``dg.RetryRequested``);
+    any other exception (a data error) fails the step at once, without retries."""
+    if getattr(fn, "__retries_transient__", False) or inspect.iscoroutinefunction(fn):
+        return fn
+    wait_seconds = TRANSIENT_WAIT_SECONDS if wait_seconds is None else wait_seconds
+
+    def retry(exc: BaseException):
+        if is_transient(exc):
+            return dg.RetryRequested(max_retries=TRANSIENT_RETRIES, seconds_to_wait=wait_seconds)
+        return None
+
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as exc:
+                request = retry(exc)
+                if request is None:
+                    raise
+                raise request from exc
+    else:
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                request = retry(exc)
+                if request is None:
+                    raise
+                raise request from exc
+    wrapped.__retries_transient__ = True
+    return wrapped
+
+
+def snapshot_pool(op_name: str) -> str:
+    return f"snapshot_{op_name}"
+
+
+def govern(stages: dg.Definitions, retry_wait_seconds: float | None = None) -> dg.Definitions:
+    """Automation, freshness, retries and pools, attached to every stage's assets in one place.
+
+    * analyst tables (``clean/``, ``labelled/``, ``integrated/``, the report, recommendations, the search
+      index) carry :data:`FRESHNESS` (the UI's asset health shows it; ``freshness: enabled`` in dagster.yaml);
+    * roll-ups follow their inputs by declarative automation (:data:`AFTER_INPUTS`), assets with no graph
+      inputs run each morning (:data:`MORNING`); the daily partitions are driven by the landing-zone sensor
+      and the nightly schedule, so they carry no condition (a day would otherwise run twice);
+    * every asset op retries transient failures (:func:`retry_transient`) and nothing else;
+    * every op writing an unpartitioned asset gets a pool of its own (``snapshot_<op>``, limit 1 from
+      ``concurrency.pools.default_limit``): two runs never write one snapshot at once; runs of one
+      partition are kept apart by the run queue's ``dagster/partition`` limit.
+    """
+    graph = stages.resolve_asset_graph()
+    follow = rollups(graph)
+
+    def spec(s: dg.AssetSpec) -> dg.AssetSpec:
+        changes = {}
+        if s.key in follow:
+            changes["automation_condition"] = AFTER_INPUTS
+        elif s.partitions_def is None and not graph.get(s.key).parent_keys and s.key.to_user_string() in ANALYST_TABLES:
+            changes["automation_condition"] = MORNING
+        # expected fresh each morning: analyst tables that the nightly run or automation updates every day (a
+        # catalog snapshot changes only when a catalog lands, so it has no such promise)
+        if analyst_table(s.key) and (s.partitions_def is not None or "automation_condition" in changes):
+            changes["freshness_policy"] = FRESHNESS
+        return s.replace_attributes(**changes) if changes else s
+
+    governed = stages.map_asset_specs(func=spec)
+    for assets_def in governed.assets or []:
+        if not isinstance(assets_def, dg.AssetsDefinition) or not assets_def.is_executable:
+            continue
+        op = assets_def.op
+        compute = op.compute_fn
+        if hasattr(compute, "decorated_fn"):  # Dagster has no public way to wrap a built op's body
+            op._compute_fn = compute._replace(decorated_fn=retry_transient(compute.decorated_fn, retry_wait_seconds))
+        if assets_def.partitions_def is None and op.pool is None:
+            op._pool = snapshot_pool(op.name)
+    return governed
+
+
+def nightly_schedule(daily: dg.PartitionsDefinition, daily_job) -> dg.ScheduleDefinition:
+    """02:00 UTC: yesterday's partition end to end — always yesterday, even when a file dated later landed
+    (the partitions then reach past yesterday and "the latest partition" would be that later day)."""
+
+    @dg.schedule(cron_schedule="0 2 * * *", job=daily_job, execution_timezone="UTC", name="nightly_lifecycle",
+                 description="Every night at 02:00 UTC: yesterday's partition end to end. Turn it on in the UI "
+                             "(Automation → nightly_lifecycle) or with `dagster schedule start nightly_lifecycle`.")
+    def nightly_lifecycle(context: dg.ScheduleEvaluationContext):
+        day = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
+        if not daily.has_partition_key(day):
+            return dg.SkipReason(f"{day} is not a daily partition (before the first landed day)")
+        return dg.RunRequest(run_key=f"nightly:{day}", partition_key=day, tags={"landing/scope": day})
+
+    return nightly_lifecycle
+
+
 def stage_definitions(daily: dg.PartitionsDefinition, stages: dg.Definitions, settings=None) -> dg.Definitions:
     """Jobs over the merged stages, the landing-zone sensor and the nightly schedule."""
     jobs = lifecycle_jobs(stages, daily)
     daily_job = next(j for j in jobs if j.name == "daily_lifecycle")
     snapshot_job = next(j for j in jobs if j.name == "snapshots")
-    nightly = dg.build_schedule_from_partitioned_job(
-        daily_job, hour_of_day=2, name="nightly_lifecycle",
-        description="Every night at 02:00 UTC: yesterday's partition end to end. Turn it on in the UI "
-                    "(Automation → nightly_lifecycle) or with `dagster schedule start nightly_lifecycle`.")
+    nightly = nightly_schedule(daily, daily_job)
     return dg.Definitions(jobs=jobs, sensors=[landing_zone_sensor(daily, daily_job, snapshot_job,
                                                                       settings.sensor_interval if settings else 60)],
                           schedules=[nightly])

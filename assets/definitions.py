@@ -23,8 +23,8 @@ def build_definitions(**overrides) -> dg.Definitions:
     """
     settings = Settings.load(**overrides)
     daily = daily_partitions(settings)
-    stages = dg.Definitions.merge(*(stage.stage_definitions(daily, settings) for stage in STAGES),
-                                  dg.Definitions(resources=governance_resources(**overrides)))
+    stages = automation.govern(dg.Definitions.merge(*(stage.stage_definitions(daily, settings) for stage in STAGES),
+                                                    dg.Definitions(resources=governance_resources(**overrides))))
     return dg.Definitions.merge(stages, automation.stage_definitions(daily, stages, settings))
 
 
