@@ -1,7 +1,8 @@
 """What partition commits cost a write: the lake's transactional write (version folder, SHA-256,
-fsync, manifest, commit record, link swing) against a bare "write a temporary file and rename it".
+fsync, manifest, commit record, link swing, view tree) against a bare "write a temporary file and
+rename it"; and what publishing the catalog's view tree costs one commit in a lake of many partitions.
 
-    nice .venv/bin/python bench/storage.py [--rows 10000 1000000] [--repeat 5]
+    nice .venv/bin/python bench/storage.py [--rows 10000 1000000] [--repeat 5] [--tables 30 --days 365]
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import statistics
 import tempfile
 import time
 import uuid
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +46,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--tables", type=int, default=30, help="tables of the big lake for the view-tree figure")
+    parser.add_argument("--days", type=int, default=365, help="daily partitions per table of the big lake")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.1f}")
     for rows in args.rows:
@@ -65,6 +69,30 @@ def main() -> None:
             print(f"{rows:>10,} rows ({size / 2**20:.1f} MiB): bare write+rename {b * 1000:8.1f} ms, lake write "
                   f"{l * 1000:8.1f} ms (+{(l - b) * 1000:.1f} ms, {100 * (l - b) / b:+.0f}%), 3-table transaction "
                   f"{x * 1000:8.1f} ms")
+
+    view_tree_cost(args.tables, args.days, args.repeat)
+
+
+def view_tree_cost(tables: int, days: int, repeat: int) -> None:
+    """One small commit in a lake of ``tables`` × ``days`` partitions: the whole write, and the view
+    tree's share (a new folder of links for the touched table, one link per table, one rename)."""
+    tiny = pl.DataFrame({"a": [1]})
+    dates = [(date(2024, 1, 1) + timedelta(days=d)).isoformat() for d in range(days)]
+    with tempfile.TemporaryDirectory() as tmp:
+        lake = Lake.at(Path(tmp) / "lake")
+        with lake.transaction():
+            for t in range(tables):
+                for d in dates:
+                    lake.write("clean", f"table_{t:03d}", tiny, d)
+        t_write, t_tree = [], []
+        for i in range(repeat):
+            t = time.perf_counter(); lake.write("clean", "table_000", tiny, dates[i]); t_write.append(time.perf_counter() - t)
+            version = lake.partition_dir("clean", "table_000", dates[i]) / os.readlink(
+                lake.partition_dir("clean", "table_000", dates[i]) / "current")
+            t = time.perf_counter(); lake.views.publish([version]); t_tree.append(time.perf_counter() - t)
+        print(f"lake of {tables} tables x {days} days ({tables * days:,} partitions): one 1-row commit "
+              f"{statistics.median(t_write) * 1000:.1f} ms, of which the view tree "
+              f"{statistics.median(t_tree) * 1000:.1f} ms (median of {repeat})")
 
 
 if __name__ == "__main__":

@@ -17,16 +17,18 @@ record ``_meta/tx/<txid>.json`` naming every version is written atomically — *
 (3) each partition's ``current`` link is swung to its new version (an atomic rename); (4) superseded
 versions and the record are removed. A writer killed before (2) leaves only unreferenced version
 directories, removed by the next write of that partition; one killed after (2) is rolled forward by
-the next reader or writer of the lake. Readers, and the catalog's views (``*/current/*.parquet``),
-follow only ``current``, so a partition is published whole, in every layer, or not at all; a folder
-without ``current`` is absent. A single :meth:`Lake.write` outside a transaction is its own transaction.
+the next reader or writer of the lake. Readers follow only ``current``, so a partition is published
+whole, in every layer, or not at all; a folder without ``current`` is absent. The catalog's views read a
+:class:`ViewTree` instead — links for the whole lake swung by one rename after step (3) — because a
+plain DuckDB session cannot roll a transaction forward. A single :meth:`Lake.write` outside a
+transaction is its own transaction.
 
 Each table partition is written under an exclusive ``flock`` on its ``.lock`` file while it is
 committed, so two runs of one partition serialise (the last commit wins, whole); a transaction's own
 ``_meta/tx/<txid>.lock`` is held for its lifetime, which is how a later run tells a live writer's
 version directory from a dead one's (the kernel releases the lock of a killed process).
 
-The DuckDB catalog holds only *views* over the lake's globs: derived state. Writers never write
+The DuckDB catalog holds only *views* over the view tree's globs: derived state. Writers never write
 rows into DuckDB, so any number of partitions can be materialized in parallel; the catalog is
 written only when a view is missing or stale, and every registration re-creates whatever views the
 lake has and the catalog lacks (nothing trusts a marker file). :meth:`Catalog.rebuild` makes it again
@@ -269,6 +271,156 @@ class Transaction:
         self._lock_path.unlink(missing_ok=True)
 
 
+VIEWS_DIR = "_meta/views"
+VIEWS_HEAD = "head"
+
+
+@dataclass(frozen=True)
+class ViewTree:
+    """What the catalog's views read: one tree of links for the whole lake, published by ONE atomic
+    rename, so a DuckDB session opened on the catalog never sees half of a transaction — even when its
+    writer was killed between two partitions' ``current`` swings (the Lake's own readers roll such a
+    transaction forward first; a plain DuckDB session cannot)::
+
+        _meta/views/head -> g-<id>                                   (swung once per transaction)
+        _meta/views/g-<id>/<layer>/<table> -> ../../t/<layer>/<table>/<id'>
+        _meta/views/t/<layer>/<table>/<id'>/<partition> -> …/<layer>/<table>/<partition>/v-<txid>
+
+    A transaction's tree is the previous tree with its own partitions' links replaced — never read from
+    other partitions' ``current``, which another writer may be swinging — and only the tables it touched
+    get a new table folder, so a commit costs O(tables + partitions of the touched tables). The previous
+    trees stay (:data:`KEEP_TREES`) for queries in flight; older ones and crashed builds are removed.
+    Links are relative, so a lake can be copied or moved."""
+
+    root: Path
+    KEEP_TREES = 3
+
+    @property
+    def base(self) -> Path:
+        return self.root / VIEWS_DIR
+
+    @property
+    def head(self) -> Path:
+        return self.base / VIEWS_HEAD
+
+    def glob(self, layer: str, table: str) -> str:
+        return str(self.head / layer / table / "*" / "*.parquet")
+
+    @staticmethod
+    def _links(folder: Path) -> dict[str, str]:
+        """A table folder of the tree: partition folder → version folder name."""
+        return {p.name: os.readlink(p).rsplit("/", 1)[-1] for p in sorted(folder.iterdir()) if p.is_symlink()}
+
+    @staticmethod
+    def _committed(table_dir: Path) -> dict[str, str]:
+        """A lake table's partitions: partition folder → its ``current`` version folder name."""
+        return {p.name: os.readlink(p / CURRENT) for p in sorted(table_dir.iterdir())
+                if (p / CURRENT).is_symlink() and (p / CURRENT).exists()}
+
+    def tables(self) -> list[tuple[str, str]]:
+        """(layer, table) of every table the published tree shows at least one readable partition of
+        (a table folder removed from the lake by hand leaves only dangling links)."""
+        if not self.head.is_dir():
+            return []
+        return [(layer.name, table.name) for layer in sorted(self.head.iterdir()) if layer.name in LAYERS
+                for table in sorted(layer.iterdir()) if self._readable(table)]
+
+    @staticmethod
+    def _readable(table: Path) -> bool:
+        with os.scandir(table) as links:
+            return any(os.path.exists(link) for link in links)
+
+    def published(self) -> dict[tuple[str, str], dict[str, str]]:
+        """(layer, table) → partition folder → version folder name, as the catalog's views see them."""
+        if not self.head.is_dir():
+            return {}
+        return {(layer_dir.name, table.name): self._links(table)
+                for layer_dir in sorted(p for p in self.head.iterdir() if p.is_dir())
+                for table in sorted(layer_dir.iterdir())}
+
+    def differences(self) -> list[str]:
+        """Where the published tree differs from the lake's committed versions (after a roll-forward
+        there should be none; ``governance catalog check`` reports them, ``rebuild`` mends them)."""
+        published = self.published()
+        problems = []
+        for layer in LAYERS:
+            for tdir in sorted(p for p in (self.root / layer).glob("*") if p.is_dir()):
+                committed = self._committed(tdir)
+                shown = published.get((layer, tdir.name), {})
+                problems += [f"view tree: {layer}.{tdir.name} {partition} shows {shown.get(partition)}, committed {version}"
+                             for partition, version in committed.items() if shown.get(partition) != version]
+        return problems
+
+    def publish(self, versions: Iterable[Path] | None) -> None:
+        """Publish a transaction's version folders (``None``: rebuild the whole tree from the lake's
+        ``current`` links — for ``catalog rebuild`` and a lake without a tree)."""
+        self.base.mkdir(parents=True, exist_ok=True)
+        with _flock(self.base / PARTITION_LOCK):
+            carried = self.head.resolve() if versions is not None and self.head.is_dir() else None
+            changed: dict[tuple[str, str], dict[str, str]] = {}
+            if carried is None:  # the whole tree, from the lake's current links
+                for layer in LAYERS:
+                    for tdir in sorted(p for p in (self.root / layer).glob("*") if p.is_dir()):
+                        if links := self._committed(tdir):
+                            changed[(layer, tdir.name)] = links
+            else:  # the published tree with this transaction's partitions replaced
+                for version in versions:
+                    pdir = version.parent
+                    layer, table = pdir.parent.parent.name, pdir.parent.name
+                    if (layer, table) not in changed:
+                        shown = carried / layer / table
+                        changed[(layer, table)] = (self._links(shown) if shown.is_dir()
+                                                   else self._committed(pdir.parent))  # new to the tree
+                    changed[(layer, table)][pdir.name] = version.name
+            gen_id = _new_txid()
+            gen = self.base / f"g-{gen_id}"
+            new_dirs = []
+            for (layer, table), links in sorted(changed.items()):
+                tdir = self.base / "t" / layer / table / gen_id
+                tdir.mkdir(parents=True)
+                for partition, version in sorted(links.items()):
+                    os.symlink(f"../../../../../../{layer}/{table}/{partition}/{version}", tdir / partition)
+                new_dirs.append(tdir)
+            carried = self.head.resolve() if versions is not None and self.head.is_dir() else None
+            for layer in LAYERS:
+                keys = sorted({t for (lay, t) in changed if lay == layer} |
+                              ({t.name for t in (carried / layer).iterdir()} if carried and (carried / layer).is_dir() else set()))
+                if not keys:
+                    continue
+                (gen / layer).mkdir(parents=True)
+                for table in keys:
+                    target = (f"../../t/{layer}/{table}/{gen_id}" if (layer, table) in changed
+                              else os.readlink(carried / layer / table))
+                    os.symlink(target, gen / layer / table)
+                new_dirs.append(gen / layer)
+            gen.mkdir(exist_ok=True)
+            with ThreadPoolExecutor(max_workers=8) as pool:  # the new tree on disk before head names it
+                list(pool.map(_fsync_dir, [*new_dirs, gen]))
+            link = self.base / f".{VIEWS_HEAD}.{gen_id}.tmp"
+            os.symlink(gen.name, link)
+            os.replace(link, self.head)  # ← the views see the transaction, whole
+            _fsync_dir(self.base)
+            self._collect_garbage()
+
+    def _collect_garbage(self) -> None:
+        """Keep the newest trees (head among them) for queries in flight; remove the rest, the table
+        folders no kept tree uses, and links of crashed swings. Call with the tree's lock held."""
+        for tmp in self.base.glob(f".{VIEWS_HEAD}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+        head = os.readlink(self.head) if self.head.is_symlink() else None
+        gens = sorted((p for p in self.base.glob("g-*")), key=lambda p: p.name)
+        keep = {p.name for p in gens[-self.KEEP_TREES:]} | ({head} if head else set())
+        for gen in gens:
+            if gen.name not in keep:
+                shutil.rmtree(gen, ignore_errors=True)
+        used = {os.readlink(link).removeprefix("../../")  # "t/<layer>/<table>/<id>"
+                for gen in keep for layer in (self.base / gen).iterdir() if layer.is_dir()
+                for link in layer.iterdir()}
+        for tdir in self.base.glob("t/*/*/*"):
+            if tdir.relative_to(self.base).as_posix() not in used:
+                shutil.rmtree(tdir, ignore_errors=True)
+
+
 @dataclass(frozen=True)
 class Lake:
     """Partitioned Parquet files under one root directory, published by partition commits."""
@@ -299,8 +451,14 @@ class Lake:
         """The committed file of one part (through the partition's ``current`` link)."""
         return self.partition_dir(layer, table, partition) / CURRENT / f"{part}.parquet"
 
+    @property
+    def views(self) -> ViewTree:
+        return ViewTree(self.root)
+
     def glob(self, layer: str, table: str) -> str:
-        return str(self.table_dir(layer, table) / "*" / CURRENT / "*.parquet")
+        """What the catalog's view of a table reads: the published view tree (see :class:`ViewTree`)."""
+        self.table_dir(layer, table)  # validates the layer
+        return self.views.glob(layer, table)
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -428,6 +586,7 @@ class Lake:
             os.replace(link, pdir / CURRENT)
         with ThreadPoolExecutor(max_workers=8) as pool:  # the links on disk before old versions go
             list(pool.map(_fsync_dir, [v.parent for v in versions]))
+        self.views.publish([v for v in versions if v.is_dir()])  # the catalog's views: all at once
         for version in versions:
             self._drop_old_versions(version.parent)
 
@@ -628,10 +787,12 @@ class Catalog:
         _VIEWS_SEEN[self.path] = (state, views)
         return dict(views)
 
-    def _plan(self, existing: dict[tuple[str, str], str] | None, also: Iterable[tuple[str, str]] = ()) -> tuple[
+    def _plan(self, existing: dict[tuple[str, str], str] | None) -> tuple[
             list[tuple[str, str]], list[tuple[str, str]]]:
         """Views to (re)create — missing or stale — and views to drop (their table has no committed data)."""
-        wanted = set(self.lake.tables()) | {t for t in also if any(Path(self.lake.table_dir(*t)).glob(f"*/{CURRENT}/*.parquet"))}
+        # what the views can read: tables in the published view tree (a table whose first commit has
+        # swung its links but not yet published the tree would make DuckDB refuse the view: "No files found")
+        wanted = set(self.lake.views.tables())
         existing = existing or {}
         create = sorted(t for t in wanted
                         if existing.get(t) is None or f"read_parquet('{self.lake.glob(*t)}'" not in existing[t])
@@ -646,15 +807,17 @@ class Catalog:
         is held by someone else; a warning says so and the next run retries)."""
         self.lake.table_dir(layer, table)  # validates the layer
         self.lake.recover()
+        if not self.lake.views.head.is_dir() and self.lake.tables():  # a lake written before the view tree
+            self.lake.views.publish(None)
         try:
             existing = self.views()
         except duckdb.Error as exc:  # not a DuckDB file any more: derived state, so make it again
             return self._replace_broken(exc)
-        create, drop = self._plan(existing, also=[(layer, table)])
+        create, drop = self._plan(existing)
         if existing is not None and not create and not drop:
             return "current"
         if existing is None:  # someone holds it read-write: only the writer's retry can tell when it is free
-            create, drop = self._plan({}, also=[(layer, table)])
+            create, drop = self._plan({})
         return self._apply(create, drop)
 
     def rebuild(self) -> dict[str, int]:
@@ -662,6 +825,7 @@ class Catalog:
         written before partition commits has its partitions adopted first."""
         self.lake.recover()
         adopted = self.lake.adopt_legacy()
+        self.lake.views.publish(None)  # the view tree again, from the lake's committed versions
         try:
             existing = self.views()
         except duckdb.Error as exc:

@@ -35,6 +35,8 @@ def check(catalog) -> list[str]:
     create, drop = catalog._plan(catalog.views())
     problems += [f"view {layer}.{table} is missing or stale" for layer, table in create]
     problems += [f"view {layer}.{table} has no committed data" for layer, table in drop]
+    catalog.lake.recover()
+    problems += catalog.lake.views.differences()
     for layer, table in catalog.lake.tables():
         if (layer, table) not in create:
             try:

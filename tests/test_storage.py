@@ -125,3 +125,40 @@ def test_a_crash_during_a_days_first_write_leaves_the_day_absent_and_the_next_da
     lake.write("raw", "events", pl.DataFrame({"a": [3]}), "2026-11-10")  # the next run of the day
     assert [p.name for p in day.iterdir() if p.name.startswith("v-")] == [os.readlink(day / "current")]
     assert catalog.query("select count(*) as n from raw.events")["n"][0] == 2
+
+
+def test_the_view_tree_publishes_a_transaction_whole_and_never_another_writers_half(tmp_path):
+    """The catalog's views read one tree of links swung by one rename: a transaction appears in every
+    table at once, and a commit never picks up another writer's half-swung partitions."""
+    lake = Lake.at(tmp_path / "lake")
+    with lake.transaction():
+        lake.write("raw", "events", pl.DataFrame({"a": [1, 2]}), "2026-01-01")
+        lake.write("quarantine", "events", pl.DataFrame({"a": [9]}), "2026-01-01", part="collection")
+    lake.write("raw", "events", pl.DataFrame({"a": [3]}), "2026-01-02")
+    published = lake.views.published()
+    assert set(published) == {("raw", "events"), ("quarantine", "events")}
+    assert lake.views.differences() == []
+    # another writer swung day 1's `current` but died before publishing (its record is gone): a later
+    # commit of day 2 must carry day 1's PUBLISHED link, not the half-published one
+    day1 = lake.partition_dir("raw", "events", "2026-01-01")
+    shown_before = published[("raw", "events")]["date=2026-01-01"]
+    stray = day1 / "v-stray"
+    stray.mkdir()
+    (day1 / "current").unlink()
+    os.symlink("v-stray", day1 / "current")
+    day2 = lake.partition_dir("raw", "events", "2026-01-02")
+    lake.views.publish([day2 / os.readlink(day2 / "current")])  # day 2's (already committed) version again
+    assert lake.views.published()[("raw", "events")]["date=2026-01-01"] == shown_before
+    assert lake.views.differences() == [
+        f"view tree: raw.events date=2026-01-01 shows {shown_before}, committed v-stray"]
+    # DuckDB reads through the tree, and the catalog's views follow it
+    catalog = Catalog.at(tmp_path / "warehouse.duckdb", lake)
+    os.unlink(day1 / "current")
+    os.symlink(shown_before, day1 / "current")
+    catalog.register("raw", "events")
+    assert catalog.query('select sum(a) as s from raw.events')["s"].item() == 6
+    assert catalog.query('select sum(a) as s from quarantine.events')["s"].item() == 9
+    # old trees beyond the kept ones are removed
+    for i in range(5):
+        lake.write("raw", "events", pl.DataFrame({"a": [i]}), "2026-01-03")
+    assert len(list((lake.root / "_meta" / "views").glob("g-*"))) == lake.views.KEEP_TREES

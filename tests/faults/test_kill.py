@@ -133,13 +133,15 @@ def _views_read(root: Path) -> list[str]:
 
 
 def _views_show_one_state(root: Path, world: World) -> bool:
-    """Through DuckDB, before any lake access (no roll-forward): the day's counts are S0's or the new ones."""
+    """Through DuckDB, before any lake access (no roll-forward), reading what the catalog's views read
+    (the published view tree): the day's counts are S0's or the new ones, never a mix."""
     con = duckdb.connect(str(root / "warehouse.duckdb"), read_only=True)
+    views = Lake.at(root / "lake").views.head
     try:
         got = {}
         for stage, parts in STAGES.items():
             for layer, table, part in parts:
-                files = sorted((root / "lake" / layer / table / f"date={DAY}" / CURRENT).glob(f"{part}.parquet"))
+                files = sorted((views / layer / table / f"date={DAY}").glob(f"{part}.parquet"))
                 got[f"{layer}.{table}.{part}"] = (con.execute(f"select count(*) from read_parquet('{files[0]}')").fetchall()[0][0]
                                                   if files else -1)
     finally:
@@ -178,6 +180,8 @@ def _invariants(root: Path, world: World) -> tuple[list[str], int]:
             problems.append(f"{pdir.relative_to(root)}: committed version without a manifest")
     leftovers = [p for p in (root / "lake").rglob("*") if p.name.endswith(".tmp")]
     leftovers += list((root / "lake" / "_meta" / "tx").glob("*.json"))
+    leftovers += list((root / "lake" / "_meta" / "views").glob("g-*"))[lake.views.KEEP_TREES:]
+    problems += lake.views.differences()  # the catalog's views show exactly the committed versions
     problems += [f"leftover {p.relative_to(root)}" for p in leftovers]
     for layer, table in lake.tables():
         for pdir in (root / "lake" / layer / table).iterdir():
@@ -242,6 +246,7 @@ def _report(outcomes: list[Outcome], name: str) -> None:
     bad = [o for o in outcomes if o.problems]
     assert not bad, "\n".join(f"{o.point}: {o.problems[:4]}" for o in bad[:10])
     assert summary["rows_lost"] == 0
+    assert summary["views_mixed_before_recovery"] == 0  # the catalog's views never show half a transaction
 
 
 def _sweep(world: World, kills: list[str], base: int) -> list[Outcome]:
