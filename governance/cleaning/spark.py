@@ -85,10 +85,18 @@ def _clean_group(lake_root: str, source: str, run_id: str, now: datetime, lookba
     def run(key: Tuple[pa.Scalar, ...], batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:  # noqa: UP006
         day = key[0].as_py()
         partition = day or None
-        table = pa.Table.from_batches(list(batches))
-        # landing order: Spark's shuffle does not keep it, the Parquet row index does
-        raw = pl.from_arrow(table).sort(ORDER).drop(ORDER, DAY)
-        del table
+        # each Arrow batch released once converted; then the landing order, which Spark's shuffle does
+        # not keep and the Parquet row index does, restored column by column (one contiguous chunk
+        # each, as `Lake.read` gives the Polars path) so the day is never held three times
+        arrived = pl.concat([pl.from_arrow(batch) for batch in batches], how="vertical", rechunk=False)
+        order = arrived.get_column(ORDER).arg_sort()
+        columns = []
+        for name in [c for c in arrived.columns if c not in (ORDER, DAY)]:
+            columns.append(arrived.get_column(name).gather(order))
+            arrived = arrived.drop(name)
+        del arrived, order
+        raw = pl.DataFrame(columns)
+        del columns
         lake = Lake.at(lake_root)
         refs = partition_references(lake, source, partition, lookback_days,
                                     shared={name: _from_ipc(data) for name, data in shared.value.items()})
