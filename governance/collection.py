@@ -324,8 +324,11 @@ def _read_csv(data: bytes, contract: SourceContract) -> pl.DataFrame:
     try:
         # short rows read their missing trailing fields as nulls; a row with more fields than the
         # header makes the reader refuse, and only then is the file read the slower way below
-        return pl.read_csv(data, separator=delimiter, infer_schema=False, encoding="utf8-lossy")
+        # the text is valid UTF-8 by now (`decode_landed`), so the reader need not make a lossy copy
+        return pl.read_csv(data, separator=delimiter, infer_schema=False, encoding="utf8")
     except pl.exceptions.ComputeError as exc:
+        if "utf" in str(exc).lower() and "more fields" not in str(exc):
+            return pl.read_csv(data, separator=delimiter, infer_schema=False, encoding="utf8-lossy")
         if "more fields" not in str(exc):
             raise
     names = pl.read_csv(header + b"\n", separator=delimiter, n_rows=0, infer_schema=False,
@@ -1116,6 +1119,12 @@ class _Collector:
         header = b""
         if fmt == "csv":  # every batch is read under the file's header line
             first = _pread_full(fd, min(size - start, self.ctx["max_record_bytes"] + 1), start)
+            if b"\n" not in first:  # a header line over the record limit: as a file read whole
+                del self.seen[digest]
+                raw = self._whole(path, rel, _pread_full(fd, size, 0), digest)
+                if raw is not None:
+                    yield raw
+                return
             header = _header_line(first)
             start += len(header) + 1
             header += b"\n"
