@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TRANSFORMERS_VERBOSITY := error
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 
-.PHONY: demo test dev bench install clean-data
+.PHONY: demo test dev dev-postgres bench install clean-data
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,15 @@ test: $(STAMP)
 dev: export GOVERNANCE_DEMO ?= 1
 dev: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
+
+# the same UI over a PostgreSQL-backed instance (runs, event log, schedules) and quality store: one server,
+# named once in GOVERNANCE_POSTGRES_URL (postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DB)
+dev-postgres: export GOVERNANCE_DEMO ?= 1
+dev-postgres: $(STAMP)
+	@test -n "$$GOVERNANCE_POSTGRES_URL" || { echo "set GOVERNANCE_POSTGRES_URL=postgresql+psycopg2://USER:PASSWORD@HOST:PORT/DB"; exit 1; }
+	mkdir -p $(DAGSTER_HOME)/postgres
+	cp dagster.postgres.yaml $(DAGSTER_HOME)/postgres/dagster.yaml
+	DAGSTER_HOME=$(DAGSTER_HOME)/postgres $(BIN)/dagster dev -w workspace.yaml
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
