@@ -634,7 +634,17 @@ def remap(column: str, reference: str, from_column: str, to_column: str):
         ref = ctx.reference(reference)
         if ref is None or ref.is_empty():
             return f"{reference} lists no ids to remap"
-        return Fix(columns={column: pl.col(column).replace(ref[from_column], ref[to_column])})
+        old, new = ref[from_column], ref[to_column]
+        listed = old.hash().implode()
+
+        def enrich(df: pl.DataFrame) -> pl.DataFrame:
+            # the rows whose id hash is listed (every listed id, and a hash collision at most) are
+            # replaced exactly; the other millions keep their value without a string lookup
+            rows = df.select(pl.col(column).hash().is_in(listed)).to_series().arg_true()
+            values = df[column]
+            return df.with_columns(values.scatter(rows, values.gather(rows).replace(old, new)).alias("__remapped"))
+
+        return Fix(enrich=enrich, columns={column: pl.col("__remapped")})
 
     return build
 
