@@ -34,7 +34,7 @@ import numpy as np
 import polars as pl
 
 from governance.experiments import ab_test
-from governance.experiments.off_policy import estimate, fit_reward_model
+from governance.experiments.off_policy import N_REFIT, estimate, fit_reward_model
 
 SLOTS = 10
 EPSILON = 0.2
@@ -213,8 +213,11 @@ def exploration_log(world: World, seed: int = 11, days: int = DAYS, epsilon: flo
     })
 
 
-def offline_estimates(world: World, log: pl.DataFrame, *, n_boot: int = 500, seed: int = 0) -> pl.DataFrame:
-    """Clicks per search of each arm estimated from the exploration log (IPS, SNIPS, DM, DR)."""
+def offline_estimates(world: World, log: pl.DataFrame, *, n_boot: int = 500, seed: int = 0,
+                      n_refit: int = N_REFIT // 2) -> pl.DataFrame:
+    """Clicks per search of each arm estimated from the exploration log (IPS, SNIPS, DM, DR); DM's
+    and DR's intervals refit the reward model on ``n_refit`` of the bootstrap resamples (100 by
+    default: one logistic fit over the whole log each, shared by both arms)."""
     feats = pl.DataFrame(world.served.features)
     log = log.join(feats, on=["qi", "i"], how="left", maintain_order="left")
 
@@ -224,24 +227,42 @@ def offline_estimates(world: World, log: pl.DataFrame, *, n_boot: int = 500, see
         return np.hstack([onehot, np.log(frame.select("bm25_rank", "dense_rank").to_numpy().astype(np.float32)),
                           world.propensity[frame["user"].to_numpy()][:, None]])
 
-    model = fit_reward_model(x(log), log["click"].to_numpy())
+    x_log = x(log)
     reward = log["click"].to_numpy().astype(np.float64)
-    q_logged = model(x(log))
+    model = fit_reward_model(x_log, reward)
+    q_logged = model(x_log)
     rows = []
+    models: dict[bytes, object] = {}  # one refit per resample, shared by both arms (same draws, same seed)
+
+    def model_for(counts: np.ndarray):
+        key = counts.astype(np.int32).tobytes()
+        if key not in models:
+            models[key] = fit_reward_model(x_log, reward, sample_weight=np.repeat(counts, SLOTS))
+        return models[key]
+
     for variant, ranker in VARIANTS.items():
         target = world.served.lists[ranker][log["qi"].to_numpy(), log["slot"].to_numpy() - 1]
         weight = (log["i"].to_numpy() == target) / log["propensity"].to_numpy()
         tgt = log.select("user", "qi", "slot").with_columns(pl.Series("i", target))
-        tgt = tgt.join(feats, on=["qi", "i"], how="left", maintain_order="left").with_columns(pl.col("bm25_rank", "dense_rank").fill_null(101))
-        q_target = np.where(target >= 0, model(x(tgt)), 0.0)
+        tgt = tgt.join(feats, on=["qi", "i"], how="left", maintain_order="left").with_columns(
+            pl.col("bm25_rank", "dense_rank").fill_null(101))
+        x_tgt = x(tgt)
+        q_target = np.where(target >= 0, model(x_tgt), 0.0)
         # where the arm shows nothing (fewer than 10 results) its reward is known: 0. Such a row
         # counts with weight 1 and reward 0, so SNIPS normalises over every slot, not only filled ones
         empty = target < 0
         weight = np.where(empty, 1.0, weight)
         shape = (-1, SLOTS)  # the log is ordered by search, then slot
+
+        def refit(counts: np.ndarray, x_tgt=x_tgt, empty=empty) -> tuple[np.ndarray, np.ndarray]:
+            """The reward model refitted on one bootstrap resample of searches (each search's count
+            weighs its slots)."""
+            m = model_for(counts)
+            return np.where(empty, 0.0, m(x_log)), np.where(empty, 0.0, m(x_tgt))
+
         for e in estimate(np.where(empty, 0.0, reward).reshape(shape), weight.reshape(shape),
                           np.where(empty, 0.0, q_logged).reshape(shape), q_target.reshape(shape),
-                          n_boot=n_boot, seed=seed):
+                          n_boot=n_boot, seed=seed, refit=refit, n_refit=n_refit):
             rows.append({"variant": variant, "ranker": ranker, **e.as_dict()})
     # the sum over slots = expected clicks per search
     return pl.DataFrame(rows)
