@@ -10,9 +10,12 @@ query is two or three words of one product's title and a noisy copy of that prod
 
 Reported per size: BM25 (bm25s) build and per-query latency; dense exact (one matrix–vector
 product) and HNSW (usearch; connectivity 32, expansion 128/256) build time, latency and the HNSW's
-recall@10 / @100 against exact; the hybrid (BM25 top 100 + dense top 100 → RRF), without and with
-MiniLM encoding of the query text (one thread), which is what a shopper waits for. Single-threaded
-queries; run with `nice` and read the machine load printed at the top.
+recall@10 / @100 against exact — the index's graph (int8, its 100 candidates re-scored with exact
+dot products) and, with ``--baseline-graph``, the previous one (float32, its own top k) as the anchor
+in the same run; the hybrid (``hybrid.hybrid_search``: both top 100s, exact cosines, coverage-weighted
+z-score fusion), without and with MiniLM encoding of the query text (one thread), which is what a
+shopper waits for. Single-threaded queries; run with `nice` and read the machine load printed at
+the top and the end.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from governance.search.dense import DenseIndex, encode_query
-from governance.search.hybrid import fuse_lists
+from governance.search.hybrid import hybrid_search
 from governance.search.lexical import LexicalIndex
 
 VOCAB = 20_000
@@ -77,7 +80,7 @@ def row(size: int, what: str, build_s: float | None, ms: np.ndarray | None, **ex
     return r | extra
 
 
-def bench(size: int, n_queries: int, encode: bool, ann_max: int | None = None) -> list[dict]:
+def bench(size: int, n_queries: int, encode: bool, ann_max: int | None = None, baseline: bool = False) -> list[dict]:
     t = time.perf_counter()
     products, vectors = catalogue(size)
     print(f"  {size:,} products generated in {time.perf_counter() - t:.1f}s", flush=True)
@@ -91,19 +94,22 @@ def bench(size: int, n_queries: int, encode: bool, ann_max: int | None = None) -
     rows.append(row(size, "dense exact", exact.build_seconds, ms))
     ann = None
     if ann_max is None or size <= ann_max:
-        ann = DenseIndex.build(vectors, ann_threshold=0, threads=os.cpu_count() or 1)
-        ms, ann_hits = timed(lambda q: ann.search(q, 100)[0], qv)
-        r10 = np.mean([len(set(a[:10]) & set(e[:10])) / 10 for a, e in zip(ann_hits, exact_hits, strict=True)])
-        r100 = np.mean([len(set(a) & set(e)) / max(len(e), 1) for a, e in zip(ann_hits, exact_hits, strict=True)])
-        rows.append(row(size, "dense hnsw (usearch)", ann.build_seconds, ms, recall_at_10=round(r10, 4),
-                        recall_at_100=round(r100, 4)))
+        graphs = [("f32", 0)] if baseline else []
+        for dtype, candidates in [*graphs, ("i8", 100)]:
+            ann = DenseIndex.build(vectors, ann_threshold=0, threads=os.cpu_count() or 1, dtype=dtype,
+                                   candidates=candidates)
+            ms, ann_hits = timed(lambda q, a=ann: a.search(q, 100)[0], qv)
+            r10 = np.mean([len(set(a[:10]) & set(e[:10])) / 10 for a, e in zip(ann_hits, exact_hits, strict=True)])
+            r100 = np.mean([len(set(a) & set(e)) / max(len(e), 1) for a, e in zip(ann_hits, exact_hits, strict=True)])
+            rows.append(row(size, f"dense {ann.method}", ann.build_seconds, ms, recall_at_10=round(r10, 4),
+                            recall_at_100=round(r100, 4)))
+            print(f"  {rows[-1]}", flush=True)
     dense = ann if size >= 50_000 and ann is not None else exact
     pairs = list(zip(texts, qv, strict=True))
-    ms, _ = timed(lambda p: fuse_lists([lexical.search(p[0], 100)[0], dense.search(p[1], 100)[0]]), pairs)
+    ms, _ = timed(lambda p: hybrid_search(lexical, dense, p[0], p[1], 100), pairs)
     rows.append(row(size, f"hybrid, vector given ({dense.method})", None, ms))
     if encode:
-        ms, _ = timed(lambda p: fuse_lists([lexical.search(p[0], 100)[0], dense.search(encode_query(p[0]), 100)[0]]),
-                      pairs)
+        ms, _ = timed(lambda p: hybrid_search(lexical, dense, p[0], encode_query(p[0]), 100), pairs)
         rows.append(row(size, f"hybrid + MiniLM query encoding ({dense.method})", None, ms))
     del lex_hits
     return rows
@@ -116,13 +122,15 @@ def main() -> None:
     ap.add_argument("--no-encode", action="store_true", help="skip the runs that encode queries with MiniLM")
     ap.add_argument("--ann-max", type=int, default=None,
                     help="build the HNSW graph only up to this many products (its build dominates at 1M)")
+    ap.add_argument("--baseline-graph", action="store_true",
+                    help="also build the previous float32 graph (no re-scoring) as the anchor")
     args = ap.parse_args()
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start", flush=True)
     if not args.no_encode:
         encode_query("warm up")
     rows = []
     for size in args.sizes:
-        rows += bench(size, args.queries, not args.no_encode, args.ann_max)
+        rows += bench(size, args.queries, not args.no_encode, args.ann_max, args.baseline_graph)
         with pl.Config(tbl_rows=100, tbl_cols=20, tbl_width_chars=200, fmt_str_lengths=60):
             print(pl.DataFrame(rows), flush=True)
     print(f"load average {os.getloadavg()[0]:.1f} at the end")

@@ -155,6 +155,15 @@ def test_ann_agrees_with_exact_search_and_survives_a_reload(tmp_path):
     assert again.search(queries[0], 10)[0].tolist() == ann.search(queries[0], 10)[0].tolist()
     idx, sims = exact.search(queries[0], 5)
     assert sims.tolist() == pytest.approx((x[idx] @ queries[0]).tolist(), rel=1e-5)
+    # the int8 graph's candidates come back re-scored with exact float32 dot products, best first
+    idx, sims = ann.search(queries[0], 10)
+    assert "i8" in ann.method and sims.tolist() == pytest.approx((x[idx] @ queries[0]).tolist(), rel=1e-6)
+    assert np.all(np.diff(sims) <= 0)
+    assert [a.tolist() for a in ann.search_many(queries[:3], 10)] == [ann.search(q, 10)[0].tolist()
+                                                                      for q in queries[:3]]
+    # without re-scoring the graph's own order and (quantised) similarities are returned
+    raw = DenseIndex.build(x, ann_threshold=1000, dtype="f32", candidates=0)
+    assert raw.search(queries[0], 10)[0].size == 10 and "re-scoring" not in raw.method
 
 
 def test_search_index_explains_each_component_and_reloads(tmp_path):
