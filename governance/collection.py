@@ -22,7 +22,6 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import polars as pl
-from polars.io.plugins import register_io_source
 
 from governance.contracts import LINEAGE_COLUMNS, SourceContract
 from governance.parsing import parse_frame
@@ -1164,17 +1163,18 @@ class _Collector:
             rows_landed=self.rows_landed,
         )
 
-    def lazy_raw(self) -> pl.LazyFrame:
-        """The raw rows as a LazyFrame that runs the collection as it is sunk (once)."""
+    def raw_batches(self) -> Iterator[pl.DataFrame]:
+        """The raw rows batch by batch in the raw table's schema, for the lake to write as they come
+        (at least one frame, empty when nothing landed); runs the collection (once)."""
+        if self.finished:
+            raise RuntimeError("a collection's raw rows can be streamed once")
         schema = raw_schema(self.contract)
-
-        def source(with_columns, predicate, n_rows, batch_size) -> Iterator[pl.DataFrame]:  # noqa: ARG001
-            if self.finished:
-                raise RuntimeError("a collection's raw rows can be streamed once")
-            for frame in self.raw_frames():
-                yield frame.select(pl.col(c).cast(t) for c, t in schema.items())
-
-        return register_io_source(source, schema=schema)
+        yielded = False
+        for frame in self.raw_frames():
+            yielded = True
+            yield frame.select(pl.col(c).cast(t) for c, t in schema.items())
+        if not yielded:
+            yield raw_empty(self.contract)
 
 
 def collect(
@@ -1249,7 +1249,7 @@ def ingest_partition(
     with lake.transaction():  # raw, quarantine and audit of the partition are published together
         if streamed:  # a large file: raw rows go to the lake batch by batch, a preview stays in memory
             collector.keep_rows = PREVIEW_ROWS
-            lake.write("raw", contract.name, collector.lazy_raw(), partition)
+            lake.write("raw", contract.name, collector.raw_batches(), partition)
             result = collector.result()
         else:
             result = collect(contract, files, landing_root=landing_root, partition=partition, run_id=run_id,

@@ -171,8 +171,8 @@ class ObjectTransaction:
         self.touched: dict[tuple[str, str, str], _Version] = {}
         self.committed = False
 
-    def write(self, layer: str, table: str, frame: pl.DataFrame | pl.LazyFrame, partition: str | None,
-              part: str) -> ObjectPath:
+    def write(self, layer: str, table: str, frame: pl.DataFrame | pl.LazyFrame | Iterable[pl.DataFrame],
+              partition: str | None, part: str) -> ObjectPath:
         pdir = partition_dirname(partition)
         entry = self.touched.setdefault((layer, table, pdir),
                                         _Version(layer, table, pdir, f"{VERSION_PREFIX}{self.id}"))
@@ -183,6 +183,10 @@ class ObjectTransaction:
             if isinstance(frame, pl.LazyFrame):
                 frame.sink_parquet(tmp.name, compression=PARQUET_COMPRESSION, compression_level=PARQUET_COMPRESSION_LEVEL)
                 rows = pl.scan_parquet(tmp.name).select(pl.len()).collect().item()
+            elif not isinstance(frame, pl.DataFrame):  # an iterator of frames (a streamed collection)
+                from governance.storage import write_batches
+
+                rows = write_batches(frame, tmp.name)
             else:
                 frame.write_parquet(tmp.name, compression=PARQUET_COMPRESSION, compression_level=PARQUET_COMPRESSION_LEVEL)
                 rows = frame.height

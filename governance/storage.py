@@ -94,6 +94,55 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def write_batches(frames: Iterable[pl.DataFrame], path: Path | str) -> int:
+    """Write frames of one schema to one Parquet file as they come (one row group or more each),
+    encoding batch *n* in a thread while the caller makes batch *n + 1*; at most one batch waits.
+    Returns the rows written. The iterable must yield at least one frame (it may be empty)."""
+    import queue
+    import threading
+
+    import pyarrow.parquet as pq
+
+    pending: queue.Queue = queue.Queue(maxsize=1)
+    failed: list[BaseException] = []
+
+    def encode() -> None:
+        writer = None
+        try:
+            while (table := pending.get()) is not None:
+                if failed:
+                    continue
+                if writer is None:
+                    writer = pq.ParquetWriter(str(path), table.schema, compression=PARQUET_COMPRESSION,
+                                              compression_level=PARQUET_COMPRESSION_LEVEL)
+                writer.write_table(table.cast(writer.schema))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller below
+            failed.append(exc)
+            while pending.get() is not None:
+                pass
+        finally:
+            if writer is not None:
+                writer.close()
+
+    thread = threading.Thread(target=encode, name="parquet-batches", daemon=True)
+    thread.start()
+    rows = 0
+    try:
+        for frame in frames:
+            if failed:
+                break
+            rows += frame.height
+            pending.put(frame.to_arrow())
+    finally:
+        pending.put(None)
+        thread.join()
+    if failed:
+        raise failed[0]
+    if not Path(path).exists():
+        raise ValueError(f"no batch to write to {path}")
+    return rows
+
+
 def _fsync_file(path: Path) -> None:
     with open(path, "rb") as f:
         os.fsync(f.fileno())
@@ -193,8 +242,8 @@ class Transaction:
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         os.rename(private, self._lock_path)
 
-    def write(self, layer: str, table: str, frame: pl.DataFrame | pl.LazyFrame, partition: str | None,
-              part: str) -> Path:
+    def write(self, layer: str, table: str, frame: pl.DataFrame | pl.LazyFrame | Iterable[pl.DataFrame],
+              partition: str | None, part: str) -> Path:
         pdir = self.lake.table_dir(layer, table) / partition_dirname(partition)
         entry = self.touched.get(pdir)
         if entry is None:
@@ -207,6 +256,8 @@ class Transaction:
         if isinstance(frame, pl.LazyFrame):  # streamed to the file in batches (bounded memory)
             frame.sink_parquet(path, compression=PARQUET_COMPRESSION, compression_level=PARQUET_COMPRESSION_LEVEL)
             rows = pl.scan_parquet(path).select(pl.len()).collect().item()
+        elif not isinstance(frame, pl.DataFrame):  # an iterator of frames, written as they come
+            rows = write_batches(frame, path)
         else:
             frame.write_parquet(path, compression=PARQUET_COMPRESSION, compression_level=PARQUET_COMPRESSION_LEVEL)
             rows = frame.height
