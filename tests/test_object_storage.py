@@ -198,3 +198,21 @@ def test_collection_and_cleaning_of_a_small_shop_over_s3_give_the_local_lake_tab
             order = [c for c in want.columns if want.schema[c] in (pl.String, pl.Int64)][:4]
             assert got.sort(order).equals(want.sort(order)), (layer, table, part)
     assert s3_lake.partitions("clean", "events") == local.partitions("clean", "events") != []
+
+
+def test_a_large_file_is_streamed_to_the_object_store_in_batches(s3, tmp_path):
+    landing = tmp_path / "landing"
+    (landing / "events" / DAY).mkdir(parents=True)
+    lines = ["event_id,session_id,item_id,event_type,event_time,price"]
+    lines += [f"e{i},s{i // 5},p{i % 7},view,{'n/a' if i % 29 == 3 else '2026-11-10T10:00:00Z'},{i}.25"
+              for i in range(3000)]
+    (landing / "events" / DAY / "big.csv").write_text("\n".join(lines) + "\n")
+    s3_lake, local = ObjectLake.at(s3["url"], cache=tmp_path / "cache"), Lake.at(tmp_path / "lake")
+    streamed = ingest_partition(s3_lake, EVENTS, landing, DAY, run_id="r", ingested_at=NOW, batch_bytes=4096)
+    whole = ingest_partition(local, EVENTS, landing, DAY, run_id="r", ingested_at=NOW)
+    assert streamed.files[0].note.startswith("collected in ") and "batch" not in whole.files[0].note
+    assert streamed.rows_landed == whole.rows_landed == 3000 - 104
+    assert s3_lake.read("raw", "events", DAY).equals(local.read("raw", "events", DAY))
+    assert s3_lake.read("quarantine", "events", DAY, part="collection").equals(
+        local.read("quarantine", "events", DAY, part="collection"))
+    assert s3_lake.manifest("raw", "events", DAY)["parts"]["data"]["rows"] == 2896
