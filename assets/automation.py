@@ -95,6 +95,12 @@ def landing_zone_sensor(daily: dg.PartitionsDefinition, daily_job, snapshot_job,
     return landing_zone_sensor
 
 
+#: launched runs (``dagster dev``, the daemon) execute each step in its own process, started by "spawn":
+#: the default "forkserver" starts its server with ``python -c``, and with pyspark installed, Great
+#: Expectations' import of pyspark calls ``sys.exit(0)`` in a process whose ``__main__`` has no file
+#: (pyspark/sql/connect/utils.py), so every step process died before running its step
+EXECUTOR = dg.multiprocess_executor.configured({"start_method": {"spawn": {}}}, name="multiprocess_spawn")
+
 #: the tables analysts read: a materialization is expected between 06:00 UTC yesterday and 06:00 UTC today
 #: (the nightly schedule runs at 02:00; days landed during the day come in through the sensor)
 ANALYST_LAYERS = ("clean", "labelled", "integrated")

@@ -25,7 +25,8 @@ def build_definitions(**overrides) -> dg.Definitions:
     daily = daily_partitions(settings)
     stages = automation.govern(dg.Definitions.merge(*(stage.stage_definitions(daily, settings) for stage in STAGES),
                                                     dg.Definitions(resources=governance_resources(**overrides))))
-    return dg.Definitions.merge(stages, automation.stage_definitions(daily, stages, settings))
+    return dg.Definitions.merge(stages, automation.stage_definitions(daily, stages, settings),
+                                dg.Definitions(executor=automation.EXECUTOR))
 
 
 @dg.definitions
