@@ -36,3 +36,25 @@ def test_repeats_marks_exactly_the_repeated_non_null_values():
     hashed = pl.Series([f"e{i % 1000}" if i % 7 else f"u{i}" for i in range(20_000)]).hash()
     assert repeats(hashed).equals(hashed.is_duplicated())
     assert not repeats(pl.Series([], dtype=pl.UInt64)).any()
+
+
+def test_per_value_fixes_change_exactly_the_rows_the_expression_changes():
+    from datetime import UTC, datetime
+
+    from governance.cleaning import blocks as b
+    from governance.cleaning.engine import Context, Rule, apply_rules
+    from governance.cleaning.rules import EVENT_TYPE_SYNONYMS
+
+    spellings = ["View", " pv", None, "view", "cart", "Buy ", "view", "odd", "click"]
+    frame = pl.DataFrame({"event_type": spellings * 50, "device": ["web", " iOS", "web", None, "web", "Android ",
+                                                                  "web", "web", "ios"] * 50}).with_columns(
+        _source_file=pl.lit("f.csv"), _row_number=pl.int_range(pl.len(), dtype=pl.Int64), _partition=pl.lit("d"))
+    fixes = {"event_type": pl.col("event_type").str.strip_chars().str.to_lowercase().replace(EVENT_TYPE_SYNONYMS),
+             "device": pl.col("device").str.strip_chars().str.to_lowercase()}
+    rule = Rule("normalise", "fix", "", ("event_type", "device"), b.fixes_per_value(**fixes))
+    result = apply_rules(frame, (rule,), Context("events", "d", "r", datetime(2026, 1, 1, tzinfo=UTC)),
+                         key=("_row_number",), record_columns=list(frame.columns))
+    expected = frame.with_columns(**fixes)
+    assert result.clean.select("event_type", "device").equals(expected.select("event_type", "device"))
+    changed = sum(frame[c].ne_missing(expected[c]).sum() for c in fixes)
+    assert result.audit.height == changed == 300

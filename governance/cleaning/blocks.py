@@ -752,7 +752,30 @@ def fixes_per_value(**columns: pl.Expr):
 
     @row_local
     def build(ctx: Context, frame: pl.DataFrame) -> Fix:
-        return Fix(columns={column: _per_value(frame, column, expr) for column, expr in columns.items()})
+        new_columns: dict[str, pl.Expr] = {}
+        lookups: list[tuple[str, pl.Series, pl.Series]] = []
+        for column, expr in columns.items():
+            values = frame[column].drop_nulls().unique()
+            mapped = values.to_frame().select(expr).to_series()
+            if mapped.dtype != values.dtype:
+                new_columns[column] = _per_value(frame, column, expr)
+                continue
+            # only the spellings that change are looked up, and only on the rows whose hash names one
+            # of them (a collision adds a row that the exact replace leaves as it is); the millions of
+            # rows already spelled right keep their value without a string lookup
+            changes = mapped.ne_missing(values)
+            lookups.append((column, values.filter(changes), mapped.filter(changes)))
+            new_columns[column] = pl.col(f"__per_value_{column}")
+
+        def enrich(df: pl.DataFrame) -> pl.DataFrame:
+            for column, old, new in lookups:
+                rows = df.select(pl.col(column).hash().is_in(old.hash().implode())).to_series().arg_true()
+                values = df[column]
+                df = df.with_columns(values.scatter(rows, values.gather(rows).replace(old, new))
+                                     .alias(f"__per_value_{column}"))
+            return df
+
+        return Fix(columns=new_columns, enrich=enrich if lookups else None)
 
     return build
 
