@@ -105,6 +105,7 @@ def write_batches(frames: Iterable[pl.DataFrame], path: Path | str) -> int:
 
     pending: queue.Queue = queue.Queue(maxsize=1)
     failed: list[BaseException] = []
+    dictionary: list[str] = []  # text columns with few distinct values (decided on the first batch)
 
     def encode() -> None:
         writer = None
@@ -113,8 +114,9 @@ def write_batches(frames: Iterable[pl.DataFrame], path: Path | str) -> int:
                 if failed:
                     continue
                 if writer is None:
+                    # dictionary pages only where they pay: trying them on ids costs more than the rest
                     writer = pq.ParquetWriter(str(path), table.schema, compression=PARQUET_COMPRESSION,
-                                              compression_level=PARQUET_COMPRESSION_LEVEL)
+                                              compression_level=PARQUET_COMPRESSION_LEVEL, use_dictionary=dictionary)
                 writer.write_table(table.cast(writer.schema))
         except BaseException as exc:  # noqa: BLE001 - handed to the caller below
             failed.append(exc)
@@ -131,6 +133,9 @@ def write_batches(frames: Iterable[pl.DataFrame], path: Path | str) -> int:
         for frame in frames:
             if failed:
                 break
+            if not rows and not dictionary:
+                dictionary.extend(c for c, t in frame.schema.items() if t == pl.String
+                                  and frame[c].n_unique() <= max(1, frame.height // 10))
             rows += frame.height
             pending.put(frame.to_arrow())
     finally:
