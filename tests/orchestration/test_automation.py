@@ -172,3 +172,15 @@ def test_the_instance_enforces_pools_per_run_and_one_run_per_partition(tmp_path)
         assert {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True},
                 "limit": 1} in config.run_queue_config.tag_concurrency_limits
         assert instance.get_settings("freshness") == {"enabled": True}
+
+
+def test_a_process_without_a_main_file_survives_loading_the_code_location():
+    """Run workers and spawned step processes have a ``__main__`` with neither spec nor file; with pyspark
+    installed, GX's import of it used to ``sys.exit(0)`` there before any step ran."""
+    import subprocess
+    import sys
+
+    code = ("import assets.definitions, great_expectations, sys; "
+            "print('alive', hasattr(sys.modules['__main__'], '__file__'))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "alive False" in out.stdout, out.stderr[-2000:]
