@@ -169,3 +169,13 @@ def test_settings_choose_the_engine(spark, shop, tmp_path):
                 f"events {day} via settings")
     assert_same(written, tables(settings.lake(), "events", day), f"events {day} in the lake")
     assert counts(on_spark.outcomes) == counts(on_polars.outcomes) and on_spark.conserved
+
+
+def test_an_object_storage_lake_is_refused_with_the_reason(tmp_path):
+    """The executors read and publish through the lake's file system; an s3:// lake is not set up for
+    Spark (s3a): refused before any job starts, naming the lake and what to do."""
+    from governance.object_store import ObjectLake
+
+    lake = ObjectLake.at("s3://bucket/lake", cache=tmp_path)
+    with pytest.raises(RuntimeError, match="s3://bucket/lake.*shared file system"):
+        clean_partitions(None, lake, "events", ["2026-11-01"], run_id=RUN, now=NOW)

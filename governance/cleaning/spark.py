@@ -147,6 +147,10 @@ def clean_partitions(spark, lake: Lake, source: str, partitions: Iterable[str | 
                      now: datetime, lookback_days: int = DEFAULT_LOOKBACK_DAYS) -> dict[str | None, PartitionCleaning]:
     """Clean ``partitions`` of ``source`` on Spark and publish each into the lake (one transaction per
     partition, as `clean_partition`); returns what each partition's rules did."""
+    if getattr(lake, "url", None):  # governance.object_store.ObjectLake
+        raise RuntimeError(f"engine=spark needs a lake on a file system the driver and executors share; the lake is "
+                           f"{lake.url}: Spark would read it through s3a (hadoop-aws), which is not set up or tested "
+                           "here — clean with engine=polars, or put the lake on a shared file system")
     partitions = list(dict.fromkeys(partitions))
     for partition in partitions:
         if not lake.exists("raw", source, partition):
