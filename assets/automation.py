@@ -101,6 +101,12 @@ def landing_zone_sensor(daily: dg.PartitionsDefinition, daily_job, snapshot_job,
 #: (pyspark/sql/connect/utils.py), so every step process died before running its step
 EXECUTOR = dg.multiprocess_executor.configured({"start_method": {"spawn": {}}}, name="multiprocess_spawn")
 
+
+def executor(settings) -> dg.ExecutorDefinition:
+    """The executor of launched runs: :data:`EXECUTOR`, or every step in the run worker (setting ``executor``:
+    ``in_process`` — one process per run instead of one per step; what a small machine or a test wants)."""
+    return dg.in_process_executor if settings.executor == "in_process" else EXECUTOR
+
 #: the tables analysts read: a materialization is expected between 06:00 UTC yesterday and 06:00 UTC today
 #: (the nightly schedule runs at 02:00; days landed during the day come in through the sensor)
 ANALYST_LAYERS = ("clean", "labelled", "integrated")

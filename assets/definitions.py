@@ -57,7 +57,7 @@ def build_definitions(**overrides) -> dg.Definitions:
     stages = automation.govern(dg.Definitions.merge(*(stage.stage_definitions(daily, settings) for stage in STAGES),
                                                     dg.Definitions(resources=governance_resources(**overrides))))
     return dg.Definitions.merge(stages, automation.stage_definitions(daily, stages, settings),
-                                dg.Definitions(executor=automation.EXECUTOR))
+                                dg.Definitions(executor=automation.executor(settings)))
 
 
 @dg.definitions

@@ -14,6 +14,7 @@ Dagster writes. Nothing here is read at import.
 | ``quality_url`` | ``GOVERNANCE_QUALITY_DB_URL`` | ``postgres_url`` when set, else SQLite ``<data_root>/quality.db`` |
 | ``postgres_url`` | ``GOVERNANCE_POSTGRES_URL`` | none; one PostgreSQL server for the quality store and the Dagster instance (``dagster.postgres.yaml``) |
 | ``sensor_interval`` | ``GOVERNANCE_SENSOR_INTERVAL`` | 60: seconds between the landing-zone sensor's ticks |
+| ``executor`` | ``GOVERNANCE_EXECUTOR`` | ``multiprocess`` (a process per step) or ``in_process`` for launched runs |
 | ``webhook_url`` | ``GOVERNANCE_QUALITY_WEBHOOK_URL`` | none (incidents recorded only) |
 | ``partition_start`` | ``GOVERNANCE_PARTITION_START`` | the first landed day (partitions follow the data) |
 | ``integration`` | ``GOVERNANCE_INTEGRATION_CONFIG`` (JSON text or file) | ``IntegrationConfig()`` |
@@ -48,6 +49,7 @@ ENV = {
     "quality_url": "GOVERNANCE_QUALITY_DB_URL",
     "postgres_url": "GOVERNANCE_POSTGRES_URL",
     "sensor_interval": "GOVERNANCE_SENSOR_INTERVAL",
+    "executor": "GOVERNANCE_EXECUTOR",
     "webhook_url": "GOVERNANCE_QUALITY_WEBHOOK_URL",
     "partition_start": "GOVERNANCE_PARTITION_START",
     "integration": "GOVERNANCE_INTEGRATION_CONFIG",
@@ -158,6 +160,8 @@ class Settings:
     postgres_url: str | None = None
     #: seconds between the landing-zone sensor's ticks (a file is taken once unchanged over two ticks)
     sensor_interval: int = 60
+    #: how launched runs execute their steps: "multiprocess" (a process per step) or "in_process"
+    executor: str = "multiprocess"
     #: where the cleaning rules run: "polars" (this process) or "spark" (Apache Spark at spark_master)
     engine: str = "polars"
     #: the Spark master URL when engine is "spark" (other Spark configuration: spark-defaults.conf)
@@ -203,6 +207,7 @@ class Settings:
             mapping=Path(pick("mapping")).expanduser() if pick("mapping") else None,
             postgres_url=pick("postgres_url"),
             sensor_interval=_positive_int("sensor_interval", pick("sensor_interval") or 60),
+            executor=_choice("executor", pick("executor") or "multiprocess", ("multiprocess", "in_process")),
             engine=_engine(pick("engine")),
             spark_master=str(pick("spark_master") or "local[2]"),
         )
@@ -295,6 +300,13 @@ def _engine(value) -> str:
     if engine not in ENGINES:
         raise SettingsError(f"engine must be one of {', '.join(ENGINES)} (GOVERNANCE_ENGINE), got {value!r}")
     return engine
+
+
+def _choice(name: str, value, choices: tuple[str, ...]) -> str:
+    text = str(value).strip().lower()
+    if text not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return text
 
 
 def _positive_int(name: str, value) -> int:

@@ -184,3 +184,14 @@ def test_a_process_without_a_main_file_survives_loading_the_code_location():
             "print('alive', hasattr(sys.modules['__main__'], '__file__'))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and "alive False" in out.stdout, out.stderr[-2000:]
+
+
+def test_launched_runs_use_a_process_per_step_unless_the_settings_say_in_process(shop):
+    from governance.settings import SettingsError
+
+    assert build_definitions(data_root=str(shop), demo="1").resolve_job_def(
+        "daily_lifecycle").executor_def.name == "multiprocess_spawn"
+    assert build_definitions(data_root=str(shop), demo="1", executor="in_process").resolve_job_def(
+        "daily_lifecycle").executor_def.name == "in_process"
+    with pytest.raises(SettingsError, match="executor must be one of"):
+        build_definitions(data_root=str(shop), executor="celery")
