@@ -38,8 +38,27 @@ def _scores(ratings, proba) -> dict:
             "neutral_recall": float((proba.argmax(1)[y == 1] == 1).mean()) if (y == 1).any() else float("nan")}
 
 
+def _lower(config, texts: list[str], cache_dir):
+    from governance.labelling.encoder import base_model_path, load_encoder, load_tokenizer  # noqa: PLC0415
+    from governance.labelling.upper import lower_states  # noqa: PLC0415
+    path = base_model_path()
+    encoder = load_encoder(path)
+    n_lower = encoder.config.num_hidden_layers - config.train_layers
+    return lower_states(encoder, load_tokenizer(path), texts, n_lower, config.max_length, cache_root=cache_dir,
+                        encoder_path=path)
+
+
+def _proba_from_states(clf, states, texts) -> np.ndarray:
+    """Calibrated probabilities of an upper-layer model from cached lower states (same as the full encoder)."""
+    from governance.labelling.sentiment import apply_calibration_log3  # noqa: PLC0415
+    from governance.labelling.upper import upper_logits  # noqa: PLC0415
+    n_lower = len(clf.net.encoder.encoder.layer) - clf.config.train_layers
+    return apply_calibration_log3(clf.log3(texts, upper_logits(clf.net, states, n_lower)), clf.calibration)
+
+
 def run_lodo(shared: Path, cache_dir: Path | None, *, per_domain: int = 1500, test_per_domain: int = 1000,
-             setting: str = "demo", log_fn=print, **overrides) -> dict:
+             setting: str = "demo", log_fn=print, only: str | None = None, verbose: bool = False,
+             **overrides) -> dict:
     from governance.labelling.embed_cache import cached_encode  # noqa: PLC0415
     from governance.labelling.encoder import Embedder  # noqa: PLC0415
     from governance.labelling.sentiment import config_for, train_sentiment  # noqa: PLC0415
@@ -51,39 +70,58 @@ def run_lodo(shared: Path, cache_dir: Path | None, *, per_domain: int = 1500, te
     train = domain_sample(train, per_domain)
     test = pl.concat([g.head(test_per_domain) for _, g in test.group_by(["domain"], maintain_order=True)])
     domains = train["domain"].unique(maintain_order=True).to_list()
-    emb = Embedder(max_length=config.max_length, backend="torch")
     t0 = time.perf_counter()
     all_texts = _texts(train) + _texts(test)
-    log_fn(f"{len(domains)} domains, {train.height:,} training + {test.height:,} test texts; embedding (cached)")
-    vecs = cached_encode(emb, all_texts, cache_dir, progress=None)
-    log_fn(f"vectors ready in {time.perf_counter() - t0:.0f}s")
-    tv, sv = vecs[:train.height], vecs[train.height:]
+    if config.freeze_encoder:
+        emb = Embedder(max_length=config.max_length, backend="torch")
+        log_fn(f"{len(domains)} domains, {train.height:,} training + {test.height:,} test texts; embedding (cached)")
+        vecs = cached_encode(emb, all_texts, cache_dir, progress=None)
+        tv, sv = vecs[:train.height], vecs[train.height:]
+    else:  # upper-layer setting: the lower layers' states, cached by content hash, shared by every fold
+        log_fn(f"{len(domains)} domains, {train.height:,} training + {test.height:,} test texts; lower-layer states "
+               f"(cached)")
+        states = _lower(config, all_texts, cache_dir)
+        tv, sv = states[:train.height], states[train.height:]
+    log_fn(f"inputs ready in {time.perf_counter() - t0:.0f}s")
     tr_dom, te_dom = train["domain"].to_numpy(), test["domain"].to_numpy()
     tr_texts, tr_y, te_y = _texts(train), train["rating"].to_numpy(), test["rating"].to_numpy()
     te_texts = _texts(test)
     rows = []
-    for held in [*domains, None]:
+    folds = [*domains, None] if only is None else [None if only == "all" else only]
+    for held in folds:
         m = tr_dom != held if held else np.ones(len(tr_dom), dtype=bool)
-        t1 = time.perf_counter()
-        trained = train_sentiment([t for t, k in zip(tr_texts, m) if k], tr_y[m], config, precomputed=tv[m],
-                                  check_backends=False, log_fn=lambda _m: None)
-        secs = time.perf_counter() - t1
+        t1, c1 = time.perf_counter(), time.process_time()
+        fold_texts = [t for t, k in zip(tr_texts, m) if k]
+        if config.freeze_encoder:
+            trained = train_sentiment(fold_texts, tr_y[m], config, precomputed=tv[m], check_backends=False,
+                                      log_fn=lambda _m: None)
+        else:
+            trained = train_sentiment(fold_texts, tr_y[m], config, cache_dir=cache_dir, check_backends=False,
+                                      log_fn=log_fn if verbose else (lambda _m: None))
+        secs, cpu = time.perf_counter() - t1, time.process_time() - c1
         clf = trained.classifier
-        src = implied_prior(_proba_from_vectors(clf, tv[m], [t for t, k in zip(tr_texts, m) if k]))
+
+        def proba(vectors, mask, texts, clf=clf):
+            if config.freeze_encoder:
+                return _proba_from_vectors(clf, vectors[mask], [t for t, k in zip(texts, mask) if k])
+            return _proba_from_states(clf, [v for v, k in zip(vectors, mask) if k],
+                                      [t for t, k in zip(texts, mask) if k])
+
+        src = implied_prior(proba(tv, m, tr_texts))
         for dom in ([held] if held else domains):
             sel = te_dom == dom
-            p = _proba_from_vectors(clf, sv[sel], [t for t, k in zip(te_texts, sel) if k])
+            p = proba(sv, sel, te_texts)
             # the target's known stars: its training part's star distribution (not the test's)
             known = star_prior(train.filter(pl.col("domain") == dom)["rating"].to_numpy())
             est, p_em = em_priors(p, src)
             rows.append({"trained_on": "all but " + dom if held else "all domains", "tested_on": dom,
-                         "n_test": int(sel.sum()), "train_seconds": round(secs, 1),
+                         "n_test": int(sel.sum()), "train_seconds": round(secs, 1), "train_cpu_seconds": round(cpu, 1),
                          "plain": _scores(te_y[sel], p),
                          "known_prior": _scores(te_y[sel], prior_correct(p, src, known)),
                          "em_prior": _scores(te_y[sel], p_em), "em_estimate": [round(float(x), 3) for x in est]})
             log_fn(f"{rows[-1]['trained_on']:>22} → {dom:12} balanced {100 * rows[-1]['plain']['balanced']:.1f}%  "
                    f"macro-F1 {rows[-1]['plain']['macro_f1']:.3f}")
-    return {"setting": setting, "lexical_weight": config.lexical_weight, "per_domain": per_domain, "test_per_domain": test_per_domain, "rows": rows}
+    return {"setting": setting, "config": {k: v for k, v in vars(config).items()}, "lexical_weight": config.lexical_weight, "per_domain": per_domain, "test_per_domain": test_per_domain, "rows": rows}
 
 
 def format_lodo(res: dict) -> str:
@@ -107,14 +145,26 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="print the full results as JSON too")
     ap.add_argument("--lexical-weight", type=float, default=None,
                     help="override the setting's TF-IDF blend weight (0 = the network alone; default: the setting's)")
+    ap.add_argument("--setting", default="demo", help="the sentiment setting to evaluate (default %(default)s)")
+    ap.add_argument("--only", default=None, help="one fold: a held-out domain, or 'all' (default: every fold)")
+    ap.add_argument("--epochs", type=int, default=None, help="override the setting's epochs")
+    ap.add_argument("--train-layers", type=int, default=None, help="override the setting's trained top layers")
+    ap.add_argument("--out", default=None, help="also write the results as JSON to this file")
+    ap.add_argument("-v", "--verbose", action="store_true", help="training progress")
     a = ap.parse_args(argv)
     s = Settings.load()
     if s.shared_data is None or not Path(s.shared_data).is_dir():
         print("no shared review data (settings shared_data); nothing to run")
         return 2
     overrides = {} if a.lexical_weight is None else {"lexical_weight": a.lexical_weight}
+    if a.epochs is not None:
+        overrides["epochs"] = a.epochs
+    if a.train_layers is not None:
+        overrides["train_layers"] = a.train_layers
     res = run_lodo(Path(s.shared_data), s.model_cache, per_domain=a.per_domain, test_per_domain=a.test_per_domain,
-                   **overrides)
+                   setting=a.setting, only=a.only, verbose=a.verbose, **overrides)
+    if a.out:
+        Path(a.out).write_text(json.dumps(res, indent=2))
     print(format_lodo(res))
     if a.json:
         print(json.dumps(res, indent=2))

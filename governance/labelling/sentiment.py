@@ -86,6 +86,9 @@ class SentimentConfig:
     seed: int = 0
     #: weight of the TF-IDF word-n-gram model (lexical.py) in the log-probability blend; 0 = network only
     lexical_weight: float = 0.0
+    #: >0 (with freeze_encoder False): train only the top N encoder layers + head, over the lower
+    #: layers' hidden states computed once and cached by content hash (``upper.py``)
+    train_layers: int = 0
 
 
 SETTINGS: dict[str, SentimentConfig] = {
@@ -93,6 +96,8 @@ SETTINGS: dict[str, SentimentConfig] = {
                             dropout=0.1, normalize_pooled=True, lexical_weight=0.5),
     "full": SentimentConfig(setting="full", freeze_encoder=False, epochs=2, batch_size=32, max_length=128,
                             lr=8e-5, layer_decay=0.85, head_lr=1e-3, warmup_frac=0.06),
+    "upper": SentimentConfig(setting="upper", freeze_encoder=False, train_layers=2, epochs=2, batch_size=32,
+                             max_length=128, lr=1e-4, layer_decay=0.85, head_lr=1e-3, warmup_frac=0.06),
 }
 
 
@@ -117,6 +122,7 @@ def _build_net(encoder, n_out: int, head_hidden: int, dropout: float, normalize:
         def __init__(self):
             super().__init__()
             self.encoder = encoder
+            self.normalize = normalize
             self.dropout = nn.Dropout(dropout)
             if head_hidden:
                 self.head = nn.Sequential(nn.Linear(hidden, head_hidden), nn.GELU(), nn.Dropout(dropout),
@@ -434,13 +440,16 @@ def _use_bf16(config: SentimentConfig, device: str) -> bool:
 def train_sentiment(texts: Sequence[str], ratings, config: SentimentConfig | str = "demo", *,
                     val_texts: Sequence[str] | None = None, val_ratings=None, device: str | None = None,
                     progress: Progress | None = None, log_fn: Callable[[str], None] | None = None,
-                    check_backends: bool = True, precomputed: np.ndarray | None = None) -> TrainedSentiment:
+                    check_backends: bool = True, precomputed: np.ndarray | None = None,
+                    cache_dir: Path | str | None = None) -> TrainedSentiment:
     """Train on (text, star) pairs; validation is carved from the training data unless given.
 
     `precomputed` (frozen setting only): the encoder's pooled vectors of `texts`, as the network's
     ``pooled`` computes them under bf16 autocast (e.g. a cache shared with the frozen baseline). The
     head is then trained and calibrated on them, and the model's production backend is
     ``torch-bf16`` — the path that reproduces them.
+    `cache_dir` (``Settings.model_cache``; the ``upper`` setting): the frozen lower layers' hidden
+    states are kept there by content hash.
     """
     torch, _ = torch_and_transformers()
     say = log_fn or log.info
@@ -528,6 +537,25 @@ def train_sentiment(texts: Sequence[str], ratings, config: SentimentConfig | str
             clf.preferred_backend = "torch-bf16" if cpu_has_bf16() else "torch"
         else:
             logits_val = val_logits()  # through the fp32 inference path, as at labelling time
+    elif config.train_layers:
+        from governance.labelling.upper import lower_states, train_upper, upper_logits  # noqa: PLC0415
+        n_lower = len(net.encoder.encoder.layer) - config.train_layers
+        t0 = time.perf_counter()
+        states = lower_states(net.encoder, tokenizer, texts, n_lower, config.max_length, cache_root=cache_dir,
+                              encoder_path=path, progress=progress)
+        states_val = lower_states(net.encoder, tokenizer, val_texts, n_lower, config.max_length,
+                                  cache_root=cache_dir, encoder_path=path)
+        embed_seconds = time.perf_counter() - t0
+        say(f"lower {n_lower} layers: states of {len(texts)} train + {len(val_texts)} val texts in "
+            f"{embed_seconds:.1f}s (cached by content hash)")
+
+        def star_loss(logits, batch):
+            return weighted_star_loss(logits, targets[batch].to(device), weights[batch].to(device))
+
+        epoch_seconds, history = train_upper(
+            net, states, config, rng, loss=star_loss, say=say, progress=progress,
+            val_score=lambda: val_score(upper_logits(net, states_val, n_lower)))
+        logits_val = upper_logits(net, states_val, n_lower)
     else:
         def star_loss(logits, batch):
             return weighted_star_loss(logits, targets[batch].to(device), weights[batch].to(device))
