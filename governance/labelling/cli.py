@@ -29,6 +29,9 @@ SETTINGS_HELP = """settings (--setting):
         balanced accuracy on a shop it never saw
   full  the whole encoder fine-tuned (2 epochs, layer-wise learning-rate decay): the best in-domain
         figures, ~30 minutes for ~20k reviews on 2 CPU cores, minutes on a GPU
+  upper the top 2 encoder layers + a linear head fine-tuned (2 epochs) over the lower 4 layers'
+        states, computed once and cached by content hash: the full recipe's idea at about a third of
+        its cost per epoch (on the shared sets in-domain 86-91 % balanced, 3-class macro-F1 0.64-0.69)
 Either way 20 % of the file is held out (stratified, random_state=0), the model is registered
 under <models-root>/sentiment/<version> with a model card (metrics, per-domain table, confusion
 matrix, reliability diagram, training time, whether a title was used) and promoted only if it beats
@@ -174,7 +177,7 @@ def add_commands(sub) -> None:
                         "shared_data (clothing, food, instruments, headphones; each scored on its own held-out "
                         "part, the card's per-domain table), so the model holds on other shops; 0 trains on this "
                         "file only (default: %(default)s; skipped when no sets are there)")
-    t.add_argument("--setting", default="demo", choices=["demo", "full"],
+    t.add_argument("--setting", default="demo", choices=["demo", "full", "upper"],
                    help="training recipe, see above (default: %(default)s)")
     t.add_argument("--models-root", default=None, help=MODELS_ROOT_HELP)
     t.set_defaults(func=_train)

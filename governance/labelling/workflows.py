@@ -339,7 +339,8 @@ def train_sentiment_on_frame(df, text_column: str = "text", rating_column: str =
         for dom, (texts_, _) in domain_tests.items():
             domain_vectors[dom] = vecs[pos:pos + len(texts_)]
             pos += len(texts_)
-    trained = train_sentiment(tr_t, tr_y, config, log_fn=log_fn, progress=progress, precomputed=precomputed)
+    trained = train_sentiment(tr_t, tr_y, config, log_fn=log_fn, progress=progress, precomputed=precomputed,
+                              cache_dir=cache_dir if config.train_layers else None)
     train_seconds = time.perf_counter() - t0
     clf = trained.classifier
     clf.input = {"title_used": bool(title_column), "title_column": title_column, "text_column": text_column,
