@@ -198,7 +198,7 @@ def _per_query(judged: pl.DataFrame, score_cols: dict[str, str]) -> pl.DataFrame
 def _latency_crowdflower(lexical: LexicalIndex, matrix: np.ndarray, queries: list[str]) -> dict[str, dict]:
     """Per-query latency of full-catalogue search (query encoding included for dense and hybrid)."""
     from governance.search.dense import DenseIndex  # noqa: PLC0415
-    from governance.search.index import DEPTH, SearchIndex  # noqa: PLC0415
+    from governance.search.index import SearchIndex  # noqa: PLC0415
 
     index = SearchIndex(products=pl.DataFrame({"product_id": [str(i) for i in range(matrix.shape[0])]}),
                         lexical=lexical, dense=DenseIndex.build(matrix))
@@ -304,7 +304,7 @@ def evaluate_shop(index, query_clicks: pl.DataFrame, *, max_queries: int | None 
                                  pl.lit(None, pl.String).alias("product_id"))
     ranked = (ranked.join(judged.select("query", "product_id", "gain"), on=["query", "product_id"], how="left")
               .with_columns(pl.col("gain").fill_null(0.0), pl.col("gain").is_not_null().alias("relevant")))
-    per_query, recall_rows = [], []
+    per_query = []
     n_judged = judged.group_by("query").agg(pl.len().alias("judged"))
     for m in (*METHODS, "rrf"):
         r = ranked.filter(pl.col("method") == m)
