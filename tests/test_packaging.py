@@ -26,8 +26,11 @@ def imported_top_level_modules() -> set[str]:
 
 
 def declared_distributions() -> set[str]:
+    """The distributions pyproject.toml names: the dependencies and the optional features' extras (the
+    `spark` and `postgres` extras, imported only where their feature is configured — `dev` is not a feature)."""
     project = tomllib.loads(ROOT.joinpath("pyproject.toml").read_text())["project"]
-    requirements = project["dependencies"]
+    extras = project.get("optional-dependencies", {})
+    requirements = project["dependencies"] + [r for name, rs in extras.items() if name != "dev" for r in rs]
     return {re.split(r"[<>=!~\[ ;]", r, maxsplit=1)[0].lower().replace("_", "-") for r in requirements}
 
 

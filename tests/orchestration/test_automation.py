@@ -176,7 +176,8 @@ def test_the_instance_enforces_pools_per_run_and_one_run_per_partition(tmp_path)
 
 def test_a_process_without_a_main_file_survives_loading_the_code_location():
     """Run workers and spawned step processes have a ``__main__`` with neither spec nor file; with pyspark
-    installed, GX's import of it used to ``sys.exit(0)`` there before any step ran."""
+    installed without its Spark Connect packages (the ``spark`` extra's ``pyspark[connect]``), GX's import of
+    it used to ``sys.exit(0)`` there before any step ran."""
     import subprocess
     import sys
 
