@@ -23,6 +23,14 @@ class CommandError(Exception):
     """A problem the user can fix, said in one line."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error said in one line that points at ``--help`` (not the whole usage block);
+    the sub-commands' parsers are of this class too (``add_subparsers`` uses the parent's class)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def _cmd_settings(args: argparse.Namespace) -> int:
     for name, value in args.settings.describe().items():
         print(f"{name:<18} {value}")
@@ -105,7 +113,7 @@ def _cmd_sql(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="governance", description=__doc__,
+    parser = Parser(prog="governance", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=None,
                         help="data folder: landing zone, lake, catalog, models (default: GOVERNANCE_DATA_ROOT, "
@@ -162,8 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.settings = Settings.load(data_root=args.data)
         return args.func(args)
-    except (CommandError, SettingsError, FileNotFoundError, ValueError, KeyError) as exc:
+    except (CommandError, SettingsError, OSError, ValueError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        if isinstance(exc, OSError) and exc.strerror and exc.filename:  # e.g. a directory given as the output
+            message = f"{exc.filename}: {exc.strerror}"
         print(f"governance {args.command}: {message}", file=sys.stderr)
         return 2
 

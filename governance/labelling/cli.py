@@ -15,27 +15,30 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 import time
+from pathlib import Path
 
-MODELS_ROOT_HELP = ("model registry to read and write (default: the settings' models_root, i.e. <data>/models; "
+MODELS_ROOT_HELP = ("model registry to %s (default: the settings' models_root, i.e. <data>/models; "
                     "`governance settings` shows it)")
 TITLE_HELP = ("column with the review's title or summary, read before the text ('Title. text'); 'auto' (default) "
               "uses a column named title/summary/Title/Summary when the file has one%s; 'none' uses the text alone")
 
 SETTINGS_HELP = """settings (--setting):
-  demo  (default) the frozen MiniLM encoder's sentence vectors (computed once, cached by content hash)
-        with a small trained head, blended with a TF-IDF word-n-gram model: minutes on a CPU (the
-        demo's labelling stage uses it). Leave-one-domain-out on the shared review sets: 84-90 %
-        balanced accuracy on a shop it never saw
+  demo  (default) the frozen MiniLM encoder's sentence vectors (computed once, cached by content
+        hash) with a small trained head, blended with a TF-IDF word-n-gram model: minutes on a CPU
+        (the demo's labelling stage uses it). Leave-one-domain-out on the shared review sets:
+        84-90 % balanced accuracy on a shop it never saw
   full  the whole encoder fine-tuned (2 epochs, layer-wise learning-rate decay): the best in-domain
         figures, ~30 minutes for ~20k reviews on 2 CPU cores, minutes on a GPU
   upper the top 2 encoder layers + a linear head fine-tuned (2 epochs) over the lower 4 layers'
-        states, computed once and cached by content hash: the full recipe's idea at about a third of
-        its cost per epoch (on the shared sets in-domain 86-91 % balanced, 3-class macro-F1 0.64-0.69)
-Either way 20 % of the file is held out (stratified, random_state=0), the model is registered
-under <models-root>/sentiment/<version> with a model card (metrics, per-domain table, confusion
-matrix, reliability diagram, training time, whether a title was used) and promoted only if it beats
-the current model on that held-out set."""
+        states, computed once and cached by content hash: the full recipe's idea at about a third
+        of its cost per epoch (on the shared sets in-domain 86-91 % balanced, 3-class macro-F1
+        0.64-0.69)
+In every setting 20 % of the file is held out (stratified, random_state=0), the model is
+registered under <models-root>/sentiment/<version> with a model card (metrics, per-domain table,
+confusion matrix, reliability diagram, training time, whether a title was used) and promoted only
+if it beats the current model on that held-out set."""
 
 
 class PrintProgress:
@@ -71,8 +74,26 @@ def _models_root(a: argparse.Namespace):
     return a.models_root or a.settings.models_root
 
 
+def _readable(path, what: str = "file", kinds: str = "a .csv or .parquet file") -> None:
+    """Refuse a directory given where a file is read, in one line (a missing file is reported by the reader)."""
+    if path is not None and Path(path).is_dir():
+        raise ValueError(f"{path} is a directory, not a {what}: give {kinds}")
+
+
+def _writable(path) -> None:
+    """Refuse, before minutes of labelling, an output that cannot be written: a directory, or a path under a file."""
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{path} is a directory: give the file to write, e.g. {p / 'labelled.csv'}")
+    parent = next((q for q in p.parents if q.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ValueError(f"{path} cannot be written: {parent} is a file, not a folder")
+
+
 def _label_reviews(a: argparse.Namespace) -> int:
     from governance.labelling.workflows import label_reviews_csv
+    _readable(a.input)
+    _writable(a.output)
     s = label_reviews_csv(a.input, a.output, a.text_column, _models_root(a), title_column=a.title_column,
                           progress=progress_for("label-reviews"), log_fn=_say)
     print(f"labelled {s.labelled:,} of {s.rows:,} reviews with {s.model_name} {s.model_version} "
@@ -82,6 +103,13 @@ def _label_reviews(a: argparse.Namespace) -> int:
 
 def _label_queries(a: argparse.Namespace) -> int:
     from governance.labelling.workflows import label_queries_csv
+    if a.top_k < 0:
+        raise ValueError(f"--top-k must be 0 (off) or more, not {a.top_k}")
+    _readable(a.input)
+    _readable(a.categories, "categories file", "a text file with one path per line, or a .csv/.parquet file")
+    _readable(a.products, "catalog file")
+    _readable(a.events, "clicks file")
+    _writable(a.output)
     s = label_queries_csv(a.input, a.output, a.categories, a.query_column, models_root=_models_root(a),
                           products_file=a.products, events_file=a.events, top_k=a.top_k,
                           cache_dir=a.settings.model_cache, progress=progress_for("label-queries"), log_fn=_say)
@@ -110,17 +138,55 @@ def _train(a: argparse.Namespace) -> int:
     from governance.labelling.workflows import train_sentiment_from_csv
     if a.other_shops < 0:
         raise ValueError(f"--other-shops must be 0 (off) or more, not {a.other_shops}")
+    _readable(a.input)
     r = train_sentiment_from_csv(a.input, a.text_column, a.rating_column, _models_root(a), setting=a.setting,
                                  title_column=a.title_column, log_fn=_say, progress=progress_for("train-sentiment"),
                                  cache_dir=a.settings.model_cache, other_shops=_other_shops(a),
                                  other_per_domain=a.other_shops)
-    print(json.dumps({k: v for k, v in r.as_dict().items() if k != "validation"}, indent=2, default=float))
-    print(r.reason)
+    if a.json:
+        print(json.dumps({k: v for k, v in r.as_dict().items() if k != "validation"}, indent=2, default=float))
+    else:
+        print(training_summary(r))
     return 0
 
 
+def _figure(value) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def training_summary(r) -> str:
+    """What a training run did, for a person: the decision first, then the held-out figures, the per-domain
+    table and where the card and its pictures are (``--json`` prints the same as JSON)."""
+    decision = "promoted" if r.promoted else "not promoted"
+    lines = [f"{decision}: sentiment {r.version} ({r.setting} setting) - {r.reason}",
+             f"trained on {r.n_train:,} reviews in {r.train_seconds:.0f}s{' (titles read)' if r.title_used else ''}; "
+             f"held out {r.n_test:,}"]
+    shown = {k: v for k, v in (r.metrics or {}).items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    if shown:
+        lines.append("held-out figures: " + ", ".join(f"{k} {_figure(v)}" for k, v in shown.items()))
+    if r.per_domain:
+        columns = list(dict.fromkeys(k for m in r.per_domain.values() for k, v in m.items()
+                                     if isinstance(v, int | float) and not isinstance(v, bool)))
+        rows = [["domain", *columns]] + [[d, *(_figure(m.get(c, "")) for c in columns)]
+                                         for d, m in r.per_domain.items()]
+        widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+        lines.append("per domain (each on its own held-out part):")
+        lines += ["  " + "  ".join(str(v).rjust(w) if i else str(v).ljust(w) for i, (v, w) in
+                                   enumerate(zip(row, widths, strict=True))) for row in rows]
+    lines.append(f"model card: {Path(r.model_path) / 'card.md'}" if (Path(r.model_path) / "card.md").exists()
+                 else f"model: {r.model_path}")
+    for name, path in (r.figures or {}).items():
+        lines.append(f"{name}: {path}")
+    return "\n".join(lines)
+
+
+def _wrap(text: str, width: int = 100) -> str:
+    """Paragraphs filled to `width` (a paragraph already laid out in short lines is kept as it is)."""
+    return "\n\n".join(textwrap.fill(p, width) if "\n" not in p else p for p in text.split("\n\n"))
+
+
 def _parser(sub, name: str, help_: str, description: str):
-    return sub.add_parser(name, help=help_, description=description,
+    return sub.add_parser(name, help=help_, description=_wrap(description),
                           formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
@@ -131,12 +197,12 @@ def add_commands(sub) -> None:
                 "labels to OUT (CSV or .parquet by extension). Empty, emoji-only, non-English and over-long "
                 "texts get no label and an unlabelable_reason. Without a promoted model, train one with "
                 "`governance train-sentiment REVIEWS.csv`.")
-    p.add_argument("input", help="reviews file (.csv or .parquet)")
-    p.add_argument("output", help="labelled file to write (.csv or .parquet)")
+    p.add_argument("input", metavar="IN", help="reviews file (.csv or .parquet)")
+    p.add_argument("output", metavar="OUT", help="labelled file to write (.parquet by extension, else CSV)")
     p.add_argument("--text-column", default="text", help="column with the review text (default: %(default)s)")
     p.add_argument("--title-column", default="auto",
                    help=TITLE_HELP % " and the model was trained with titles (its card says so)")
-    p.add_argument("--models-root", default=None, help=MODELS_ROOT_HELP)
+    p.add_argument("--models-root", default=None, help=MODELS_ROOT_HELP % "read the promoted model from")
     p.set_defaults(func=_label_reviews)
 
     q = _parser(sub, "label-queries", "label search queries with an intent and a category of your tree",
@@ -145,10 +211,11 @@ def add_commands(sub) -> None:
                 "input column plus intent, category, category_confident (the deepest path that is at least 50 % "
                 "likely: the leaf, else an ancestor) and, with --top-k, the k best categories with scores to OUT. "
                 "The categories come from --categories, or the promoted intent model under --models-root "
-                "(`dagster` trains one in the labelling stage). A catalog (--products) and clicks (--events) "
+                "(the labelling stage's models/intent asset trains one: `make demo`, or materialize it in `make dev`). "
+                "A catalog (--products) and clicks (--events) "
                 "make the categories far better than names alone.")
-    q.add_argument("input", help="queries file (.csv or .parquet)")
-    q.add_argument("output", help="labelled file to write (.csv or .parquet)")
+    q.add_argument("input", metavar="IN", help="queries file (.csv or .parquet)")
+    q.add_argument("output", metavar="OUT", help="labelled file to write (.parquet by extension, else CSV)")
     q.add_argument("--categories", default=None,
                    help="category tree: a text file with one path per line ('Women > Dresses > Maxi'), or a "
                         "CSV/Parquet with a category_path/category column (default: the promoted intent model's "
@@ -162,13 +229,13 @@ def add_commands(sub) -> None:
     q.add_argument("--query-column", default="query_text", help="column with the query text (default: %(default)s)")
     q.add_argument("--top-k", type=int, default=0,
                    help="also write top_categories: the k best categories with scores (default: %(default)s, off)")
-    q.add_argument("--models-root", default=None, help=MODELS_ROOT_HELP)
+    q.add_argument("--models-root", default=None, help=MODELS_ROOT_HELP % "read the promoted intent model from")
     q.set_defaults(func=_label_queries)
 
     t = _parser(sub, "train-sentiment", "train, evaluate, register and maybe promote a sentiment model",
                 "Train a review sentiment model on a file of (text, 1–5 star rating) rows: 1–2 stars are "
                 "negative, 3 neutral, 4–5 positive.\n\n" + SETTINGS_HELP)
-    t.add_argument("input", help="reviews with ratings (.csv or .parquet)")
+    t.add_argument("input", metavar="IN", help="reviews with ratings (.csv or .parquet)")
     t.add_argument("--text-column", default="text", help="column with the review text (default: %(default)s)")
     t.add_argument("--rating-column", default="rating", help="column with the 1–5 star rating (default: %(default)s)")
     t.add_argument("--title-column", default="auto", help=TITLE_HELP % "")
@@ -178,6 +245,9 @@ def add_commands(sub) -> None:
                         "part, the card's per-domain table), so the model holds on other shops; 0 trains on this "
                         "file only (default: %(default)s; skipped when no sets are there)")
     t.add_argument("--setting", default="demo", choices=["demo", "full", "upper"],
-                   help="training recipe, see above (default: %(default)s)")
-    t.add_argument("--models-root", default=None, help=MODELS_ROOT_HELP)
+                   help="training recipe: demo, full or upper, each explained above (default: %(default)s)")
+    t.add_argument("--models-root", default=None, help=MODELS_ROOT_HELP % "register the model in")
+    t.add_argument("--json", action="store_true",
+                   help="print the result (metrics, per-domain figures, paths) as JSON instead of a summary "
+                        "(default: a summary)")
     t.set_defaults(func=_train)
