@@ -769,15 +769,17 @@ def refuse_before_reading(data: bytes, fmt: str | None, max_record_bytes: int) -
 def read_bounded(path: Path, contract: SourceContract, *, landing_root: Path, partition: str | None, run_id: str,
                  ingested_at: datetime, data: bytes, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
                  digest: str | None = None, row_offset: int = 0, encoding: dict | None = None,
-                 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, FileReport]:
+                 first_batch: bool = True) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, FileReport]:
     """:func:`read_landed_file` behind the record limits (:func:`guard_records`): records cut there become
     quarantine rows (``record_too_large``/``record_too_deep``) with a valid-JSON preview; a line that is
     not JSON is kept as a JSON preview too; and the file accounting ``read = landed + quarantined``
     holds for every file, an unreadable one counting as one record read. ``digest``, ``row_offset`` and
-    ``encoding``: see :func:`read_landed_file` (a batch after the first is not checked for compression)."""
+    ``encoding``: see :func:`read_landed_file` (a batch after the first — ``row_offset`` > 0, or
+    ``first_batch=False`` for one read before the records ahead of it are counted — is not checked for
+    compression)."""
     digest = digest or file_hash(data)
     fmt = FORMATS.get(path.suffix.lower())
-    refusal = refuse_before_reading(data, fmt, max_record_bytes) if not row_offset else None
+    refusal = refuse_before_reading(data, fmt, max_record_bytes) if first_batch and not row_offset else None
     if refusal is not None:  # a reader would inflate it in memory: one quarantine row, nothing read
         rel = path.relative_to(landing_root).as_posix() if path.is_relative_to(landing_root) else str(path)
         rule, why = refusal
@@ -1223,6 +1225,7 @@ def ingest_partition(
     ingested_at: datetime,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
+    collector: Callable[..., _Collector] = _Collector,
 ) -> CollectionResult:
     """Collect one partition of a source into the lake: raw table, collection quarantine, audit.
 
@@ -1233,6 +1236,8 @@ def ingest_partition(
     Re-running a partition replaces its files. A file whose content another partition already
     ingested is skipped and reported. The ledger (hash → file per partition) is written last, so a
     crash before it leaves the previous ledger describing the previous, still complete, files.
+
+    ``collector`` reads the files (`governance.collection_spark.SparkCollector`: on Apache Spark).
     """
     key = partition or "all"
     elsewhere = {
@@ -1242,19 +1247,19 @@ def ingest_partition(
         for digest, entry_file in ledger.get("files", {}).items()
     }
     files = landed_files(landing_root, contract.name, partition)
-    collector = _Collector(contract, files, landing_root=landing_root, partition=partition, run_id=run_id,
-                           ingested_at=ingested_at, ingested_elsewhere=elsewhere, max_record_bytes=max_record_bytes,
-                           batch_bytes=batch_bytes, keep_rows=None)
+    collector = collector(contract, files, landing_root=landing_root, partition=partition, run_id=run_id,
+                          ingested_at=ingested_at, ingested_elsewhere=elsewhere, max_record_bytes=max_record_bytes,
+                          batch_bytes=batch_bytes, keep_rows=None)
     streamed = any(_size_of(f) > collector.batch_bytes for f in files)
     with lake.transaction():  # raw, quarantine and audit of the partition are published together
         if streamed:  # a large file: raw rows go to the lake batch by batch, a preview stays in memory
             collector.keep_rows = PREVIEW_ROWS
             lake.write("raw", contract.name, collector.raw_batches(), partition)
             result = collector.result()
-        else:
-            result = collect(contract, files, landing_root=landing_root, partition=partition, run_id=run_id,
-                             ingested_at=ingested_at, ingested_elsewhere=elsewhere,
-                             max_record_bytes=max_record_bytes, batch_bytes=batch_bytes)
+        else:  # as `collect`: every row kept
+            for _ in collector.raw_frames():
+                pass
+            result = collector.result()
             lake.write("raw", contract.name, result.raw, partition)
         result.files.extend(skipped_files(landing_root, contract.name, partition))
         lake.write("quarantine", contract.name, result.quarantine, partition, part=STAGE)
@@ -1265,3 +1270,18 @@ def ingest_partition(
         "skipped": {f.file: f.note for f in result.files if f.status == "skipped"},
     })
     return result
+
+
+def collect_with_settings(settings, contract: SourceContract, partition: str | None, *, run_id: str,
+                          ingested_at: datetime) -> CollectionResult:
+    """`ingest_partition` from the settings' landing zone into their lake, with their record limit, on
+    the engine they name (``engine``: polars here, spark on the session at ``spark_master``; see
+    governance/collection_spark.py)."""
+    kwargs = dict(run_id=run_id, ingested_at=ingested_at, max_record_bytes=settings.max_record_bytes)
+    if settings.engine == "spark":
+        from governance.collection_spark import ingest_partition_on_spark
+        from governance.spark import settings_session
+
+        return ingest_partition_on_spark(settings_session(settings), settings.lake(), contract,
+                                         settings.landing_root, partition, **kwargs)
+    return ingest_partition(settings.lake(), contract, settings.landing_root, partition, **kwargs)
