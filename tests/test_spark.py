@@ -3,6 +3,12 @@ the quarantine rows with their rules and reasons, the audit and the per-rule cou
 shop (every injected fault kind, three days) and on the cross-day duplicate fixture; the landing order
 survives Spark's shuffle; the settings choose the engine.
 
+Collection on Spark equals collection on Polars exactly — raw rows with their lineage, quarantine rows
+with rule and reason, audit, file reports, counts and ledger — on the generated shop's landed events
+plus every collection fault (the malformed corpus of tests/security: encodings, compressed streams,
+records over the limit, unparsable lines, links and pipes; files over the batch size, with faults in
+them, so they are read in batches; duplicates within and across partitions).
+
 One SparkSession for the module (starting the JVM is most of the cost); the fixtures are small."""
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from polars.testing import assert_frame_equal
 
 from governance.cleaning import clean_partition, clean_with_settings
 from governance.cleaning.spark import DAY, ORDER, clean_partitions, raw_rows
-from governance.collection import ingest_partition, landed_partitions
+from governance.collection import collect_with_settings, ingest_partition, landed_partitions, ledger_dir
+from governance.collection_spark import ingest_partition_on_spark
 from governance.contracts import CONTRACTS
 from governance.settings import Settings
 from governance.shop import ShopConfig, generate_shop, land_shop
@@ -26,7 +33,10 @@ from governance.spark import session
 from governance.storage import Lake
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent / "security"))
+import test_collection as collection_cases  # noqa: E402 - the mixed files read in batches there
 import test_cross_day as cross_day  # noqa: E402 - the cross-day fixture, landed the same way here
+import test_malformed as malformed  # noqa: E402 - the malformed corpus
 
 pytestmark = pytest.mark.slow
 
@@ -179,3 +189,109 @@ def test_an_object_storage_lake_is_refused_with_the_reason(tmp_path):
     lake = ObjectLake.at("s3://bucket/lake", cache=tmp_path)
     with pytest.raises(RuntimeError, match="s3://bucket/lake.*shared file system"):
         clean_partitions(None, lake, "events", ["2026-11-01"], run_id=RUN, now=NOW)
+    with pytest.raises(RuntimeError, match="s3://bucket/lake.*shared file system"):
+        ingest_partition_on_spark(None, lake, CONTRACTS["events"], tmp_path / "landing", "2026-11-01", run_id=RUN,
+                                  ingested_at=NOW)
+
+
+# ---------------------------------------------------------------------------------------------
+# collection
+
+#: small limits, so the fixture's files are read in batches and its long records are cut
+BATCH_BYTES = 16 << 10
+MAX_RECORD_BYTES = 600
+COLLECTION_TABLES = (("raw", "data"), ("quarantine", "collection"), ("audit", "collection"))
+
+
+@pytest.fixture(scope="module")
+def landing(shop, tmp_path_factory) -> Path:
+    """The shop's landed events (three days, read in batches: CSV, JSON Lines, Parquet) and two more
+    days: the malformed corpus, and files over the batch size with faults inside (the mixed files of
+    test_collection: unparsable values, missing values, a ragged row, quoted newlines, records over the
+    limit, lines that are not JSON; with and without a byte order mark), a large cp1252 file (read
+    whole: its encoding needs the whole text), a blank large file, a CSV whose header is over the
+    limit, the same content twice, content of another partition, a hidden file and a folder."""
+    _, root = shop
+    base = tmp_path_factory.mktemp("spark_collection")
+    landing = base / "landing"
+    shutil.copytree(root / "landing" / "events", landing / "events")
+    malformed.land_corpus(landing, MAX_RECORD_BYTES)  # events/2026-11-10
+    day = landing / "events" / "2026-11-11"
+    day.mkdir()
+    mixed_csv, mixed_jsonl = collection_cases._mixed_csv(500).encode(), collection_cases._mixed_jsonl(500).encode()
+    (day / "mixed.csv").write_bytes(mixed_csv)
+    (day / "mixed-bom.jsonl").write_bytes(b"\xef\xbb\xbf" + mixed_jsonl)
+    (day / "mixed-again.csv").write_bytes(mixed_csv)  # the same content: skipped
+    (day / "zz-cp1252.csv").write_bytes(malformed._csv([f"e{i},sé{i},u1,p€,view,2026-11-11T10:00:00Z,1,1"
+                                                        for i in range(800)]).encode("cp1252"))
+    (day / "blank.jsonl").write_bytes(b"\n \n" * (BATCH_BYTES // 2))
+    (day / "wide-header.csv").write_bytes((",".join(f"column_{i}" for i in range(80)) + "\n"
+                                           + "1,2\n" * BATCH_BYTES).encode())
+    (day / "from-another-day.csv").write_bytes((root / "landing" / "events" / "2026-11-18" / "events-00.csv").read_bytes())
+    (day / ".hidden.csv").write_bytes(mixed_csv)
+    (day / "folder").mkdir()
+    return landing
+
+
+def collected(lake: Lake, partition: str) -> dict[str, pl.DataFrame]:
+    return {layer: lake.read(layer, "events", partition, part=part) for layer, part in COLLECTION_TABLES}
+
+
+def assert_same_collection(polars, spark, where: str) -> None:
+    """Two collections' results (`CollectionResult`) equal: rows, reports, counts."""
+    for name in ("raw", "quarantine", "audit"):
+        frames_equal(getattr(spark, name), getattr(polars, name), f"{where} result.{name}")
+    assert [f.as_dict() for f in spark.files] == [f.as_dict() for f in polars.files], where
+    assert (spark.rows_landed, spark.rows_read, spark.quarantine_by_rule()) == (
+        polars.rows_landed, polars.rows_read, polars.quarantine_by_rule()), where
+
+
+def test_spark_collection_equals_polars_with_every_collection_fault(spark, landing, tmp_path):
+    """Partition by partition, as the assets run it: the raw, quarantine and audit tables the two
+    engines publish, the results they return (file reports included) and the ledgers are equal — the
+    same rows in the same order, lineage (file, hash, row number, partition, ingest time) included."""
+    on_polars, on_spark = Lake.at(tmp_path / "polars"), Lake.at(tmp_path / "spark")
+    days = landed_partitions(landing, "events")
+    assert len(days) == 5
+    rules, statuses, batched = set(), set(), 0
+    for day in days:
+        kwargs = dict(run_id=RUN, ingested_at=NOW, max_record_bytes=MAX_RECORD_BYTES, batch_bytes=BATCH_BYTES)
+        polars = ingest_partition(on_polars, CONTRACTS["events"], landing, day, **kwargs)
+        result = ingest_partition_on_spark(spark, on_spark, CONTRACTS["events"], landing, day, **kwargs)
+        assert_same_collection(polars, result, day)
+        written, theirs = collected(on_spark, day), collected(on_polars, day)
+        for name in written:
+            frames_equal(written[name], theirs[name], f"{day} {name}")
+        assert written["raw"].height == result.rows_landed
+        rules |= set(theirs["quarantine"]["rule"])
+        statuses |= {f.status for f in polars.files}
+        batched += sum("batch(es)" in f.note for f in polars.files)
+    ledger = on_spark.read_json_dir(ledger_dir("events"))
+    assert ledger == on_polars.read_json_dir(ledger_dir("events")) and set(ledger) == set(days)
+    # the fixture has what it claims: every kind of fault, files read in batches and read whole
+    assert {"unparsable_value", "missing_required_value", "ragged_row", "unparsable_line", "record_too_large",
+            "record_too_deep", "undecodable_bytes", "compressed_file", "not_a_regular_file", "unreadable_file",
+            "empty_file", "no_data_rows", "missing_required_column"} <= rules, rules
+    assert {"ingested", "duplicate_skipped", "refused", "unreadable", "empty", "skipped"} <= statuses, statuses
+    assert batched >= 6
+
+
+def test_settings_choose_the_engine_for_collection(spark, landing, tmp_path):
+    """engine=spark (GOVERNANCE_ENGINE) sends the collection asset's call to Spark — a Spark job runs
+    — and what it publishes equals engine=polars, with the settings' record limit."""
+    day = landed_partitions(landing, "events")[1]
+    env = {"GOVERNANCE_LANDING_ROOT": str(landing), "GOVERNANCE_MAX_RECORD_BYTES": str(MAX_RECORD_BYTES)}
+    on_polars = Settings.load(env=env, data_root=str(tmp_path / "polars"))
+    on_spark = Settings.load(env={**env, "GOVERNANCE_ENGINE": "spark", "GOVERNANCE_SPARK_MASTER": "local[2]"},
+                             data_root=str(tmp_path / "spark"))
+    tracker = spark.sparkContext.statusTracker()
+    jobs = len(tracker.getJobIdsForGroup())
+    polars = collect_with_settings(on_polars, CONTRACTS["events"], day, run_id=RUN, ingested_at=NOW)
+    assert len(tracker.getJobIdsForGroup()) == jobs
+    result = collect_with_settings(on_spark, CONTRACTS["events"], day, run_id=RUN, ingested_at=NOW)
+    assert len(tracker.getJobIdsForGroup()) > jobs  # it ran on Spark
+    assert_same_collection(polars, result, day)
+    written, theirs = collected(on_spark.lake(), day), collected(on_polars.lake(), day)
+    for name in written:
+        frames_equal(written[name], theirs[name], f"{day} {name} via settings")
+    assert result.rows_landed > 0
