@@ -8,7 +8,7 @@ import polars as pl
 from assets.metadata import counts_table, markdown_table, table_schema, top_reasons
 from assets.resources import WarehouseResource
 from governance.settings import Settings
-from governance.collection import ingest_partition
+from governance.collection import collect_with_settings
 from governance.contracts import CONTRACTS, SourceContract
 
 GROUP = "collection"
@@ -30,10 +30,8 @@ def raw_asset(contract: SourceContract, daily: dg.PartitionsDefinition) -> dg.As
     )
     def _raw(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
         partition = context.partition_key if contract.partitioned else None
-        result = ingest_partition(
-            warehouse.lake, contract, warehouse.landing, partition,
-            run_id=context.run.run_id, ingested_at=datetime.now(UTC), max_record_bytes=warehouse.config.max_record_bytes,
-        )
+        result = collect_with_settings(warehouse.config, contract, partition, run_id=context.run.run_id,
+                                       ingested_at=datetime.now(UTC))
         catalog = warehouse.catalog
         for layer in ("raw", "quarantine", "audit"):
             catalog.register(layer, contract.name)
