@@ -41,7 +41,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -56,6 +55,8 @@ HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE.parent))
 
+from measure import load_average, vm_hwm  # noqa: E402 - bench/ is on the path now
+
 SEED = 7
 DAY = date(2026, 11, 10)
 NOW = datetime(2026, 11, 11, 6, tzinfo=UTC)  # the cleaning run's time (future events are judged against it)
@@ -64,10 +65,6 @@ REF_NAMES = ("products", "product_ids", "users", "user_ids", "product_id_map")
 SQL_REFS = ("products", "product_ids", "user_ids", "product_id_map")
 IMPLS = ("polars", "pandas", "duckdb")
 HUGE_START = date(2026, 8, 1)
-
-
-def _peak() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 # ------------------------------------------------------------------------------------------------
@@ -124,7 +121,7 @@ def _setup_child(rows: int, root: str) -> dict:
     root = Path(root)
     raw_rows = _land_and_collect(rows, SEED, DAY, root / "work", root / "raw.parquet", root / "refs")
     return {"n_events": rows, "seed": SEED, "raw_rows": raw_rows, "raw": str(root / "raw.parquet"),
-            "refs": str(root / "refs"), "partition": DAY.isoformat(), "peak_bytes": _peak()}
+            "refs": str(root / "refs"), "partition": DAY.isoformat(), "peak_bytes": vm_hwm()}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -190,7 +187,7 @@ def _impl_child(impl: str, inp: dict, out: str) -> dict:
     result = IMPLEMENTATIONS[impl](inp, Path(out), timings)
     seconds = time.perf_counter() - started
     return {**{k: str(v) if isinstance(v, Path) else v for k, v in result.items()}, "seconds": seconds,
-            "peak_bytes": _peak(), "timings": timings}
+            "peak_bytes": vm_hwm(), "timings": timings}
 
 
 def _spawn(kind: str, payload: dict) -> dict:
@@ -274,7 +271,7 @@ def profile_polars(inp: dict) -> dict:
     refs = {name: pl.read_parquet(Path(inp["refs"]) / f"{name}.parquet") for name in REF_NAMES}
     ctx = Context(source="events", partition=inp["partition"], run_id=RUN_ID, now=NOW, references=refs)
     contract = CONTRACTS["events"]
-    start_peak = _peak()
+    start_peak = vm_hwm()
     steps: dict[str, dict[str, float]] = {}
     peaks: dict[str, int] = {}
     last = time.perf_counter()
@@ -284,7 +281,7 @@ def profile_polars(inp: dict) -> dict:
         now = time.perf_counter()
         by_rule = steps.setdefault(rule, {})
         by_rule[name] = by_rule.get(name, 0.0) + now - last
-        peaks[rule] = _peak()
+        peaks[rule] = vm_hwm()
         last = now
 
     handed_over = [raw]  # as clean_frame: the engine may free raw columns as it replaces them
@@ -347,7 +344,7 @@ def _huge_polars_child(root: str, out: str) -> dict:
         took = time.perf_counter() - started
         seconds += took
         slowest = max(slowest, took)
-    return {"seconds": seconds, "slowest_partition": slowest, "rows_in": rows_in, "peak_bytes": _peak(),
+    return {"seconds": seconds, "slowest_partition": slowest, "rows_in": rows_in, "peak_bytes": vm_hwm(),
             "clean": str(Path(out) / "clean" / "events" / "*" / "data.parquet"),
             "quarantine": str(Path(out) / "quarantine" / "events" / "*" / "cleaning.parquet"),
             "audit": str(Path(out) / "audit" / "events" / "*" / "cleaning.parquet")}
@@ -364,7 +361,7 @@ def _huge_duckdb_child(root: str, out: str, memory_limit: str, max_temp: str) ->
                           now=NOW, run_id=RUN_ID, by_partition=True, memory_limit=memory_limit,
                           preserve_insertion_order=False, max_temp=max_temp, timings=timings)
     return {**{k: str(v) if isinstance(v, Path) else v for k, v in result.items()},
-            "seconds": time.perf_counter() - started, "peak_bytes": _peak(), "timings": timings}
+            "seconds": time.perf_counter() - started, "peak_bytes": vm_hwm(), "timings": timings}
 
 
 def huge(args, work: Path) -> int:
@@ -498,7 +495,7 @@ def main() -> int:
         tmp = tempfile.TemporaryDirectory(prefix="bench_clean_")
         work = Path(tmp.name)
     print(f"raw → clean, events rules ({os.cpu_count()} cores, load average "
-          f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}); Polars {pl.__version__}", flush=True)
+          f"{load_average()}); Polars {pl.__version__}", flush=True)
     try:
         if args.huge:
             args.duckdb_memory = args.duckdb_memory or "4GB"
