@@ -98,7 +98,7 @@ class _Planned:
 
 def _ipc(frame: pl.DataFrame) -> bytes:
     buffer = io.BytesIO()
-    frame.write_ipc(buffer)
+    frame.write_ipc(buffer, compression="lz4")
     return buffer.getvalue()
 
 
