@@ -10,8 +10,9 @@ What runs where:
   header line, and the record-aligned batches (`_record_batches`: the driver keeps their byte ranges,
   not their bytes). Each smaller file (and each large one whose encoding needs its whole text) is one
   work item, each batch another.
-* **Spark** runs one task per work item (``spark.range(n, numPartitions=n).mapInArrow``) and keeps
-  the results on its executors' disks (``persist(DISK_ONLY)``) until the driver has read them.
+* **Spark** runs the work items in a few tasks per core, consecutive items each
+  (``spark.range(n).mapInArrow``), and keeps the results on its executors' disks
+  (``persist(DISK_ONLY)``) until the driver has read them.
 * **executors** (Python workers): a task reads its file or byte range from the landing zone and runs
   `read_bounded` — the record limits, the encoding, the reader and `enforce_contract` of
   governance/collection.py, nothing re-expressed — numbering its records from 1 (the one thing it
@@ -213,7 +214,10 @@ class SparkCollector(_Collector):
             return
         from pyspark import StorageLevel
 
-        job = self.spark.range(0, len(items), 1, numPartitions=len(items)).mapInArrow(
+        # a few tasks per core (consecutive items each, so the order holds): many small files or batches
+        # do not pay a task's overhead each
+        tasks = min(len(items), 4 * self.spark.sparkContext.defaultParallelism)
+        job = self.spark.range(0, len(items), 1, numPartitions=tasks).mapInArrow(
             _read_items(self.contract, self.ctx, items), RESULT_SCHEMA).persist(StorageLevel.DISK_ONLY)
         try:
             job.count()  # every task runs now, in parallel; the driver then reads them in order
