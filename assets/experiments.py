@@ -84,7 +84,7 @@ def search_ab_test(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     deps=[dg.AssetKey(["search", "evaluation"]), dg.AssetKey(["experiments", "off_policy"]),
           dg.AssetKey(["experiments", "search_ab_test"])],
     description=(
-        "The analysts' \"experiments and search\" page (<data_root>/reports/experiments.html, beside the quality "
+        "The analysts' \"experiments and search\" page (`<data_root>/reports/experiments.html`, beside the quality "
         "report): search NDCG per component with the anchors, queries with zero or poor results, the Open Bandit "
         "validation, and each experiment's table with a plot of every metric and its interval."),
 )

@@ -54,7 +54,7 @@ def _train(fn, *args, **kwargs):
     description=(
         "Review sentiment model (negative / neutral / positive) on all-MiniLM-L6-v2, trained with weak labels "
         "from star ratings on every clean review (broken text excluded). Each training run is a versioned "
-        "artifact under data/models/sentiment/<version>/ with its metrics, training-data fingerprint, "
+        "artifact under `data/models/sentiment/<version>/` with its metrics, training-data fingerprint, "
         "hyper-parameters and code version; it is promoted only if it beats the current model on the held-out "
         "20% evaluation split (random_state=0, stratified by rating)."
     ),
@@ -65,22 +65,32 @@ def sentiment_model(context: dg.AssetExecutionContext, config: SentimentTraining
     result = _train(train_sentiment_model, warehouse.lake, models.root, config.setting, log_fn=context.log.info,
                     progress=_progress(context, "training"), cache_dir=warehouse.config.model_cache)
     (context.log.info if result.promoted else context.log.warning)(result.reason)
-    metrics = {k: round(v, 4) for k, v in result.metrics.items() if isinstance(v, int | float)}
-    from governance.labelling.figures import markdown_image
+    from governance.labelling.figures import (
+        markdown_image,
+        metrics_markdown,
+        model_card_markdown,
+        per_domain_markdown,
+        write_model_card,
+    )
+
+    write_model_card(result)  # card.md beside card.json: the same card for whoever opens the model's folder
 
     pictures = {f"{name} (held-out split)": dg.MetadataValue.md(markdown_image(path, name))
                 for name, path in (result.figures or {}).items()}
-    per_domain = pl.DataFrame([{"domain": d, **{k: round(v, 4) if isinstance(v, float) else v for k, v in m.items()}}
-                               for d, m in (result.per_domain or {}).items()])
+    # single figures as numbers too: the asset's Plots tab draws each across training runs
+    trend = {f"{k} (held-out)": float(result.metrics[k]) for k in ("macro_f1", "balanced_accuracy", "ece")
+             if isinstance(result.metrics.get(k), int | float)}
     return dg.MaterializeResult(metadata={
+        "model card": dg.MetadataValue.md(model_card_markdown(result)),
         "version": result.version,
         "promoted": result.promoted,
         "decision": result.reason,
         "setting": result.setting,
         "title_used": result.title_used,
-        "metrics (held-out split)": dg.MetadataValue.json(metrics),
+        "metrics (held-out split)": dg.MetadataValue.md(metrics_markdown(result.metrics)),
+        **trend,
         **pictures,
-        **({"per_domain": markdown_table(per_domain)} if per_domain.height else {}),
+        "per_domain": dg.MetadataValue.md(per_domain_markdown(result.per_domain)),
         "train_rows": result.n_train,
         "eval_rows": result.n_test,
         "train_seconds": round(result.train_seconds, 1),
@@ -98,7 +108,7 @@ def sentiment_model(context: dg.AssetExecutionContext, config: SentimentTraining
         "Search-query intent and category model: logistic regression on MiniLM query embeddings trained from weak "
         "labels (patterns, and the categories of items clicked after the query) plus category prototypes, fitted "
         "on every clean query but a fixed fifth (by hash of query_id) held out for evaluation. Each run is a "
-        "versioned artifact under data/models/intent/<version>/ and is promoted only if its intent macro-F1 beats "
+        "versioned artifact under `data/models/intent/<version>/` and is promoted only if its intent macro-F1 beats "
         "the current model's on that held-out set."
     ),
     tags={"layer": "models", "stage": "labelling"},
@@ -112,8 +122,8 @@ def intent_model(context: dg.AssetExecutionContext, warehouse: WarehouseResource
         "version": result.version,
         "promoted": result.promoted,
         "decision": result.reason,
-        "metrics (held-out fifth)": dg.MetadataValue.json(
-            {k: round(v, 4) if isinstance(v, float) else v for k, v in result.metrics.items()}),
+        "metrics (held-out fifth)": counts_table(
+            {k: round(v, 4) if isinstance(v, float) else v for k, v in result.metrics.items()}, "metric", "value"),
         "evaluated_against": result.evaluated_against,
         "train_rows": result.n_train,
         "eval_rows": result.n_eval,

@@ -5,8 +5,11 @@ called by each stage); this stage renders what they recorded and raises incident
 checks fail.
 """
 
+from pathlib import Path
+
 import dagster as dg
 
+from assets.metadata import counts_table
 from assets.resources import QualityStoreResource, WarehouseResource
 from governance.settings import Settings
 from governance.quality.alerts import raise_incident
@@ -38,11 +41,12 @@ def quality_report(context: dg.AssetExecutionContext, quality_store: QualityStor
         "open_report": dg.MetadataValue.url(report.url),
         "path": dg.MetadataValue.path(str(report.path)),
         "overall_status": report.status,
-        "tables": dg.MetadataValue.json(report.table_status),
+        "tables": counts_table(report.table_status, "table", "status"),
         "failed_error_checks": report.failed_error,
         "failed_warn_checks": report.failed_warn,
         "drift_findings": report.anomalies,
-        "suite_pages": dg.MetadataValue.json([str(p) for p in report.suite_pages]),
+        "suite_pages": dg.MetadataValue.md("\n".join(f"- [{Path(p).stem}]({Path(p).resolve().as_uri()})"
+                                                      for p in report.suite_pages) or "_none_"),
     })
 
 

@@ -8,7 +8,7 @@ read every materialized day).
 import dagster as dg
 import polars as pl
 
-from assets.metadata import markdown_table, table_schema
+from assets.metadata import counts_table, markdown_table, table_schema
 from assets.resources import ModelRegistryResource, QualityStoreResource, WarehouseResource
 from governance.settings import Settings
 from governance.recommendation.evaluate import run_public
@@ -35,7 +35,7 @@ def key(name: str) -> dg.AssetKey:
         "Trains every recall model (time-decayed popularity overall and per category, SAR-style item-item, EASE, "
         "V-SKNN, MiniLM content from the integration stage's embedding cache; implicit ALS/BPR measured beside "
         "them) and the hybrid (union of their candidates ranked by LightGBM LambdaRank) on a temporal split (last "
-        "day held out), registers each under models/reco_<name> with a card, and promotes each only if every "
+        "day held out), registers each under `models/reco_<name>` with a card, and promotes each only if every "
         "input partition passed its blocking checks (quality store) and it beats the current version's NDCG@10 "
         "on the same evaluation. Writes reco.evaluation."),
 )
@@ -52,19 +52,20 @@ def reco_models(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     return dg.MaterializeResult(metadata={
         "metrics (held-out day)": markdown_table(table, rows=20),
         "promotion decisions": markdown_table(decisions, rows=20),
-        "why not promoted": dg.MetadataValue.json(not_promoted),
+        "why not promoted": counts_table(not_promoted, "model", "why not promoted"),
         "quality gate": result.quality.reason,
-        "failed blocking checks": dg.MetadataValue.json(
-            [f"{r['table']}[{r['partition']}]:{r['check_name']}" for r in result.quality.failures.to_dicts()]),
+        "failed blocking checks": dg.MetadataValue.md("\n".join(
+            f"- `{r['table']}` [{r['partition']}]: {r['check_name']}" for r in result.quality.failures.to_dicts())
+            or "_none_"),
         "hybrid_version": result.versions.get("reco_hybrid", ""),
         "hybrid_promoted": hybrid.promoted,
         "hybrid_ndcg@10": float(result.trained.metric("hybrid")),
-        "best_single": dg.MetadataValue.json(dict(zip(("model", "ndcg@10"), _best(result.evaluation), strict=True))),
+        "best_single": "{} (ndcg@10 {})".format(*_best(result.evaluation)),
         "held_out_day": ", ".join(d.isoformat() for d in result.trained.split.test_days),
         "training_data_fingerprint": result.fingerprint,
-        "ranker_importance (gain)": dg.MetadataValue.json(
-            {k: round(v, 1) for k, v in list(result.trained.bundle.ranker.importance.items())[:12]}),
-        "timings_s": dg.MetadataValue.json({k: round(v, 1) for k, v in result.trained.timings.items()}),
+        "ranker_importance (gain)": counts_table(
+            {k: round(v, 1) for k, v in list(result.trained.bundle.ranker.importance.items())[:12]}, "feature", "gain"),
+        "timings_s": counts_table({k: round(v, 1) for k, v in result.trained.timings.items()}, "step", "seconds"),
     })
 
 

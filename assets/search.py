@@ -27,7 +27,7 @@ TAGS = {"layer": "search", "stage": "search"}
         "The product search index of the current catalogue: BM25 (bm25s; title ×2, brand, category path, "
         "description) and MiniLM embeddings (through integrated.embedding_cache, so nothing already embedded is "
         "embedded again; exact cosine below 50k products, a usearch HNSW graph above). Files under "
-        "<data_root>/search/index/; search.index lists the indexed products. `governance search \"QUERY\"` "
+        "`<data_root>/search/index/`; search.index lists the indexed products. `governance search \"QUERY\"` "
         "queries it."),
 )
 def search_index(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:

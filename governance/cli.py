@@ -1,9 +1,9 @@
 """The `governance` command: generate a shop, import real exports, inspect rules, quarantine and the
 catalog, and use the labellers outside the lifecycle.
 
-Every command reads the same settings as Dagster (governance/settings.py: ``--data`` or
+Every command reads the same settings as Dagster (governance/settings.py: --data or
 GOVERNANCE_DATA_ROOT, then the project's data folder), so it sees the warehouse the lifecycle writes,
-from whichever directory it is run.
+from whichever directory it is run. `governance COMMAND --help` explains each command and its options.
 """
 
 from __future__ import annotations

@@ -115,3 +115,27 @@ def test_training_prints_a_summary_for_people_and_json_on_request(tmp_path):
     assert "trained on 800 reviews in 42s; held out 200" in text and "macro_f1 0.610" in text
     assert any(line.split()[:2] == ["food", "500"] for line in lines) and "{" not in text
     assert f"model card: {tmp_path / 'card.md'}" in text and f"confusion: {tmp_path / 'confusion.svg'}" in text
+
+
+def test_the_model_card_is_one_page_with_pictures_tables_time_and_the_decision(tmp_path):
+    """What the models/sentiment asset shows in the Dagster UI (issue 19): no JSON, pictures inline."""
+    import numpy as np
+
+    from governance.labelling.figures import model_card_markdown, write_card_figures, write_model_card
+    from governance.labelling.workflows import TrainResult
+
+    figures = write_card_figures(tmp_path, [1, 5, 3, 5], np.array([[0.8, 0.1, 0.1], [0.1, 0.2, 0.7],
+                                                                    [0.3, 0.4, 0.3], [0.1, 0.1, 0.8]]))
+    result = TrainResult(version="v2", promoted=True, reason="promoted v2: macro_f1 0.71 beats v1's 0.64",
+                         setting="demo", metrics={"macro_f1": 0.71, "ece": 0.02, "n": 4}, validation={},
+                         epoch_seconds=[], train_seconds=61.24, model_path=str(tmp_path), n_train=16, n_test=4,
+                         title_used=True, figures=figures,
+                         per_domain={"this shop": {"n": 4, "macro_f1": 0.71}, "food": {"n": 9, "macro_f1": 0.5}})
+    card = model_card_markdown(result)
+    assert card.startswith("# sentiment v2: promoted") and "**Why:** promoted v2: macro_f1 0.71 beats" in card
+    assert "61.2 s" in card and "| macro_f1 | 0.7100 |" in card and "| food | 9 | 0.5000 |" in card
+    assert card.count("](data:image/svg+xml;base64,") == 2 and "{" not in card.split("## Confusion")[0]
+    svg = open(figures["reliability"]).read()
+    assert "accuracy</text>" in svg and "perfect calibration" in svg
+    card_file = write_model_card(result)
+    assert card_file == tmp_path / "card.md" and "![confusion (held-out split)](confusion.svg)" in card_file.read_text()

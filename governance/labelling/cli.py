@@ -143,6 +143,8 @@ def _train(a: argparse.Namespace) -> int:
                                  title_column=a.title_column, log_fn=_say, progress=progress_for("train-sentiment"),
                                  cache_dir=a.settings.model_cache, other_shops=_other_shops(a),
                                  other_per_domain=a.other_shops)
+    from governance.labelling.figures import write_model_card
+    write_model_card(r)
     if a.json:
         print(json.dumps({k: v for k, v in r.as_dict().items() if k != "validation"}, indent=2, default=float))
     else:

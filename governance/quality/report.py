@@ -328,7 +328,20 @@ def _freshness(store: QualityStore, table: str, latest: str | None, now: datetim
         return "", False
     days = max(0.0, (now - hist[-1].computed_at).total_seconds() / 86400)  # a clock behind the store's: now
     stale = days > cfg.snapshot_max_age_days
-    return f"{'stale: ' if stale else ''}snapshot profiled {days:.1f} day(s) ago", stale
+    return f"{'stale: ' if stale else ''}snapshot profiled {_ago(days)}", stale
+
+
+def _ago(days: float) -> str:
+    """A time span in the unit people use for it: "just now", "40 minutes ago", "5 hours ago", "3.5 days ago"."""
+    minutes = days * 24 * 60
+    if minutes < 1:
+        return "just now"
+    if minutes < 60:
+        return f"{minutes:.0f} minute{'s' if round(minutes) != 1 else ''} ago"
+    if minutes < 48 * 60:
+        hours = minutes / 60
+        return f"{hours:.0f} hour{'s' if round(hours) != 1 else ''} ago"
+    return f"{days:.1f} days ago"
 
 
 def _table_states(store: QualityStore, suites: dict[str, Suite], now: datetime | None = None,
