@@ -18,8 +18,8 @@ What runs where:
   governance/collection.py, nothing re-expressed — numbering its records from 1 (the one thing it
   cannot know is how many records the batches before it hold). It returns the raw, quarantine and
   audit rows as Arrow IPC and the file report as JSON.
-* **driver** again: reads the results in landing order (``toLocalIterator``: one task's result at a
-  time) and does what `_Collector` does with its own reads: content already ingested (here or in
+* **driver** again: reads the results in landing order (``toLocalIterator``: one task's results at a
+  time, the next task's prefetched) and does what `_Collector` does with its own reads: content already ingested (here or in
   another partition) is skipped, a batch's row numbers are moved on by the records of the batches
   before it, the batches' reports are merged, and the raw rows go to `ingest_partition`'s transaction
   as they come — raw, quarantine and audit published together, the ledger last, exactly as collection
@@ -33,6 +33,7 @@ executors at the same path (a shared file system); the lake is written by the dr
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 from collections.abc import Iterator
@@ -241,26 +242,29 @@ class SparkCollector(_Collector):
         """The results in landing order, as `_Collector.raw_frames` handles its own reads."""
         for entry in planned:
             if entry.refusal is not None:
-                quarantine, report = refused_file(self.contract, entry.rel, entry.refusal, run_id=self.ctx["run_id"],
-                                                  partition=self.ctx["partition"],
-                                                  ingested_at=self.ctx["ingested_at"])
-                self.quarantines.append(quarantine)
-                self.reports.append(report)
+                self._refused(entry.rel, entry.refusal)
             elif entry.whole is not None:
                 raw = self._whole_result(entry, next(results))
                 if raw is not None:
                     yield raw
             else:
-                yield from self._batched_results(entry, [next(results) for _ in entry.batches])
+                mine = itertools.islice(results, len(entry.batches))
+                yield from self._batched_results(entry, mine)
+                for _ in mine:  # the batches of a file found to be a duplicate: read, dropped
+                    pass
 
-    def _refused_since(self, entry: _Planned, result) -> None:
-        if result["refusal"] is not None:  # replaced by a link or a pipe after the driver listed it
-            raise CollectionError(f"{entry.rel}: the file changed while it was collected ({result['refusal']}); "
-                                  "nothing of this partition was published, collect it again")
+    def _refused(self, rel: str, why: str) -> None:
+        """As `_Collector.raw_frames` with an entry that is not a regular file."""
+        quarantine, report = refused_file(self.contract, rel, why, run_id=self.ctx["run_id"],
+                                          partition=self.ctx["partition"], ingested_at=self.ctx["ingested_at"])
+        self.quarantines.append(quarantine)
+        self.reports.append(report)
 
     def _whole_result(self, entry: _Planned, result) -> pl.DataFrame | None:
         """As `_Collector._whole`, with the task's reading."""
-        self._refused_since(entry, result)
+        if result["refusal"] is not None:  # replaced by a link or a pipe after the driver listed it
+            self._refused(entry.rel, result["refusal"])
+            return None
         digest = result["digest"]
         if digest in self.seen:
             self.reports.append(FileReport(entry.rel, digest, entry.fmt, "duplicate_skipped",
@@ -272,7 +276,7 @@ class SparkCollector(_Collector):
         self.reports.append(FileReport(**json.loads(result["report"])))
         return self._landed(_from_ipc(result["raw"]))
 
-    def _batched_results(self, entry: _Planned, results: list) -> Iterator[pl.DataFrame]:
+    def _batched_results(self, entry: _Planned, results: Iterator) -> Iterator[pl.DataFrame]:
         """As the rest of `_Collector._batched`, with the tasks' reading."""
         digest = entry.digest
         if digest in self.seen:
@@ -291,7 +295,9 @@ class SparkCollector(_Collector):
         reports: list[FileReport] = []
         offset = 0
         for result in results:
-            self._refused_since(entry, result)
+            if result["refusal"] is not None:  # the path leads elsewhere now: not the file the driver cut
+                raise CollectionError(f"{entry.rel}: the file changed while it was collected ({result['refusal']}); "
+                                      "nothing of this partition was published, collect it again")
             report = FileReport(**json.loads(result["report"]))
             # the records of the batches before this one: what `row_offset` adds when Polars reads them
             shift = pl.col("row_number") + offset

@@ -295,3 +295,42 @@ def test_settings_choose_the_engine_for_collection(spark, landing, tmp_path):
     for name in written:
         frames_equal(written[name], theirs[name], f"{day} {name} via settings")
     assert result.rows_landed > 0
+
+
+def test_a_file_swapped_after_the_driver_listed_it(spark, tmp_path, monkeypatch):
+    """A landed file replaced by a link between the driver's listing and a task's read: read whole, it
+    is refused with its quarantine row — what the Polars path does with the link; read in batches (the
+    driver cut the file it saw), the partition fails and nothing of it is published."""
+    from governance.collection import CollectionError
+    from governance.collection_spark import SparkCollector
+
+    landing, day = tmp_path / "landing", "2026-11-10"
+    folder = landing / "events" / day
+    folder.mkdir(parents=True)
+    (folder / "small.csv").write_text(collection_cases.GOOD_CSV)
+    (folder / "large.csv").write_text(collection_cases._mixed_csv(400))
+    (tmp_path / "elsewhere.csv").write_text(collection_cases.GOOD_CSV.replace("e1,", "secret,"))
+    plan = SparkCollector._plan
+
+    def swap(name):
+        def planned(self):
+            out = plan(self)
+            (folder / name).unlink()
+            (folder / name).symlink_to(tmp_path / "elsewhere.csv")
+            return out
+        return planned
+
+    kwargs = dict(run_id=RUN, ingested_at=NOW, max_record_bytes=MAX_RECORD_BYTES, batch_bytes=BATCH_BYTES)
+    monkeypatch.setattr(SparkCollector, "_plan", swap("small.csv"))
+    result = ingest_partition_on_spark(spark, Lake.at(tmp_path / "spark"), CONTRACTS["events"], landing, day, **kwargs)
+    polars = ingest_partition(Lake.at(tmp_path / "polars"), CONTRACTS["events"], landing, day, **kwargs)
+    assert_same_collection(polars, result, day)
+    assert "not_a_regular_file" in result.quarantine["rule"] and "secret" not in result.raw["event_id"]
+
+    monkeypatch.setattr(SparkCollector, "_plan", swap("large.csv"))
+    (folder / "small.csv").unlink()
+    (folder / "small.csv").write_text(collection_cases.GOOD_CSV)
+    lake = Lake.at(tmp_path / "spark-batched")
+    with pytest.raises(CollectionError, match="large.csv: the file changed while it was collected"):
+        ingest_partition_on_spark(spark, lake, CONTRACTS["events"], landing, day, **kwargs)
+    assert not lake.exists("raw", "events", day) and not lake.exists("quarantine", "events", day, part="collection")
