@@ -234,8 +234,8 @@ def _compared(stage: str, work: Path, rows: int) -> bool:
 
 def _row(rows: int, engine: str, r: dict, polars: dict | None, counts: str, notes: str) -> None:
     ratio = f"{r['seconds'] / polars['seconds']:.1f}×" if polars else ""
-    print(f"{rows:>11,} {engine:>7} {r['seconds']:>8.1f} {rows / r['seconds']:>10,.0f} {r['peak_bytes'] / 2**20:>9,.0f} "
-          f"{r['tree_bytes'] / 2**20:>9,.0f} {counts} {ratio:>9}  {notes}", flush=True)
+    print(f"{rows:>11,} {engine:>7} {r['seconds']:>8.1f} {rows / r['seconds']:>10,.0f} "
+          f"{r['peak_bytes'] / 2**20:>9,.0f} {r['tree_bytes'] / 2**20:>9,.0f} {counts} {ratio:>9}  {notes}", flush=True)
 
 
 def bench_collect(n: int, work: Path, master: str, conf: dict) -> bool:

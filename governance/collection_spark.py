@@ -19,11 +19,12 @@ What runs where:
   cannot know is how many records the batches before it hold). It returns the raw, quarantine and
   audit rows as Arrow IPC and the file report as JSON.
 * **driver** again: reads the results in landing order (``toLocalIterator``: one task's results at a
-  time, the next task's prefetched) and does what `_Collector` does with its own reads: content already ingested (here or in
-  another partition) is skipped, a batch's row numbers are moved on by the records of the batches
-  before it, the batches' reports are merged, and the raw rows go to `ingest_partition`'s transaction
-  as they come — raw, quarantine and audit published together, the ledger last, exactly as collection
-  on Polars publishes them (this module is the ``collector`` `ingest_partition` is given).
+  time, the next task's prefetched) and does what `_Collector` does with its own reads: content
+  already ingested (here or in another partition) is skipped, a batch's row numbers are moved on by
+  the records of the batches before it, the batches' reports are merged, and the raw rows go to
+  `ingest_partition`'s transaction as they come — raw, quarantine and audit published together, the
+  ledger last, exactly as collection on Polars publishes them (`SparkCollector` is the ``collector``
+  `ingest_partition` is given).
 
 So a Spark collection equals the Polars one row for row, lineage columns included;
 `tests/test_spark.py` checks it on every injected fault. The landing zone must be readable from the

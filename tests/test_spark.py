@@ -227,7 +227,7 @@ def landing(shop, tmp_path_factory) -> Path:
     (day / "blank.jsonl").write_bytes(b"\n \n" * (BATCH_BYTES // 2))
     (day / "wide-header.csv").write_bytes((",".join(f"column_{i}" for i in range(80)) + "\n"
                                            + "1,2\n" * BATCH_BYTES).encode())
-    (day / "from-another-day.csv").write_bytes((root / "landing" / "events" / "2026-11-18" / "events-00.csv").read_bytes())
+    shutil.copyfile(root / "landing" / "events" / "2026-11-18" / "events-00.csv", day / "from-another-day.csv")
     (day / ".hidden.csv").write_bytes(mixed_csv)
     (day / "folder").mkdir()
     return landing
