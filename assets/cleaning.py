@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import polars as pl
 
-from assets.metadata import counts_table, markdown_table, table_schema, top_reasons
+from assets.metadata import contract_descriptions, counts_table, markdown_table, table_schema, top_reasons
 from assets.check_results import check_result
 from assets.resources import QualityStoreResource, WarehouseResource
 from assets.suite_checks import suite_checks
@@ -75,8 +75,8 @@ def clean_asset(contract: SourceContract, daily: dg.PartitionsDefinition
             "rules_applied": markdown_table(breakdown, rows=len(breakdown)),
             "quarantined_by_rule": counts_table({r: n for r, n in by_rule.items() if actions[r] == "quarantine"}),
             "top_quarantine_reasons": top_reasons(result.quarantine),
-            "rules_skipped": dg.MetadataValue.json(skipped),
-            "dagster/column_schema": table_schema(result.clean),
+            "rules_skipped": counts_table(skipped, "rule", "why skipped"),
+            "dagster/column_schema": table_schema(result.clean, contract_descriptions(source)),
             "preview": markdown_table(result.clean, columns=[c for c in result.clean.columns if not c.startswith("_")]),
             "table": f"clean.{source}",
         })

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import polars as pl
 
-from assets.metadata import counts_table, markdown_table, table_schema, top_reasons
+from assets.metadata import contract_descriptions, counts_table, markdown_table, table_schema, top_reasons
 from assets.resources import WarehouseResource
 from governance.settings import Settings
 from governance.collection import collect_with_settings
@@ -62,8 +62,9 @@ def raw_asset(contract: SourceContract, daily: dg.PartitionsDefinition) -> dg.As
                     pl.DataFrame([f.as_dict() for f in files]).select(
                         "file", "format", "status", "rows_in_file", "rows_landed", "rows_quarantined", "note"),
                     rows=50) if files else dg.MetadataValue.md("_no files landed_"),
-                "schema_drift": dg.MetadataValue.json(drift),
-                "dagster/column_schema": table_schema(result.raw),
+                "schema_drift": counts_table({f: "; ".join(f"{k}: {v}" for k, v in d.items() if v)
+                                              for f, d in drift.items()}, "file", "columns renamed / extra"),
+                "dagster/column_schema": table_schema(result.raw, contract_descriptions(contract.name)),
                 "preview": markdown_table(result.raw, columns=[c for c in result.raw.columns if not c.startswith("_")]),
                 "table": f"raw.{contract.name}",
                 "path": dg.MetadataValue.path(str(warehouse.lake.table_dir("raw", contract.name))),

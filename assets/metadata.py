@@ -12,8 +12,32 @@ from governance.tables import markdown_table as _markdown
 PREVIEW_ROWS = 5
 
 
-def table_schema(frame: pl.DataFrame) -> dg.TableSchema:
-    return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()])
+#: the lineage columns every raw and clean row carries (governance/contracts.py LINEAGE_COLUMNS)
+LINEAGE_DESCRIPTIONS = {
+    "_source_file": "lineage: the landed file the row came from",
+    "_file_hash": "lineage: SHA-256 of that file's content",
+    "_row_number": "lineage: the row's number in that file",
+    "_ingested_at": "lineage: when collection read the file",
+    "_partition": "lineage: the partition the row was collected into (the landing day, for daily sources)",
+    "_extra_columns": "columns the file had beyond the contract, kept as JSON (schema drift)",
+}
+
+
+def contract_descriptions(source: str) -> dict[str, str]:
+    """Column descriptions of a source's contract (and the lineage columns), for the UI's Columns table."""
+    from governance.contracts import CONTRACTS
+
+    contract = CONTRACTS.get(source)
+    pii = "personal data (PII): masked in every preview, sample and metadata value"
+    columns = {c.name: pii if c.pii else c.description for c in (contract.columns if contract else [])}
+    return {**{k: v for k, v in columns.items() if v}, **LINEAGE_DESCRIPTIONS}
+
+
+def table_schema(frame: pl.DataFrame, descriptions: dict[str, str] | None = None) -> dg.TableSchema:
+    """The frame's columns and types; `descriptions` (column -> text) fill the UI's Description column."""
+    descriptions = descriptions or {}
+    return dg.TableSchema(columns=[dg.TableColumn(name, str(dtype), description=descriptions.get(name))
+                                   for name, dtype in frame.schema.items()])
 
 
 def markdown_table(frame: pl.DataFrame, rows: int = PREVIEW_ROWS, columns: list[str] | None = None) -> dg.MetadataValue:
