@@ -139,3 +139,10 @@ def test_the_model_card_is_one_page_with_pictures_tables_time_and_the_decision(t
     assert "accuracy</text>" in svg and "perfect calibration" in svg
     card_file = write_model_card(result)
     assert card_file == tmp_path / "card.md" and "![confusion (held-out split)](confusion.svg)" in card_file.read_text()
+
+
+def test_label_counts_are_printed_as_words_not_a_dict():
+    from governance.labelling.cli import counts_text
+
+    assert counts_text({"negative": 1, "None": 1, "positive": 3}) == "positive 3, negative 1, no label 1"
+    assert counts_text({}) == "nothing labelled"

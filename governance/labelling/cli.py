@@ -97,7 +97,7 @@ def _label_reviews(a: argparse.Namespace) -> int:
     s = label_reviews_csv(a.input, a.output, a.text_column, _models_root(a), title_column=a.title_column,
                           progress=progress_for("label-reviews"), log_fn=_say)
     print(f"labelled {s.labelled:,} of {s.rows:,} reviews with {s.model_name} {s.model_version} "
-          f"({s.unlabelable:,} unlabelable) → {s.out_path}; {s.counts}")
+          f"({s.unlabelable:,} unlabelable) → {s.out_path}; {counts_text(s.counts)}")
     return 0
 
 
@@ -114,8 +114,14 @@ def _label_queries(a: argparse.Namespace) -> int:
                           products_file=a.products, events_file=a.events, top_k=a.top_k,
                           cache_dir=a.settings.model_cache, progress=progress_for("label-queries"), log_fn=_say)
     print(f"labelled {s.labelled:,} of {s.rows:,} queries with {s.model_name} {s.model_version} "
-          f"({s.unlabelable:,} unlabelable) → {s.out_path}; intents {s.counts}")
+          f"({s.unlabelable:,} unlabelable) → {s.out_path}; intents: {counts_text(s.counts)}")
     return 0
+
+
+def counts_text(counts: dict) -> str:
+    """``{'positive': 2, 'None': 1}`` as people read it: "positive 2, no label 1", largest first."""
+    named = {("no label" if k in (None, "None", "") else str(k)): int(v) for k, v in (counts or {}).items()}
+    return ", ".join(f"{k} {v:,}" for k, v in sorted(named.items(), key=lambda kv: -kv[1])) or "nothing labelled"
 
 
 def _other_shops(a: argparse.Namespace):
