@@ -1225,7 +1225,7 @@ def ingest_partition(
     ingested_at: datetime,
     max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
-    collector: Callable[..., _Collector] = _Collector,
+    make_collector: Callable[..., _Collector] = _Collector,
 ) -> CollectionResult:
     """Collect one partition of a source into the lake: raw table, collection quarantine, audit.
 
@@ -1237,7 +1237,8 @@ def ingest_partition(
     ingested is skipped and reported. The ledger (hash → file per partition) is written last, so a
     crash before it leaves the previous ledger describing the previous, still complete, files.
 
-    ``collector`` reads the files (`governance.collection_spark.SparkCollector`: on Apache Spark).
+    ``make_collector`` makes what reads the files (`governance.collection_spark.SparkCollector` reads
+    them on Apache Spark).
     """
     key = partition or "all"
     elsewhere = {
@@ -1247,9 +1248,9 @@ def ingest_partition(
         for digest, entry_file in ledger.get("files", {}).items()
     }
     files = landed_files(landing_root, contract.name, partition)
-    collector = collector(contract, files, landing_root=landing_root, partition=partition, run_id=run_id,
-                          ingested_at=ingested_at, ingested_elsewhere=elsewhere, max_record_bytes=max_record_bytes,
-                          batch_bytes=batch_bytes, keep_rows=None)
+    collector = make_collector(contract, files, landing_root=landing_root, partition=partition, run_id=run_id,
+                               ingested_at=ingested_at, ingested_elsewhere=elsewhere,
+                               max_record_bytes=max_record_bytes, batch_bytes=batch_bytes, keep_rows=None)
     streamed = any(_size_of(f) > collector.batch_bytes for f in files)
     with lake.transaction():  # raw, quarantine and audit of the partition are published together
         if streamed:  # a large file: raw rows go to the lake batch by batch, a preview stays in memory

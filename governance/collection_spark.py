@@ -23,8 +23,8 @@ What runs where:
   already ingested (here or in another partition) is skipped, a batch's row numbers are moved on by
   the records of the batches before it, the batches' reports are merged, and the raw rows go to
   `ingest_partition`'s transaction as they come — raw, quarantine and audit published together, the
-  ledger last, exactly as collection on Polars publishes them (`SparkCollector` is the ``collector``
-  `ingest_partition` is given).
+  ledger last, exactly as collection on Polars publishes them (`ingest_partition` is given
+  `SparkCollector` to make).
 
 So a Spark collection equals the Polars one row for row, lineage columns included;
 `tests/test_spark.py` checks it on every injected fault. The landing zone must be readable from the
@@ -331,4 +331,4 @@ def ingest_partition_on_spark(spark, lake: Lake, contract: SourceContract, landi
     def collector(*args, **kw) -> SparkCollector:
         return SparkCollector(spark, *args, **kw)
 
-    return ingest_partition(lake, contract, Path(landing_root), partition, collector=collector, **kwargs)
+    return ingest_partition(lake, contract, Path(landing_root), partition, make_collector=collector, **kwargs)
