@@ -67,7 +67,7 @@ DAILY_JOBS = {"collection": collection_daily, "cleaning": cleaning_daily, "label
 
 
 def run_day(group: str, day: str, executor: str) -> tuple[str, bool, str]:
-    """One day of a stage as a run, in a worker process: on the job's executor (multiprocess, spawn: a
+    """One day of a stage as a run, in a worker process: on the job's executor (multiprocess, forkserver: a
     process per step) or in this process (``in_process``: the code location is imported once per worker)."""
     import dagster as dg
 

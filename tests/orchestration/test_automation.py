@@ -191,7 +191,7 @@ def test_launched_runs_use_a_process_per_step_unless_the_settings_say_in_process
     from governance.settings import SettingsError
 
     assert build_definitions(data_root=str(shop), demo="1").resolve_job_def(
-        "daily_lifecycle").executor_def.name == "multiprocess_spawn"
+        "daily_lifecycle").executor_def.name == "multiprocess_forkserver"
     assert build_definitions(data_root=str(shop), demo="1", executor="in_process").resolve_job_def(
         "daily_lifecycle").executor_def.name == "in_process"
     with pytest.raises(SettingsError, match="executor must be one of"):
