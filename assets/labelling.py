@@ -3,7 +3,7 @@
 import dagster as dg
 import polars as pl
 
-from assets.metadata import counts_table, markdown_table, table_schema
+from assets.metadata import contract_descriptions, counts_table, markdown_table, table_schema
 from assets.resources import ModelRegistryResource, WarehouseResource
 from governance.settings import Settings
 from governance.labelling.stage import (
@@ -17,6 +17,27 @@ from governance.labelling.stage import (
 
 GROUP = "labelling"
 OWNERS = ["team:search-relevance"]
+
+#: the columns labelling adds, described in the UI's Columns table (the source columns come from the contracts)
+LABEL_COLUMNS = {
+    "sentiment": "negative | neutral | positive; null when the text cannot be labelled",
+    "sentiment_probability": "the model's probability of that sentiment",
+    "p_negative": "probability of negative",
+    "p_neutral": "probability of neutral",
+    "p_positive": "probability of positive",
+    "model_name": "the model that labelled the row", "model_version": "its version in the model registry (data/models/TASK/VERSION)",
+    "labelled_at": "when the row was labelled (UTC)",
+    "unlabelable_reason": "why no label was given (empty, emoji-only, not English, too long, broken text); else null",
+    "intent": "product | category | brand | deal | support",
+    "intent_probability": "probability of that intent",
+    "intent_source": "what decided the intent: the model, or a high-precision rule",
+    "category": "the most likely leaf category of the shop's tree",
+    "category_probability": "probability of that leaf",
+    "category_source": "the evidence behind the category (names, catalog texts, clicks)",
+    "category_confident": "the deepest category at least 50 % likely: the leaf, else an ancestor",
+    "category_level": "whether category_confident is the leaf or an ancestor (and its depth)",
+    "top_categories": "the k best categories with scores (only with top-k set)",
+}
 
 
 class SentimentTraining(dg.Config):
@@ -139,7 +160,7 @@ def _label_summary(labelled: pl.DataFrame, label: str, probability: str) -> dict
         "labels": counts_table(dict(zip(counts[label].to_list(), counts["len"].to_list(), strict=True)), label),
         "unlabelable_reasons": counts_table(
             dict(zip(reasons["unlabelable_reason"].to_list(), reasons["len"].to_list(), strict=True)), "reason"),
-        "mean_probability": float(labelled[probability].mean() or 0.0),
+        "mean_probability": round(float(labelled[probability].mean() or 0.0), 4),
         "low_confidence_rows": int((labelled[probability] < 0.5).sum()),
     }
 
@@ -170,7 +191,7 @@ def daily_labelling_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefi
             "dagster/row_count": labelled.height,
             "model_version": str(labelled["model_version"].drop_nulls().first() or ""),
             **_label_summary(labelled, "sentiment", "sentiment_probability"),
-            "dagster/column_schema": table_schema(labelled),
+            "dagster/column_schema": table_schema(labelled, {**contract_descriptions("reviews"), **LABEL_COLUMNS}),
             "preview": markdown_table(labelled, columns=["review_id", "rating", "sentiment", "sentiment_probability",
                                                          "unlabelable_reason", "text"]),
         })
@@ -202,7 +223,7 @@ def daily_labelling_assets(daily: dg.PartitionsDefinition) -> list[dg.AssetsDefi
             "model_version": version,
             **_label_summary(labelled, "intent", "intent_probability"),
             "intents": counts_table(dict(zip(intents["intent"].to_list(), intents["len"].to_list(), strict=True)), "intent"),
-            "dagster/column_schema": table_schema(labelled),
+            "dagster/column_schema": table_schema(labelled, {**contract_descriptions("queries"), **LABEL_COLUMNS}),
             "preview": markdown_table(labelled, columns=["query_text", "intent", "intent_probability", "category",
                                                          "category_probability"]),
         })

@@ -33,3 +33,10 @@ def test_no_asset_description_has_a_bare_angle_bracket_placeholder():
         text = re.sub(r"`[^`]*`", "", node.description or "")
         bare += [f"{node.key.to_user_string()}: {m}" for m in re.findall(r"<[a-z_]+>", text)]
     assert isinstance(defs, dg.Definitions) and not bare, bare
+
+
+def test_label_column_descriptions_survive_the_uis_markdown():
+    from assets.labelling import LABEL_COLUMNS
+
+    assert not [c for c, text in LABEL_COLUMNS.items() if re.search(r"<[a-z_]+>", text)]
+    assert {"sentiment", "unlabelable_reason", "intent", "category_confident"} <= set(LABEL_COLUMNS)
