@@ -40,3 +40,10 @@ def test_label_column_descriptions_survive_the_uis_markdown():
 
     assert not [c for c, text in LABEL_COLUMNS.items() if re.search(r"<[a-z_]+>", text)]
     assert {"sentiment", "unlabelable_reason", "intent", "category_confident"} <= set(LABEL_COLUMNS)
+
+
+def test_the_launchpad_explains_every_training_setting():
+    from assets.labelling import SentimentTraining
+
+    field = SentimentTraining.to_config_schema().as_field().config_type.fields["setting"]
+    assert all(name in field.description for name in ("demo", "full", "upper")) and SentimentTraining().setting == "demo"
