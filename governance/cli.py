@@ -168,6 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.data is not None and args.data.exists() and not args.data.is_dir():
+            raise CommandError(f"--data {args.data} is a file: give the data folder (landing zone, lake, catalog, "
+                               "models), or leave it out for GOVERNANCE_DATA_ROOT / the project's data/")
         args.settings = Settings.load(data_root=args.data)
         return args.func(args)
     except (CommandError, SettingsError, OSError, ValueError, KeyError) as exc:

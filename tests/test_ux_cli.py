@@ -146,3 +146,13 @@ def test_label_counts_are_printed_as_words_not_a_dict():
 
     assert counts_text({"negative": 1, "None": 1, "positive": 3}) == "positive 3, negative 1, no label 1"
     assert counts_text({}) == "nothing labelled"
+
+
+def test_a_file_given_as_a_folder_is_refused_before_any_work(capsys, files):
+    rc = main(["--data", str(files / "data"), "train-sentiment", str(files / "reviews.csv"), "--other-shops", "0",
+               "--models-root", str(files / "reviews.csv")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--models-root" in err and "is a file" in err and len(err.splitlines()) == 1
+    rc = main(["--data", str(files / "reviews.csv"), "settings"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("governance settings: --data") and "is a file" in err

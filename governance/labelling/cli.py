@@ -71,7 +71,10 @@ def _say(msg: str) -> None:
 
 
 def _models_root(a: argparse.Namespace):
-    return a.models_root or a.settings.models_root
+    root = a.models_root or a.settings.models_root
+    if Path(root).exists() and not Path(root).is_dir():
+        raise ValueError(f"--models-root {root} is a file: give the model registry's folder (default <data>/models)")
+    return root
 
 
 def _readable(path, what: str = "file", kinds: str = "a .csv or .parquet file") -> None:
