@@ -13,6 +13,7 @@ One SparkSession for the module (starting the JVM is most of the cost); the fixt
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from datetime import UTC, date, datetime
@@ -24,7 +25,13 @@ from polars.testing import assert_frame_equal
 
 from governance.cleaning import clean_partition, clean_with_settings
 from governance.cleaning.spark import DAY, ORDER, clean_partitions, raw_rows
-from governance.collection import collect_with_settings, ingest_partition, landed_partitions, ledger_dir
+from governance.collection import (
+    _record_batches,
+    collect_with_settings,
+    ingest_partition,
+    landed_partitions,
+    ledger_dir,
+)
 from governance.collection_spark import ingest_partition_on_spark
 from governance.contracts import CONTRACTS
 from governance.settings import Settings
@@ -230,6 +237,10 @@ def landing(shop, tmp_path_factory) -> Path:
     shutil.copyfile(root / "landing" / "events" / "2026-11-18" / "events-00.csv", day / "from-another-day.csv")
     (day / ".hidden.csv").write_bytes(mixed_csv)
     (day / "folder").mkdir()
+    # lines that start like a bzip2 stream: one begins a batch, whose text is no file head (not refused)
+    event = ('{"event_id": "m%d", "session_id": "s1", "item_id": "p1", "event_type": "view", '
+             '"event_time": "2026-11-11T10:00:00Z"}')
+    (day / "magic-lines.jsonl").write_text("".join(f"{event % i}\nBZh91AY&SY not JSON {i}\n" for i in range(300)))
     return landing
 
 
@@ -274,6 +285,9 @@ def test_spark_collection_equals_polars_with_every_collection_fault(spark, landi
             "empty_file", "no_data_rows", "missing_required_column"} <= rules, rules
     assert {"ingested", "duplicate_skipped", "refused", "unreadable", "empty", "skipped"} <= statuses, statuses
     assert batched >= 6
+    with open(landing / "events" / "2026-11-11" / "magic-lines.jsonl", "rb") as f:
+        starts = [body[:3] for body in _record_batches(f.fileno(), 0, os.fstat(f.fileno()).st_size, BATCH_BYTES, False)]
+    assert b"BZh" in starts[1:]
 
 
 def test_settings_choose_the_engine_for_collection(spark, landing, tmp_path):
