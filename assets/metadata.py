@@ -56,6 +56,11 @@ def counts_table(counts: dict, label: str = "rule", value_label: str = "rows") -
     return dg.MetadataValue.md(counts_markdown(counts, label, value_label))
 
 
+def reasons_list(reasons: dict, empty: str = "_none_") -> dg.MetadataValue:
+    """``- **name**: reason`` per entry: whole sentences, which a table column would squeeze or cut."""
+    return dg.MetadataValue.md("\n".join(f"- **{k}**: {v}" for k, v in reasons.items()) or empty)
+
+
 def top_reasons(quarantine: pl.DataFrame, n: int = 5) -> dg.MetadataValue:
     """The most frequent quarantine rules, each with one example reason and record."""
     if quarantine.is_empty():

@@ -8,7 +8,7 @@ read every materialized day).
 import dagster as dg
 import polars as pl
 
-from assets.metadata import counts_table, markdown_table, table_schema
+from assets.metadata import counts_table, markdown_table, reasons_list, table_schema
 from assets.resources import ModelRegistryResource, QualityStoreResource, WarehouseResource
 from governance.settings import Settings
 from governance.recommendation.evaluate import run_public
@@ -46,20 +46,23 @@ def reco_models(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     (context.log.info if hybrid.promoted else context.log.warning)(f"reco_hybrid: {hybrid.reason}")
     table = result.evaluation.select([c for c in SHOWN if c in result.evaluation.columns]).with_columns(
         pl.col(pl.Float64).round(4))
+    # the reasons are long sentences: a table of their own (task | reason) rather than a squeezed fifth column
     decisions = pl.DataFrame([d.as_dict() for d in result.decisions]).select(
-        "task", "candidate", "current_before", "promoted", "reason")
+        "task", "candidate", "current_before", "promoted")
     not_promoted = {d.task: d.reason for d in result.decisions if not d.promoted}
+    promoted = {d.task: d.reason for d in result.decisions if d.promoted}
     return dg.MaterializeResult(metadata={
         "metrics (held-out day)": markdown_table(table, rows=20),
         "promotion decisions": markdown_table(decisions, rows=20),
-        "why not promoted": counts_table(not_promoted, "model", "why not promoted"),
+        "why not promoted": reasons_list(not_promoted),
+        "why promoted": reasons_list(promoted),
         "quality gate": result.quality.reason,
         "failed blocking checks": dg.MetadataValue.md("\n".join(
             f"- `{r['table']}` [{r['partition']}]: {r['check_name']}" for r in result.quality.failures.to_dicts())
             or "_none_"),
         "hybrid_version": result.versions.get("reco_hybrid", ""),
         "hybrid_promoted": hybrid.promoted,
-        "hybrid_ndcg@10": float(result.trained.metric("hybrid")),
+        "hybrid_ndcg@10": round(float(result.trained.metric("hybrid")), 4),
         "best_single": "{} (ndcg@10 {})".format(*_best(result.evaluation)),
         "held_out_day": ", ".join(d.isoformat() for d in result.trained.split.test_days),
         "training_data_fingerprint": result.fingerprint,
