@@ -77,11 +77,14 @@ def run_lodo(shared: Path, cache_dir: Path | None, *, per_domain: int = 1500, te
         log_fn(f"{len(domains)} domains, {train.height:,} training + {test.height:,} test texts; embedding (cached)")
         vecs = cached_encode(emb, all_texts, cache_dir, progress=None)
         tv, sv = vecs[:train.height], vecs[train.height:]
-    else:  # upper-layer setting: the lower layers' states, cached by content hash, shared by every fold
+    elif config.train_layers:  # upper-layer setting: the lower layers' states, cached by content hash
         log_fn(f"{len(domains)} domains, {train.height:,} training + {test.height:,} test texts; lower-layer states "
                f"(cached)")
         states = _lower(config, all_texts, cache_dir)
         tv, sv = states[:train.height], states[train.height:]
+    else:  # whole-encoder fine-tune: the texts themselves
+        log_fn(f"{len(domains)} domains, {train.height:,} training + {test.height:,} test texts")
+        tv, sv = np.asarray(_texts(train), dtype=object), np.asarray(_texts(test), dtype=object)
     log_fn(f"inputs ready in {time.perf_counter() - t0:.0f}s")
     tr_dom, te_dom = train["domain"].to_numpy(), test["domain"].to_numpy()
     tr_texts, tr_y, te_y = _texts(train), train["rating"].to_numpy(), test["rating"].to_numpy()
@@ -104,6 +107,8 @@ def run_lodo(shared: Path, cache_dir: Path | None, *, per_domain: int = 1500, te
         def proba(vectors, mask, texts, clf=clf):
             if config.freeze_encoder:
                 return _proba_from_vectors(clf, vectors[mask], [t for t, k in zip(texts, mask) if k])
+            if not config.train_layers:
+                return clf.predict_proba([t for t, k in zip(texts, mask) if k], backend="torch")
             return _proba_from_states(clf, [v for v, k in zip(vectors, mask) if k],
                                       [t for t, k in zip(texts, mask) if k])
 
@@ -149,6 +154,7 @@ def main(argv=None) -> int:
     ap.add_argument("--only", default=None, help="one fold: a held-out domain, or 'all' (default: every fold)")
     ap.add_argument("--epochs", type=int, default=None, help="override the setting's epochs")
     ap.add_argument("--train-layers", type=int, default=None, help="override the setting's trained top layers")
+    ap.add_argument("--max-length", type=int, default=None, help="override the setting's word-piece limit per text")
     ap.add_argument("--out", default=None, help="also write the results as JSON to this file")
     ap.add_argument("-v", "--verbose", action="store_true", help="training progress")
     a = ap.parse_args(argv)
@@ -161,6 +167,8 @@ def main(argv=None) -> int:
         overrides["epochs"] = a.epochs
     if a.train_layers is not None:
         overrides["train_layers"] = a.train_layers
+    if a.max_length is not None:
+        overrides["max_length"] = a.max_length
     res = run_lodo(Path(s.shared_data), s.model_cache, per_domain=a.per_domain, test_per_domain=a.test_per_domain,
                    setting=a.setting, only=a.only, verbose=a.verbose, **overrides)
     if a.out:

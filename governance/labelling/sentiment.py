@@ -48,6 +48,7 @@ from governance.labelling.encoder import (
     torch_and_transformers,
 )
 from governance.labelling.metrics import LABELS, binary_scores, macro_f1, sentiment_report, stars_to_class
+from governance.labelling.training import total_steps, train_epochs
 
 log = logging.getLogger(__name__)
 
@@ -416,19 +417,6 @@ def split_validation(texts: Sequence[str], ratings: np.ndarray, fraction: float,
     return np.sort(tr), np.sort(va)
 
 
-def _length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Shuffle, sort within chunks of 50 batches by length, cut into batches, shuffle the batches."""
-    perm = rng.permutation(len(lengths))
-    chunk = batch_size * 50
-    batches = []
-    for i in range(0, len(perm), chunk):
-        part = perm[i:i + chunk]
-        part = part[np.argsort(lengths[part], kind="stable")]
-        batches.extend(part[j:j + batch_size] for j in range(0, len(part), batch_size))
-    order = rng.permutation(len(batches))
-    return [batches[k] for k in order]
-
-
 def _use_bf16(config: SentimentConfig, device: str) -> bool:
     if config.bf16 == "on":
         return True
@@ -587,75 +575,23 @@ def train_sentiment(texts: Sequence[str], ratings, config: SentimentConfig | str
 def fine_tune(net, tokenizer, texts: Sequence[str], config: SentimentConfig, device: str, rng: np.random.Generator,
               *, loss: Callable, val_score: Callable[[], float], say: Callable[[str], None],
               progress: Progress | None = None) -> tuple[list[float], list[dict]]:
-    """The encoder training loop of fine-tuning and distillation: length-grouped batches, bf16
-    autocast where it pays, AdamW with layer-wise learning-rate decay, linear warm-up then decay,
-    gradient clipping; after each epoch ``val_score()``, and the best epoch's weights are kept.
-    ``loss(logits, batch_indices)`` gets fp32 five-star logits. Returns (epoch seconds, history)."""
+    """The whole encoder and head trained (fine-tuning and distillation) by ``training.train_epochs``:
+    texts tokenised per length-grouped batch, bf16 autocast where it pays, layer-wise learning-rate
+    decay. ``loss(logits, batch_indices)`` gets fp32 five-star logits. Returns (epoch seconds, history)."""
     torch, _ = torch_and_transformers()
-    net.train()
     lengths = token_lengths(tokenizer, texts, config.max_length)
-    opt = torch.optim.AdamW(_param_groups(net, config), weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(len(texts) / config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    if config.max_steps:
-        total_steps = min(total_steps, config.max_steps)
-    warm = max(1, int(config.warmup_frac * total_steps))
-
-    def lr_factor(s: int) -> float:  # linear warm-up, then linear decay to 0
-        if s < warm:
-            return (s + 1) / warm
-        return max(0.0, (total_steps - s) / max(1, total_steps - warm))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     bf16 = _use_bf16(config, device)
-    say(f"fine-tuning: {len(texts)} texts, {steps_per_epoch} steps/epoch, {total_steps} steps, "
-        f"bf16={bf16}, device={device}")
-    rep = ProgressReporter(total_steps * config.batch_size, progress, False, "train")
-    step, best = 0, (-1.0, None, -1)
-    epoch_seconds: list[float] = []
-    history: list[dict] = []
-    for ep in range(config.epochs):
-        if step >= total_steps:
-            break
-        t0 = time.perf_counter()
-        net.train()
-        run_loss, seen = 0.0, 0
-        for b in _length_grouped_batches(lengths, config.batch_size, rng):
-            if step >= total_steps:
-                break
-            enc = tokenizer([texts[i] for i in b], padding=True, truncation=True, max_length=config.max_length,
-                            return_tensors="pt").to(device)
-            with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
-                logits = net(enc["input_ids"], enc["attention_mask"])
-            batch_loss = loss(logits.float(), torch.as_tensor(b))
-            opt.zero_grad(set_to_none=True)
-            batch_loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            step += 1
-            run_loss += batch_loss.item() * len(b)
-            seen += len(b)
-            rep.update(len(b))
-            if step % 50 == 0:
-                say(f"epoch {ep + 1} step {step}/{total_steps} loss {run_loss / seen:.4f} "
-                    f"{seen / (time.perf_counter() - t0):.1f} texts/s")
-        train_time = time.perf_counter() - t0
-        net.eval()
-        score = val_score()
-        epoch_seconds.append(train_time)
-        history.append({"epoch": ep + 1, "steps": step, "loss": run_loss / max(seen, 1), "val_macro_f1": score,
-                        "seconds": train_time, "texts_per_second": seen / train_time})
-        say(f"epoch {ep + 1}: {train_time:.0f}s ({seen / train_time:.1f} texts/s), loss {run_loss / max(seen, 1):.4f}, "
-            f"val macro-F1 (uncalibrated) {score:.3f}")
-        if score > best[0]:
-            best = (score, {k: v.detach().clone() for k, v in net.state_dict().items()}, ep + 1)
-    rep.close()
-    if best[1] is not None:
-        net.load_state_dict(best[1])
-        say(f"kept epoch {best[2]} (best validation macro-F1 {best[0]:.3f})")
-    net.eval()
-    return epoch_seconds, history
+    say(f"fine-tuning: {len(texts)} texts, {math.ceil(len(texts) / config.batch_size)} steps/epoch, "
+        f"{total_steps(len(texts), config)} steps, bf16={bf16}, device={device}")
+
+    def batch_logits(b):
+        enc = tokenizer([texts[i] for i in b], padding=True, truncation=True, max_length=config.max_length,
+                        return_tensors="pt").to(device)
+        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
+            return net(enc["input_ids"], enc["attention_mask"])
+
+    return train_epochs(net, _param_groups(net, config), lengths, config, rng, batch_logits=batch_logits,
+                        loss=loss, val_score=val_score, say=say, progress=progress)
 
 
 def choose_fast_backend(clf: SentimentClassifier, val_texts, val_ratings, proba_fp32: np.ndarray, *,

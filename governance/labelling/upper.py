@@ -16,7 +16,6 @@ encoder over the texts give the same logits (up to the float16 rounding of the c
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import tempfile
 import time
@@ -27,6 +26,7 @@ import numpy as np
 
 from governance.labelling.embed_cache import text_keys
 from governance.labelling.encoder import ProgressReporter, length_buckets, torch_and_transformers
+from governance.labelling.training import total_steps, train_epochs
 
 #: shards beyond this are merged into one at the next write
 MAX_SHARDS = 8
@@ -176,7 +176,6 @@ def _pad(states: list[np.ndarray], idx: np.ndarray):
 def upper_logits(net, states: list[np.ndarray], n_lower: int, *, batch_size: int = 128) -> np.ndarray:
     """Five-star logits of the network from cached lower states (inference)."""
     torch, _ = torch_and_transformers()
-    from governance.labelling.encoder import mean_pool  # noqa: PLC0415
     out = np.zeros((len(states), 5), dtype=np.float32)
     if not states:
         return out
@@ -200,11 +199,9 @@ def _pool(net, hidden, mask):
 def train_upper(net, states: list[np.ndarray], config, rng: np.random.Generator, *, loss: Callable,
                 val_score: Callable[[], float], say: Callable[[str], None], progress=None
                 ) -> tuple[list[float], list[dict]]:
-    """Train the top ``config.train_layers`` layers + head over cached states: length-grouped
-    batches, AdamW with layer-wise decay, linear warm-up then decay, clipping; the best epoch by
-    ``val_score()`` is kept. ``loss(logits, batch_indices)``. Returns (epoch seconds, history)."""
-    torch, _ = torch_and_transformers()
-    from governance.labelling.sentiment import _length_grouped_batches  # noqa: PLC0415
+    """Train the top ``config.train_layers`` layers + head over cached states by
+    ``training.train_epochs`` (layer-wise learning-rate decay; the lower layers stay frozen).
+    ``loss(logits, batch_indices)``. Returns (epoch seconds, history)."""
     layers = net.encoder.encoder.layer
     n = len(layers)
     n_lower = n - config.train_layers
@@ -215,63 +212,19 @@ def train_upper(net, states: list[np.ndarray], config, rng: np.random.Generator,
         for p in layers[i].parameters():
             p.requires_grad_(True)
         groups.append({"params": list(layers[i].parameters()), "lr": config.lr * config.layer_decay ** (n - 1 - i)})
-    opt = torch.optim.AdamW(groups, weight_decay=config.weight_decay)
-    lengths = np.array([len(s) for s in states])
-    steps_per_epoch = math.ceil(len(states) / config.batch_size)
-    total = steps_per_epoch * config.epochs
-    if config.max_steps:
-        total = min(total, config.max_steps)
-    warm = max(1, int(config.warmup_frac * total))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (total - s) / max(1, total - warm)))
     say(f"training the top {config.train_layers} layers + head over cached layer-{n_lower} states: "
-        f"{len(states)} texts, {steps_per_epoch} steps/epoch, {total} steps")
-    rep = ProgressReporter(total * config.batch_size, progress, False, "train")
-    step, best = 0, (-1.0, None, -1)
-    epoch_seconds, history = [], []
-    trained = [p for g in groups for p in g["params"]]
-    for ep in range(config.epochs):
-        if step >= total:
-            break
-        t0 = time.perf_counter()
-        net.train()
-        run_loss, seen = 0.0, 0
-        for b in _length_grouped_batches(lengths, config.batch_size, rng):
-            if step >= total:
-                break
-            h, m = _pad(states, b)
-            logits = net.head_logits(_pool(net, upper_forward(net.encoder, h, m, n_lower), m))
-            batch_loss = loss(logits.float(), torch.as_tensor(b))
-            opt.zero_grad(set_to_none=True)
-            batch_loss.backward()
-            torch.nn.utils.clip_grad_norm_(trained, 1.0)
-            opt.step()
-            sched.step()
-            step += 1
-            run_loss += batch_loss.item() * len(b)
-            seen += len(b)
-            rep.update(len(b))
-            if step % 50 == 0:
-                say(f"epoch {ep + 1} step {step}/{total} loss {run_loss / seen:.4f} "
-                    f"{seen / (time.perf_counter() - t0):.1f} texts/s")
-        secs = time.perf_counter() - t0
-        net.eval()
-        score = val_score()
-        epoch_seconds.append(secs)
-        history.append({"epoch": ep + 1, "steps": step, "loss": run_loss / max(seen, 1), "val_macro_f1": score,
-                        "seconds": secs})
-        say(f"epoch {ep + 1}: {secs:.0f}s, loss {run_loss / max(seen, 1):.4f}, val macro-F1 (uncalibrated) "
-            f"{score:.3f}")
-        if score > best[0]:
-            best = (score, {k: v.detach().clone() for k, v in net.state_dict().items()}, ep + 1)
-    rep.close()
-    for p in net.encoder.parameters():
-        p.requires_grad_(True)
-    if best[1] is not None:
-        net.load_state_dict(best[1])
-        say(f"kept epoch {best[2]} (best validation macro-F1 {best[0]:.3f})")
-    net.eval()
-    return epoch_seconds, history
+        f"{len(states)} texts, {total_steps(len(states), config)} steps")
+
+    def batch_logits(b):
+        h, m = _pad(states, b)
+        return net.head_logits(_pool(net, upper_forward(net.encoder, h, m, n_lower), m))
+
+    try:
+        return train_epochs(net, groups, np.array([len(s) for s in states]), config, rng, batch_logits=batch_logits,
+                            loss=loss, val_score=val_score, say=say, progress=progress)
+    finally:
+        for p in net.encoder.parameters():
+            p.requires_grad_(True)
 
 
 __all__ = ["StateCache", "lower_forward", "lower_states", "state_key", "train_upper", "upper_forward",
