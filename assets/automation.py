@@ -75,7 +75,7 @@ def landing_zone_sensor(daily: dg.PartitionsDefinition, daily_job, snapshot_job,
                            "user files refresh the snapshots. Run keys are content digests, the cursor is durable: "
                            "the same bytes landed again run nothing. Bad paths are skipped with a logged reason. "
                            "Turn it on in the UI (Automation → landing_zone_sensor) or with "
-                           "`dagster sensor start landing_zone_sensor`.")
+                           "the command: dagster sensor start landing_zone_sensor")
     def landing_zone_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
         tick = landing_watch.advance(context.cursor, warehouse.landing, DAILY_SOURCES, SNAPSHOT_SOURCES,
                                      set(daily.get_partition_keys()))
@@ -225,7 +225,7 @@ def nightly_schedule(daily: dg.PartitionsDefinition, daily_job) -> dg.ScheduleDe
 
     @dg.schedule(cron_schedule="0 2 * * *", job=daily_job, execution_timezone="UTC", name="nightly_lifecycle",
                  description="Every night at 02:00 UTC: yesterday's partition end to end. Turn it on in the UI "
-                             "(Automation → nightly_lifecycle) or with `dagster schedule start nightly_lifecycle`.")
+                             "(Automation → nightly_lifecycle) or with the command: dagster schedule start nightly_lifecycle")
     def nightly_lifecycle(context: dg.ScheduleEvaluationContext):
         day = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
         if not daily.has_partition_key(day):

@@ -25,7 +25,7 @@ Dagster writes. Nothing here is read at import.
 | ``max_record_bytes`` | ``GOVERNANCE_MAX_RECORD_BYTES`` | 1 MiB: a bigger landed record is quarantined with a preview |
 | ``duplicate_lookback_days`` | ``GOVERNANCE_DUPLICATE_LOOKBACK_DAYS`` | 7: days before a partition searched for re-sent rows |
 | ``mapping`` | ``GOVERNANCE_MAPPING`` | none: the generated shop (its suites as they are) |
-| ``engine`` | ``GOVERNANCE_ENGINE`` | ``polars``: cleaning on this machine; ``spark``: on Apache Spark |
+| ``engine`` | ``GOVERNANCE_ENGINE`` | ``polars``: collection and cleaning on this machine; ``spark``: on Apache Spark |
 | ``spark_master`` | ``GOVERNANCE_SPARK_MASTER`` | ``local[2]`` (with ``engine=spark``: e.g. ``spark://host:7077``, ``k8s://…``, ``yarn``) |
 """
 
@@ -63,7 +63,7 @@ ENV = {
     "engine": "GOVERNANCE_ENGINE",
     "spark_master": "GOVERNANCE_SPARK_MASTER",
 }
-#: the engines that can run the cleaning rules (governance/cleaning/spark.py for Spark)
+#: the engines that can run collection and the cleaning rules (collection_spark.py, cleaning/spark.py for Spark)
 ENGINES = ("polars", "spark")
 
 
@@ -162,7 +162,7 @@ class Settings:
     sensor_interval: int = 60
     #: how launched runs execute their steps: "multiprocess" (a process per step) or "in_process"
     executor: str = "multiprocess"
-    #: where the cleaning rules run: "polars" (this process) or "spark" (Apache Spark at spark_master)
+    #: where collection and the cleaning rules run: "polars" (this process) or "spark" (Apache Spark at spark_master)
     engine: str = "polars"
     #: the Spark master URL when engine is "spark" (other Spark configuration: spark-defaults.conf)
     spark_master: str = "local[2]"
