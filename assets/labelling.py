@@ -98,10 +98,7 @@ def sentiment_model(context: dg.AssetExecutionContext, config: SentimentTraining
         metrics_markdown,
         model_card_markdown,
         per_domain_markdown,
-        write_model_card,
     )
-
-    write_model_card(result)  # card.md beside card.json: the same card for whoever opens the model's folder
 
     pictures = {f"{name} (held-out split)": dg.MetadataValue.md(markdown_image(path, name))
                 for name, path in (result.figures or {}).items()}

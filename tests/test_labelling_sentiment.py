@@ -2,6 +2,8 @@
 
 import json
 
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 import pytest
@@ -180,6 +182,8 @@ def test_train_with_other_shops_records_domains_title_and_pictures(tmp_path):
     assert card.notes["input"]["title_column"] == "title" and 80 <= card.notes["trained_on"]["other shops"] <= 100
     assert set(r.figures) == {"confusion", "reliability"}
     assert all(open(p).read().startswith("<svg") for p in r.figures.values())
+    card_md = (Path(r.model_path) / "card.md").read_text()  # written by training, whoever trains (CLI or asset)
+    assert f"sentiment {r.version}" in card_md and "](confusion.svg)" in card_md
     assert list((tmp_path / "cache" / "embeddings").rglob("shard-*.npz"))  # vectors cached by content hash
 
 

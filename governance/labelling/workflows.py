@@ -370,12 +370,15 @@ def train_sentiment_on_frame(df, text_column: str = "text", rating_column: str =
                "train_seconds": round(train_seconds, 1), "per_domain": per_domain,
                "trained_on": {"this shop": own_n_train, "other shops": len(tr_t) - own_n_train}},
         evaluate_current=evaluate_current, figures=(te_y, proba_test))
-    return TrainResult(version=version, promoted=decision.promoted, reason=decision.reason, setting=setting,
-                       metrics=metrics, validation=trained.validation, epoch_seconds=trained.epoch_seconds,
-                       train_seconds=train_seconds, model_path=str(trained.classifier.path), n_train=len(tr_t),
-                       n_test=len(te_t), title_used=bool(title_column), per_domain=per_domain,
-                       figures={k: str(Path(clf.path) / v) for k, v in
-                                ModelRegistry(models_root).card("sentiment", version).notes.get("figures", {}).items()})
+    result = TrainResult(version=version, promoted=decision.promoted, reason=decision.reason, setting=setting,
+                         metrics=metrics, validation=trained.validation, epoch_seconds=trained.epoch_seconds,
+                         train_seconds=train_seconds, model_path=str(trained.classifier.path), n_train=len(tr_t),
+                         n_test=len(te_t), title_used=bool(title_column), per_domain=per_domain,
+                         figures={k: str(Path(clf.path) / v) for k, v in
+                                  ModelRegistry(models_root).card("sentiment", version).notes.get("figures", {}).items()})
+    from governance.labelling.figures import write_model_card  # noqa: PLC0415
+    write_model_card(result)  # card.md beside card.json: the card for whoever opens the model's folder
+    return result
 
 
 def _proba_from_vectors(clf, vectors, texts):
