@@ -124,3 +124,31 @@ def test_top_categories_are_written_to_csv_as_json(tmp_path):
     _write_table(df, tmp_path / "o.csv")
     back = pl.read_csv(tmp_path / "o.csv")
     assert json.loads(back["top_categories"][0]) == [{"category": "Women > Dresses", "score": 0.75}]
+
+
+def test_a_file_that_is_also_a_shared_set_never_crosses_its_split():
+    """When the shop's file is (or overlaps) one of the shared review sets, its held-out reviews are never
+    trained on through the other shops, and what it trains on never scores a domain."""
+    from governance.labelling.text import compose_review_text
+    from governance.labelling.workflows import other_shop_parts
+
+    reviews = [{"domain": "same", "title": None, "text": f"review number {i} of the shop", "rating": 1 + i % 5}
+               for i in range(400)]
+    reviews += [{"domain": "other", "title": "T", "text": f"another shop's review {i}", "rating": 1 + i % 5}
+                for i in range(400)]
+    shared = pl.DataFrame(reviews, schema={"domain": pl.String, "title": pl.String, "text": pl.String,
+                                           "rating": pl.Int64})
+    # this file still has the markup and spacing the shared copy lost
+    own = [compose_review_text(None, r["text"].replace("number", "number&nbsp;<br/>").upper())
+           for r in reviews[:400]]
+    train, held_out = own[:300], own[300:]
+    sample, tests = other_shop_parts(shared, train, held_out, per_domain=1000, test_per_domain=1000)
+
+    def same(a: str) -> str:
+        return "".join(ch for ch in a.lower().replace("&nbsp;", "").replace("<br/>", "") if ch.isalnum())
+
+    assert not {same(t) for t in sample["composed"]} & {same(t) for t in held_out}
+    assert not {same(t) for texts, _ in tests.values() for t in texts} & {same(t) for t in train}
+    # nothing else is lost: the other domain and this file's own training rows stay in the sample
+    assert sample.filter(pl.col("domain") == "other").height > 0
+    assert {same(t) for t in train} & {same(t) for t in sample["composed"]}

@@ -253,6 +253,36 @@ def train_sentiment_from_csv(csv_path: Path | str, text_column: str = "text", ra
                                     **overrides)
 
 
+def other_shop_parts(other_shops, train_texts: list[str], held_out_texts: list[str], per_domain: int,
+                     test_per_domain: int):
+    """The other shops' reviews a training run adds: (training sample with a ``composed`` text column,
+    {domain: (test texts, ratings)}). A review of this shop's file that is also in a shared set (the file
+    may be one of them) never crosses the split: it is kept out of the other shops' training when it is
+    held out here, and out of their test parts when it is trained on here — matched on its letters and
+    digits alone, since a shared set's text may have lost markup and entities this file still has."""
+    import polars as pl  # noqa: PLC0415
+
+    from governance.labelling.review_sets import domain_sample, domain_split  # noqa: PLC0415
+    from governance.labelling.text import compose_review_text  # noqa: PLC0415
+
+    def composed(f: pl.DataFrame) -> pl.Series:
+        return pl.Series("composed", [compose_review_text(t, x) for t, x in zip(f["title"], f["text"])],
+                         dtype=pl.String)
+
+    def key(texts: pl.Expr) -> pl.Expr:  # the same review whatever its markup, entities, case or spacing
+        return (texts.str.replace_all(r"<[^>]*>|&#?\w+;", "").str.to_lowercase()
+                .str.replace_all(r"[^\p{L}\p{N}]+", ""))
+
+    held_out = pl.select(key(pl.lit(pl.Series(held_out_texts, dtype=pl.String)))).to_series()
+    trained = pl.select(key(pl.lit(pl.Series(train_texts, dtype=pl.String)))).to_series()
+    o_tr, o_te = (f.with_columns(composed(f)) for f in domain_split(other_shops))
+    o_tr = domain_sample(o_tr.filter(~key(pl.col("composed")).is_in(held_out)), per_domain)
+    o_te = o_te.filter(~key(pl.col("composed")).is_in(trained))
+    tests = {dom: (g["composed"].head(test_per_domain).to_list(), g["rating"].head(test_per_domain).to_numpy())
+             for (dom,), g in o_te.group_by(["domain"], maintain_order=True)}
+    return o_tr, tests
+
+
 def train_sentiment_on_frame(df, text_column: str = "text", rating_column: str = "rating",
                              models_root: Path | str = "data/models", setting: str = "demo",
                              title_column: str | None = None, *, source: str = "a data frame", log_fn=None,
@@ -313,17 +343,11 @@ def train_sentiment_on_frame(df, text_column: str = "text", rating_column: str =
     own_n_train = len(tr_t)
     domain_tests: dict[str, tuple[list[str], np.ndarray]] = {}
     if other_shops is not None and other_shops.height:
-        from governance.labelling.review_sets import domain_sample, domain_split  # noqa: PLC0415
-        o_tr, o_te = domain_split(other_shops)
-        o_tr = domain_sample(o_tr, other_per_domain)
-        o_texts = [compose_review_text(t, x) for t, x in zip(o_tr["title"].to_list(), o_tr["text"].to_list())]
-        tr_t, tr_y = tr_t + o_texts, np.concatenate([tr_y, o_tr["rating"].to_numpy()])
-        for (dom,), g in o_te.group_by(["domain"], maintain_order=True):
-            g = g.head(other_test_per_domain)
-            domain_tests[dom] = ([compose_review_text(t, x) for t, x in zip(g["title"].to_list(), g["text"].to_list())],
-                                 g["rating"].to_numpy())
+        o_tr, domain_tests = other_shop_parts(other_shops, tr_t, te_t, other_per_domain, other_test_per_domain)
+        tr_t, tr_y = tr_t + o_tr["composed"].to_list(), np.concatenate([tr_y, o_tr["rating"].to_numpy()])
         say(f"plus {o_tr.height:,} reviews of {o_tr['domain'].n_unique()} other shops/domains "
-            f"({', '.join(sorted(domain_tests))}); each scored on its own held-out part")
+            f"({', '.join(sorted(domain_tests))}); each scored on its own held-out part, none of this file's "
+            f"held-out reviews trained on")
     precomputed = test_vectors = None
     if config.freeze_encoder and cache_dir is not None and config.normalize_pooled and not config.num_layers:
         from governance.labelling.embed_cache import cached_encode  # noqa: PLC0415
@@ -370,12 +394,12 @@ def train_sentiment_on_frame(df, text_column: str = "text", rating_column: str =
                "train_seconds": round(train_seconds, 1), "per_domain": per_domain,
                "trained_on": {"this shop": own_n_train, "other shops": len(tr_t) - own_n_train}},
         evaluate_current=evaluate_current, figures=(te_y, proba_test))
+    figures = ModelRegistry(models_root).card("sentiment", version).notes.get("figures", {})
     result = TrainResult(version=version, promoted=decision.promoted, reason=decision.reason, setting=setting,
                          metrics=metrics, validation=trained.validation, epoch_seconds=trained.epoch_seconds,
                          train_seconds=train_seconds, model_path=str(trained.classifier.path), n_train=len(tr_t),
                          n_test=len(te_t), title_used=bool(title_column), per_domain=per_domain,
-                         figures={k: str(Path(clf.path) / v) for k, v in
-                                  ModelRegistry(models_root).card("sentiment", version).notes.get("figures", {}).items()})
+                         figures={k: str(Path(clf.path) / v) for k, v in figures.items()})
     from governance.labelling.figures import write_model_card  # noqa: PLC0415
     write_model_card(result)  # card.md beside card.json: the card for whoever opens the model's folder
     return result
