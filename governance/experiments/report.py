@@ -34,7 +34,8 @@ th{background:#f3f3f3}td.l,th.l{text-align:left}.bad{color:#b00}.good{color:#070
 <p class="note">NDCG@10 gains are exponential in the grade (2<sup>grade</sup>−1). CrowdFlower: median rating 1–4 →
 grade 0–3 (gains 0/1/3/7), each query's judged products re-ranked; MRR counts rating 4 as relevant.
 Shop: grade 1 viewed/clicked after the query, 2 added to cart, 3 bought; retrieval over the whole catalogue.
-Hybrid = reciprocal-rank fusion (K = 60) of BM25 and MiniLM.</p>
+Hybrid = BM25 and MiniLM scores fused as z-scores, BM25's weighted by the share of query words it matched;
+rrf = reciprocal-rank fusion (K = 60) of the same two, for comparison.</p>
 <table><tr><th class="l">data set</th><th class="l">method</th><th>queries</th><th>NDCG@10</th><th>MRR</th>
 <th>Recall@100</th><th>p50 ms</th><th>p95 ms</th><th>build s</th></tr>
 {% for r in search %}<tr><td class="l">{{ r.dataset }}</td><td class="l">{{ r.method }}</td><td>{{ r.queries }}</td>

@@ -1,8 +1,9 @@
 """A simulated search experiment on the generated shop: an exploration log, then an online A/B test.
 
 The two arms are two search rankers over the shop's index — control: BM25 (the shop's plain
-keyword search), treatment: the hybrid (RRF of BM25 and MiniLM). (The recommendation stage's
-served lists would be the other candidate; a search A/B test needs nothing from it.)
+keyword search), treatment: the hybrid (BM25 and MiniLM fused as coverage-weighted z-scores,
+``search.hybrid``). (The recommendation stage's served lists would be the other candidate; a search
+A/B test needs nothing from it.)
 
 The shopper model (fixed here, never fitted to the rankers):
 
