@@ -39,6 +39,7 @@ def test_better_model_promoted_worse_refused_with_reason(tmp_path):
     assert not d.promoted
     assert reg.current("sentiment") == v1
     assert "kept v0001" in d.reason and "0.6500" in d.reason and "0.7000" in d.reason
+    assert "by more than" not in d.reason  # no margin asked for, none named
     v3 = reg.register("sentiment", _write(), _card(0.74))
     d = reg.promote_if_better("sentiment", v3, "macro_f1")
     assert d.promoted and reg.current("sentiment") == "v0003"
@@ -46,7 +47,11 @@ def test_better_model_promoted_worse_refused_with_reason(tmp_path):
     # a tie keeps the current model
     v4 = reg.register("sentiment", _write(), _card(0.74))
     assert not reg.promote_if_better("sentiment", v4, "macro_f1").promoted
-    assert reg.versions("sentiment") == ["v0001", "v0002", "v0003", "v0004"]
+    # a margin is named in the reason when one is asked for
+    v5 = reg.register("sentiment", _write(), _card(0.745))
+    d = reg.promote_if_better("sentiment", v5, "macro_f1", min_delta=0.01)
+    assert not d.promoted and "by more than 0.01" in d.reason
+    assert reg.versions("sentiment") == ["v0001", "v0002", "v0003", "v0004", "v0005"]
 
 
 def test_different_eval_sets_are_not_compared_without_evaluator(tmp_path):

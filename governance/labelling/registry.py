@@ -204,4 +204,5 @@ class ModelRegistry:
                                      f"{us:.4f} ({how}; {arrow} is better)")
         return PromotionDecision(False, task, candidate, cur, eval_metric, cs, us,
                                  f"kept {cur}: candidate {candidate} {eval_metric} {cs:.4f} does not beat "
-                                 f"{us:.4f} by more than {min_delta} ({how}; {arrow} is better)")
+                                 f"{us:.4f}{f' by more than {min_delta}' if min_delta else ''} "
+                                 f"({how}; {arrow} is better)")
