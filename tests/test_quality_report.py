@@ -150,7 +150,7 @@ def test_staleness_is_judged_when_the_report_is_built(report, tmp_path):
     _, store, days, *_ = report
     late = build_report(store, tmp_path / "late", suites_dir=SUITES, now=datetime(2026, 10, 30, tzinfo=UTC))
     html = late.path.read_text()
-    assert "stale: newest partition 18 day(s) old" in html
+    assert "stale: newest partition 18 days old" in html
     assert "stale" in summary_text(store, now=datetime(2026, 10, 30, tzinfo=UTC))
     # snapshots: judged by when they were last profiled (the store's clock)
     much_later = datetime.now(UTC) + timedelta(days=30)

@@ -65,6 +65,11 @@ class Finding:
     severity: str = "warn"
 
 
+def day_count(n: int) -> str:
+    """"1 day", "3 days": an age as people write it."""
+    return f"{n} day" if abs(n) == 1 else f"{n} days"
+
+
 def _median_mad(values: Sequence[float]) -> tuple[float, float]:
     arr = np.asarray(values, dtype=float)
     med = float(np.median(arr))
@@ -109,7 +114,7 @@ def freshness(table: str, partition: str | None, newest_partition: str | None, n
         newest = date.fromisoformat(newest_partition)
         age = (now.astimezone(UTC).date() - newest).days
         stale = age > cfg.max_age_days
-        explanation = (f"The newest partition is {newest_partition}, {age} day(s) before today "
+        explanation = (f"The newest partition is {newest_partition}, {day_count(age)} before today "
                        f"({now.date().isoformat()}); at most {cfg.max_age_days:g} allowed.")
         if stale:
             explanation = f"Stale: t{explanation[1:]}"

@@ -33,7 +33,7 @@ from typing import Any
 import polars as pl
 
 from governance.contracts import CONTRACTS, LINEAGE_COLUMNS
-from governance.quality.anomalies import DriftConfig
+from governance.quality.anomalies import DriftConfig, day_count
 from governance.quality.profile import NULL_SEGMENT_PREFIX
 from governance.quality.results import KIND_CHECK, FailureCounts, count_failures
 from governance.quality.store import SNAPSHOT_KEY, CheckRecord, QualityStore
@@ -322,7 +322,7 @@ def _freshness(store: QualityStore, table: str, latest: str | None, now: datetim
     if latest != SNAPSHOT_KEY:
         age = (now.date() - date.fromisoformat(latest)).days
         stale = age > cfg.max_age_days
-        return f"{'stale: ' if stale else ''}newest partition {age} day(s) old", stale
+        return f"{'stale: ' if stale else ''}newest partition {day_count(age)} old", stale
     hist = store.profile_history(table, limit=1)
     if not hist:
         return "", False
