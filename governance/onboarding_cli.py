@@ -89,14 +89,20 @@ def add_commands(subparsers) -> None:
                      help="landing day for exports without dates (default: today)")
     imp.set_defaults(func=_cmd_import)
 
-    onb = subparsers.add_parser("onboard", help="profile an unknown export and write a draft mapping to check")
+    onb = subparsers.add_parser("onboard", help="profile an unknown export and write a draft mapping to check",
+                                description="Profile an export of an unknown shop (its columns, formats, encodings, "
+                                            "time zones, separators) and write a draft mapping file (TOML) that "
+                                            "lands it: check the draft, then `governance import --mapping`.")
     onb.add_argument("file", type=Path, help="the export to profile")
     onb.add_argument("--shop", default=None, help="the shop's name (default: from the file name)")
     onb.add_argument("--out", default=None, help="where to write the draft (default <shop>.toml; - for stdout)")
     onb.add_argument("--force", action="store_true", help="overwrite an existing draft")
     onb.set_defaults(func=_cmd_onboard)
 
-    sug = subparsers.add_parser("suggest", help="propose a shop's blocking suites from its profiled history")
+    sug = subparsers.add_parser("suggest", help="propose a shop's blocking suites from its profiled history",
+                                description="Propose expectation suites for a shop from the profiles of the data it "
+                                            "has landed (ranges, null rates, value sets that held on every day); "
+                                            "the proposals are written for a person to accept into expectations/.")
     sug.add_argument("--shop", default="shop", help="the shop the suites are for (names the folder)")
     sug.add_argument("--mapping", default=None, help="the shop's mapping: sources it does not send get no row checks")
     sug.add_argument("--out", default=None, help="folder for the proposals (default expectations/<shop>/suggested)")

@@ -63,8 +63,10 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def add_commands(sub) -> None:
     """Add ``catalog rebuild`` and ``catalog check`` to the ``governance`` command's subparsers."""
     catalog = sub.add_parser("catalog", help="the DuckDB catalog of views: rebuild it from the lake, or check it",
-                             description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    what = catalog.add_subparsers(dest="catalog_command", required=True, metavar="ACTION")
+                             description=__doc__.replace("``", "`"),
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = catalog.add_subparsers(dest="catalog_command", required=True, metavar="ACTION",
+                                  help="rebuild or check")
     what.add_parser("rebuild", help="re-create every view from the lake (a deleted or broken catalog heals)"
                     ).set_defaults(func=_cmd_rebuild)
     what.add_parser("check", help="list missing, stale or unreadable views and partitions that do not match "

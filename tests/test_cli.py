@@ -27,6 +27,12 @@ def test_every_command_explains_itself(command, capsys):
     options = [line for line in out.splitlines() if line.strip().startswith("--") and "--help" not in line]
     undocumented = [line for line in options if len(line.strip().split(None, 1)) < 2]
     assert not undocumented, f"{command}: options without a description: {undocumented}"
+    # every argument (short options and positionals too) has a help text, and the command a description
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]  # noqa: SLF001
+    silent = [a.option_strings or a.dest for a in sub._actions if a.help is None]  # noqa: SLF001
+    assert not silent, f"{command}: arguments without help: {silent}"
+    assert sub.description, f"{command} has no description"
+    assert ":func:" not in out and "``" not in out, f"{command}: Sphinx markup in --help"
 
 
 def test_rules_lists_every_source_in_order(capsys):

@@ -1,18 +1,21 @@
-"""The ``governance recommend`` command (registered by ``governance.cli`` through :func:`add_commands`).
-
-    governance recommend --user USER_KEY [--session SESSION_ID] [-k 10]
-    governance recommend --simulate 2          # feedback cycles on a generated shop (train, serve, land a day)
-
-The user is the pseudonymous ``user_key`` of ``integrated.users``. Each recommended item is listed
-with the recall model(s) that proposed it, the ranker's features that mattered most for it (SHAP
-contributions of the LambdaRank model) and, below, every filter rule with what it removed for this
-user. The model is the registry's current ``reco_hybrid`` (trained, evaluated and promoted by the
-``recommendation`` assets); nothing is trained here.
-"""
+"""The ``governance recommend`` command (registered by ``governance.cli`` through :func:`add_commands`);
+its --help text is :data:`DESCRIPTION`."""
 
 from __future__ import annotations
 
 import argparse
+
+DESCRIPTION = """A user's recommendations, explained.
+
+    governance recommend --user USER_KEY [--session SESSION_ID] [-k 10]
+    governance recommend --simulate 2          # feedback cycles on a generated shop (train, serve, land a day)
+
+The user is the pseudonymous `user_key` of `integrated.users`. Each recommended item is listed
+with the recall model(s) that proposed it, the ranker's features that mattered most for it (SHAP
+contributions of the LambdaRank model) and, below, every filter rule with what it removed for this
+user. The model is the registry's current `reco_hybrid` (trained, evaluated and promoted by the
+`recommendation` assets); nothing is trained here.
+"""
 
 
 def _recommend(a: argparse.Namespace) -> int:
@@ -71,10 +74,11 @@ def _simulate(a: argparse.Namespace, registry) -> int:
 def add_commands(sub) -> None:
     p = sub.add_parser("recommend", help="a user's recommendations, explained (recall sources, ranker features, "
                                          "filters); or --simulate N feedback days",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--user", default=None, help="user_key (integrated.users)")
     p.add_argument("--session", default=None, help="rank for this session as the user's current one")
-    p.add_argument("-k", type=int, default=10)
+    p.add_argument("-k", type=int, default=10, help="how many items to recommend (default 10)")
     p.add_argument("--simulate", type=int, default=0, metavar="DAYS",
                    help="run DAYS feedback cycles on the generated shop: train, gate, serve, land the day, ingest")
     p.set_defaults(func=_recommend)

@@ -36,9 +36,10 @@ def add_commands(sub) -> None:
                        description="Rank the shop's products for a query with the search index built by the "
                                    "search stage: the hybrid (coverage-weighted z-score fusion) with BM25's and MiniLM's "
                                    "score and rank beside each product.")
-    p.add_argument("query")
+    p.add_argument("query", help="what a shopper typed, e.g. 'red running shoes'")
     p.add_argument("-k", type=int, default=10, help="how many products (default 10)")
-    p.add_argument("--method", choices=("hybrid", "bm25", "dense"), default="hybrid")
+    p.add_argument("--method", choices=("hybrid", "bm25", "dense"), default="hybrid",
+                   help="hybrid (default): both fused; bm25: words only; dense: MiniLM meaning only")
     p.add_argument("--wide", action="store_true", help="show the category path too")
     p.set_defaults(func=_cmd_search)
 
