@@ -15,18 +15,14 @@ import pytest
 
 from assets.definitions import build_definitions
 from governance.landing_watch import run_key
-from governance.shop import ShopConfig, generate_shop, land_shop
 
 DAYS = ["2026-11-18", "2026-11-19", "2026-11-20"]
 SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
 
 
 @pytest.fixture(scope="module")
-def shop_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("shop")
-    land_shop(generate_shop(ShopConfig(n_events=20_000, days=len(DAYS), seed=5, end_date=date(2026, 11, 20))),
-              root / "landing", root / "truth")
-    return root
+def shop_dir(landed_shop) -> Path:
+    return landed_shop("shop", n_events=20_000, days=len(DAYS), seed=5, end_date=date(2026, 11, 20))
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ import pytest
 
 from assets.automation import AFTER_INPUTS, FRESHNESS, govern, retry_transient
 from assets.definitions import build_definitions
-from governance.shop import ShopConfig, generate_shop, land_shop
 from governance.transient import is_transient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,11 +23,8 @@ DAYS = ["2026-10-01", "2026-10-02"]
 
 
 @pytest.fixture(scope="module")
-def shop(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("automation_shop")
-    land_shop(generate_shop(ShopConfig(n_events=2_000, days=len(DAYS), seed=4, end_date=date(2026, 10, 2))),
-              root / "landing", root / "truth")
-    return root
+def shop(landed_shop) -> Path:
+    return landed_shop("automation_shop", n_events=2_000, days=len(DAYS), seed=4, end_date=date(2026, 10, 2))
 
 
 @pytest.fixture(scope="module")

@@ -17,18 +17,14 @@ import pytest
 
 from assets.definitions import build_definitions
 from governance import landing_watch
-from governance.shop import ShopConfig, generate_shop, land_shop
 
 DAYS = ["2026-10-01", "2026-10-02"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def shop(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("sensor_shop")
-    land_shop(generate_shop(ShopConfig(n_events=2_000, days=len(DAYS), seed=3, end_date=date(2026, 10, 2))),
-              root / "landing", root / "truth")
-    return root
+def shop(landed_shop) -> Path:
+    return landed_shop("sensor_shop", n_events=2_000, days=len(DAYS), seed=3, end_date=date(2026, 10, 2))
 
 
 @pytest.fixture(scope="module")
