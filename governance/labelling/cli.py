@@ -150,10 +150,8 @@ def _train(a: argparse.Namespace) -> int:
     _readable(a.input)
     r = train_sentiment_from_csv(a.input, a.text_column, a.rating_column, _models_root(a), setting=a.setting,
                                  title_column=a.title_column, log_fn=_say, progress=progress_for("train-sentiment"),
-                                 cache_dir=a.settings.model_cache, other_shops=_other_shops(a),
+                                 cache_dir=a.settings.model_cache, other_shops=lambda: _other_shops(a),
                                  other_per_domain=a.other_shops)
-    from governance.labelling.figures import write_model_card
-    write_model_card(r)
     if a.json:
         print(json.dumps({k: v for k, v in r.as_dict().items() if k != "validation"}, indent=2, default=float))
     else:

@@ -292,7 +292,8 @@ def train_sentiment_on_frame(df, text_column: str = "text", rating_column: str =
     """Train on a frame of (text, 1–5 rating), evaluate on its held-out 20 % (stratified, random_state=0),
     register the model and promote it if it beats the current one on that same held-out set.
 
-    `other_shops` (``review_sets.load_review_sets``: domain, title, text, rating): other shops'
+    `other_shops` (``review_sets.load_review_sets``: domain, title, text, rating, or a function that
+    returns them, called once the file has proved usable): other shops'
     reviews added to the training part (`other_per_domain` per domain, from each domain's fixed
     training part), and scored on their fixed test parts — the card's per-domain table.
 
@@ -342,6 +343,8 @@ def train_sentiment_on_frame(df, text_column: str = "text", rating_column: str =
     t0 = time.perf_counter()
     own_n_train = len(tr_t)
     domain_tests: dict[str, tuple[list[str], np.ndarray]] = {}
+    if callable(other_shops):  # loaded only once this file has proved usable
+        other_shops = other_shops()
     if other_shops is not None and other_shops.height:
         o_tr, domain_tests = other_shop_parts(other_shops, tr_t, te_t, other_per_domain, other_test_per_domain)
         tr_t, tr_y = tr_t + o_tr["composed"].to_list(), np.concatenate([tr_y, o_tr["rating"].to_numpy()])
