@@ -48,7 +48,8 @@ class SentimentTraining(dg.Config):
 
     setting: str = Field(
         default="demo",
-        description="training recipe: demo (frozen MiniLM + small head blended with TF-IDF, minutes on a CPU), "
+        description="training recipe: demo (frozen MiniLM + small head stacked with TF-IDF and the VADER "
+                    "lexicon, minutes on a CPU), "
                     "full (whole encoder fine-tuned, ~30 min for ~20k reviews on 2 CPU cores) or upper (top 2 "
                     "encoder layers fine-tuned over cached lower-layer states, about a third of full's cost)")
 

@@ -184,6 +184,9 @@ def test_train_with_other_shops_records_domains_title_and_pictures(tmp_path):
     assert all(open(p).read().startswith("<svg") for p in r.figures.values())
     card_md = (Path(r.model_path) / "card.md").read_text()  # written by training, whoever trains (CLI or asset)
     assert f"sentiment {r.version}" in card_md and "](confusion.svg)" in card_md
+    # the stacked default: its weights per part, learned out of group (3 groups: this shop, food, tools)
+    assert set(card.notes["combiner"]) >= {"net_positive", "tfidf_positive", "vader_compound"}
+    assert "## How the parts are combined" in card_md and "| vader compound |" in card_md
     assert list((tmp_path / "cache" / "embeddings").rglob("shard-*.npz"))  # vectors cached by content hash
 
 

@@ -156,6 +156,13 @@ def model_card_markdown(result, inline: bool = True) -> str:
              f"scored on {result.n_test:,} held-out reviews; titles {'read' if result.title_used else 'not read'}.",
              "", "## Held-out figures", "", metrics_markdown(result.metrics), "",
              "## Per domain", "", per_domain_markdown(result.per_domain), ""]
+    if result.combiner:
+        lines += ["## How the parts are combined", "",
+                  "Weights of the stacked combiner, learned on scores of shops each part was trained without "
+                  "(a large weight: that part carried over to unseen shops).", "",
+                  "| part | → negative | → neutral | → positive |", "| --- | ---: | ---: | ---: |",
+                  *(f"| {name.replace('_', ' ')} | {w[0]:+.2f} | {w[1]:+.2f} | {w[2]:+.2f} |"
+                    for name, w in result.combiner.items()), ""]
     figures = result.figures or {}
     for name, title in (("confusion", "Confusion matrix"), ("reliability", "Reliability diagram")):
         if figures.get(name) and Path(figures[name]).is_file():

@@ -97,7 +97,7 @@ def run_lodo(shared: Path, cache_dir: Path | None, *, per_domain: int = 1500, te
         fold_texts = [t for t, k in zip(tr_texts, m) if k]
         if config.freeze_encoder:
             trained = train_sentiment(fold_texts, tr_y[m], config, precomputed=tv[m], check_backends=False,
-                                      log_fn=lambda _m: None)
+                                      log_fn=log_fn if verbose else (lambda _m: None), groups=tr_dom[m].tolist())
         else:
             trained = train_sentiment(fold_texts, tr_y[m], config, cache_dir=cache_dir, check_backends=False,
                                       log_fn=log_fn if verbose else (lambda _m: None))
@@ -149,12 +149,15 @@ def main(argv=None) -> int:
     ap.add_argument("--test-per-domain", type=int, default=1000, help="test reviews per domain (default %(default)s)")
     ap.add_argument("--json", action="store_true", help="print the full results as JSON too")
     ap.add_argument("--lexical-weight", type=float, default=None,
-                    help="override the setting's TF-IDF blend weight (0 = the network alone; default: the setting's)")
+                    help="a fixed TF-IDF blend weight instead of the setting's combination (implies --combine blend unless "
+                         "given; 0 = the network alone)")
     ap.add_argument("--setting", default="demo", help="the sentiment setting to evaluate (default %(default)s)")
     ap.add_argument("--only", default=None, help="one fold: a held-out domain, or 'all' (default: every fold)")
     ap.add_argument("--epochs", type=int, default=None, help="override the setting's epochs")
     ap.add_argument("--train-layers", type=int, default=None, help="override the setting's trained top layers")
     ap.add_argument("--max-length", type=int, default=None, help="override the setting's word-piece limit per text")
+    ap.add_argument("--combine", choices=("blend", "stack"), default=None,
+                    help="override how the frozen setting combines head, TF-IDF and lexicon (default: the setting's)")
     ap.add_argument("--out", default=None, help="also write the results as JSON to this file")
     ap.add_argument("-v", "--verbose", action="store_true", help="training progress")
     a = ap.parse_args(argv)
@@ -162,11 +165,13 @@ def main(argv=None) -> int:
     if s.shared_data is None or not Path(s.shared_data).is_dir():
         print("no shared review data (settings shared_data); nothing to run")
         return 2
-    overrides = {} if a.lexical_weight is None else {"lexical_weight": a.lexical_weight}
+    overrides = {} if a.lexical_weight is None else {"lexical_weight": a.lexical_weight, "combine": "blend"}
     if a.epochs is not None:
         overrides["epochs"] = a.epochs
     if a.train_layers is not None:
         overrides["train_layers"] = a.train_layers
+    if a.combine is not None:
+        overrides["combine"] = a.combine
     if a.max_length is not None:
         overrides["max_length"] = a.max_length
     res = run_lodo(Path(s.shared_data), s.model_cache, per_domain=a.per_domain, test_per_domain=a.test_per_domain,

@@ -11,15 +11,19 @@ Weak labels and skew
     is countered with per-example weights ``(n / (k · n_class)) ** class_weight_power``.
 Post-hoc calibration (fitted on a validation split carved from the training data, never on test)
     1. a per-class log-prior shift ``bias`` (grid search maximising validation macro-F1; the decision
-       rule for a skewed 3-class problem), then
+       rule for a skewed 3-class problem) — for the stacked default the neutral class alone, so the
+       negative-vs-positive call stays the one learned on unseen shops — then
     2. temperature scaling of the shifted log-probabilities (minimising validation NLL).
     Both keep the argmax consistent with the reported probability.
 Settings
-    ``demo`` (the default): frozen encoder, head trained on cached embeddings, blended (weight
-    ``lexical_weight`` = 0.5, in log-probability space, before calibration) with a TF-IDF word
-    1–2-gram logistic regression (``lexical.py``): the frozen vector says what a review is about,
-    the n-grams how the reviewer feels; leave-one-domain-out the blend gained 3–11 points of
-    balanced accuracy over the head alone (``lodo.py``).
+    ``demo`` (the default): frozen encoder, head trained on cached embeddings, stacked
+    (``combine="stack"``, ``stacking.py``) with a TF-IDF word 1–2-gram logistic regression
+    (``lexical.py``) and the VADER lexicon's scores: the frozen vector says what a review is about,
+    the n-grams how this shop's reviewers say how they feel, the lexicon how anyone does. The
+    combination's weights are learned on out-of-group scores (each shop scored by parts trained
+    without it), so on a new shop it trusts the shop-specific n-grams only as far as they carried
+    over between the training shops (``lodo.py``). ``combine="blend"`` is the older fixed blend
+    (``lexical_weight``).
     ``full``: full fine-tune with layer-wise learning-rate decay, length-grouped batches, bf16
     autocast where the CPU/GPU computes bf16 natively.
 Inference
@@ -48,6 +52,7 @@ from governance.labelling.encoder import (
     torch_and_transformers,
 )
 from governance.labelling.metrics import LABELS, binary_scores, macro_f1, sentiment_report, stars_to_class
+from governance.labelling.stacking import Combiner, lexicon_scores, out_of_group_folds, stack_features
 from governance.labelling.training import total_steps, train_epochs
 
 log = logging.getLogger(__name__)
@@ -90,11 +95,14 @@ class SentimentConfig:
     #: >0 (with freeze_encoder False): train only the top N encoder layers + head, over the lower
     #: layers' hidden states computed once and cached by content hash (``upper.py``)
     train_layers: int = 0
+    #: how the frozen setting combines the head, the TF-IDF model and the lexicon: "blend" (fixed
+    #: ``lexical_weight``) or "stack" (weights learned on out-of-group scores, ``stacking.py``)
+    combine: str = "blend"
 
 
 SETTINGS: dict[str, SentimentConfig] = {
     "demo": SentimentConfig(setting="demo", freeze_encoder=True, head_epochs=60, head_hidden=256, head_lr=1e-3,
-                            dropout=0.1, normalize_pooled=True, lexical_weight=0.5),
+                            dropout=0.1, normalize_pooled=True, combine="stack"),
     "full": SentimentConfig(setting="full", freeze_encoder=False, epochs=2, batch_size=32, max_length=128,
                             lr=8e-5, layer_decay=0.85, head_lr=1e-3, warmup_frac=0.06),
     "upper": SentimentConfig(setting="upper", freeze_encoder=False, train_layers=2, epochs=2, batch_size=32,
@@ -188,12 +196,14 @@ def fit_calibration(logits: np.ndarray, ratings: np.ndarray) -> Calibration:
     return fit_calibration_log3(star_logits_to_log3(logits), ratings)
 
 
-def fit_calibration_log3(lp: np.ndarray, ratings: np.ndarray) -> Calibration:
-    """`fit_calibration` on three-class log-probabilities (e.g. a blend)."""
+def fit_calibration_log3(lp: np.ndarray, ratings: np.ndarray, *, neutral_only: bool = False) -> Calibration:
+    """`fit_calibration` on three-class log-probabilities (e.g. a blend). `neutral_only` shifts the
+    neutral class alone, so the negative-vs-positive call (``p_negative > p_positive``) stays the
+    combiner's, which was fitted on shops its parts had not seen."""
     y = stars_to_class(ratings)
     grid = np.arange(-2.0, 2.01, 0.1)
     best = (macro_f1(y, lp.argmax(1)), 0.0, 0.0)
-    for b0 in grid:
+    for b0 in ([0.0] if neutral_only else grid):
         for b1 in grid:
             f = macro_f1(y, (lp + np.array([b0, b1, 0.0])).argmax(1))
             # prefer the smallest shift among (near-)ties: less fitting to validation noise
@@ -225,8 +235,10 @@ class SentimentClassifier:
         self.path = path
         #: what the model reads: {"title_used": bool, "title_column": name or None, "formula": ...}
         self.input: dict = {}
-        #: the TF-IDF model blended in (config.lexical_weight), or None
+        #: the TF-IDF model blended in (config.lexical_weight) or stacked, or None
         self.lexical = None
+        #: the learned combination of head, TF-IDF and lexicon (config.combine == "stack"), or None
+        self.combiner: Combiner | None = None
         self._int8_torch = None
         self._ort = None
 
@@ -246,6 +258,8 @@ class SentimentClassifier:
         (d / "sentiment.json").write_text(json.dumps(meta, indent=2))
         if self.lexical is not None:
             self.lexical.save(d / "lexical")
+        if self.combiner is not None:
+            self.combiner.save(d)
         if export_onnx:
             try:
                 export_onnx_int8(self, d / ONNX_FILE)
@@ -270,6 +284,10 @@ class SentimentClassifier:
         clf.input = meta.get("input", {})
         from governance.labelling.lexical import LexicalModel  # noqa: PLC0415
         clf.lexical = LexicalModel.load(d / "lexical")
+        clf.combiner = Combiner.load(d)
+        if config.combine == "stack" and (clf.combiner is None or clf.lexical is None):
+            raise FileNotFoundError(f"{d}: a stacked sentiment model without its combiner.json or lexical/ "
+                                    f"(an incomplete copy); retrain with `governance train-sentiment`")
         return clf
 
     # ---- inference ---------------------------------------------------------------------------
@@ -321,11 +339,14 @@ class SentimentClassifier:
         return out
 
     def log3(self, texts: Sequence[str], logits: np.ndarray) -> np.ndarray:
-        """Uncalibrated 3-class log-probabilities: the network's (from its star logits), blended with the
-        lexical model's when there is one."""
-        lex = (self.lexical.log_proba(list(texts)) if self.lexical is not None and self.config.lexical_weight
-               else None)
-        return blend_log3(star_logits_to_log3(logits), lex, self.config.lexical_weight)
+        """Uncalibrated 3-class log-probabilities: the network's (from its star logits), stacked with the
+        lexical model's and the lexicon's, or blended with the lexical model's when there is one."""
+        texts = list(texts)
+        net3 = star_logits_to_log3(logits)
+        if self.combiner is not None:
+            return self.combiner.log_proba(stack_features(net3, self.lexical.log_proba(texts), lexicon_scores(texts)))
+        lex = self.lexical.log_proba(texts) if self.lexical is not None and self.config.lexical_weight else None
+        return blend_log3(net3, lex, self.config.lexical_weight)
 
     def predict_proba(self, texts: Sequence[str], **kwargs) -> np.ndarray:
         """Calibrated (negative, neutral, positive) probabilities, shape (n, 3)."""
@@ -429,7 +450,7 @@ def train_sentiment(texts: Sequence[str], ratings, config: SentimentConfig | str
                     val_texts: Sequence[str] | None = None, val_ratings=None, device: str | None = None,
                     progress: Progress | None = None, log_fn: Callable[[str], None] | None = None,
                     check_backends: bool = True, precomputed: np.ndarray | None = None,
-                    cache_dir: Path | str | None = None) -> TrainedSentiment:
+                    cache_dir: Path | str | None = None, groups: Sequence[str] | None = None) -> TrainedSentiment:
     """Train on (text, star) pairs; validation is carved from the training data unless given.
 
     `precomputed` (frozen setting only): the encoder's pooled vectors of `texts`, as the network's
@@ -438,6 +459,8 @@ def train_sentiment(texts: Sequence[str], ratings, config: SentimentConfig | str
     ``torch-bf16`` — the path that reproduces them.
     `cache_dir` (``Settings.model_cache``; the ``upper`` setting): the frozen lower layers' hidden
     states are kept there by content hash.
+    `groups` (the ``stack`` combiner): each text's shop or source, so that the combiner learns from
+    scores on shops the scoring parts did not see; without it, hashed folds.
     """
     torch, _ = torch_and_transformers()
     say = log_fn or log.info
@@ -446,12 +469,19 @@ def train_sentiment(texts: Sequence[str], ratings, config: SentimentConfig | str
     texts = [t if isinstance(t, str) else "" for t in texts]
     ratings = np.asarray(ratings, dtype=np.int64)
     pre_val = None
+    if config.combine not in ("blend", "stack"):
+        raise ValueError(f"unknown combine {config.combine!r}; use 'blend' or 'stack'")
+    if config.combine == "stack" and not config.freeze_encoder:
+        raise ValueError("combine='stack' needs the frozen setting (it retrains the head once per group)")
+    if groups is not None and len(groups) != len(texts):
+        raise ValueError(f"groups has {len(groups)} entries for {len(texts)} texts")
     if precomputed is not None and (not config.freeze_encoder or val_texts is not None):
         raise ValueError("precomputed pooled vectors need the frozen setting and a carved validation split")
     if val_texts is None:
         tr, va = split_validation(texts, ratings, config.val_fraction, config.seed)
         val_texts, val_ratings = [texts[i] for i in va], ratings[va]
         texts, ratings = [texts[i] for i in tr], ratings[tr]
+        groups = None if groups is None else [groups[i] for i in tr]
         if precomputed is not None:
             precomputed, pre_val = precomputed[tr], precomputed[va]
     val_ratings = np.asarray(val_ratings, dtype=np.int64)
@@ -487,37 +517,9 @@ def train_sentiment(texts: Sequence[str], ratings, config: SentimentConfig | str
             pooled_val = torch.tensor(_pooled(clf, val_texts, None))
         embed_seconds = time.perf_counter() - t0
         say(f"embedded {len(texts)} train + {len(val_texts)} val texts in {embed_seconds:.1f}s")
-        opt = torch.optim.AdamW(net.head.parameters(), lr=config.head_lr, weight_decay=config.weight_decay)
-        n = len(texts)
-        bs = max(64, config.batch_size * 8)
-        best = (-1.0, None)
-        threads = torch.get_num_threads()
-        # tiny matrices: one thread is ~20x faster than two when the CPU is shared (no spin-waiting)
-        torch.set_num_threads(1)
-        for ep in range(config.head_epochs):
-            t0 = time.perf_counter()
-            net.train()
-            perm = torch.randperm(n)
-            total = 0.0
-            for i in range(0, n, bs):
-                b = perm[i:i + bs]
-                logp = torch.log_softmax(net.head_logits(pooled[b].to(device)), -1)
-                loss = (-(targets[b].to(device) * logp).sum(-1) * weights[b].to(device)).sum() / weights[b].sum()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                total += loss.item() * len(b)
-            net.eval()
-            with torch.inference_mode():
-                vl = net.head_logits(pooled_val.to(device)).float().cpu().numpy()
-            score = val_score(vl)
-            epoch_seconds.append(time.perf_counter() - t0)
-            history.append({"epoch": ep + 1, "loss": total / n, "val_macro_f1": score})
-            if score > best[0]:
-                best = (score, copy.deepcopy(net.head.state_dict()))
-        torch.set_num_threads(threads)
-        net.head.load_state_dict(best[1])
-        say(f"head trained {config.head_epochs} epochs, best val macro-F1 {best[0]:.3f}")
+        best_score, history, epoch_seconds = _fit_head(net, pooled, targets, weights, pooled_val, val_score, config,
+                                                       device)
+        say(f"head trained {config.head_epochs} epochs, best val macro-F1 {best_score:.3f}")
         net.eval()
         if precomputed is not None:  # the production path is then the bf16 one that made the cache
             with torch.inference_mode():
@@ -552,15 +554,19 @@ def train_sentiment(texts: Sequence[str], ratings, config: SentimentConfig | str
                                            val_score=lambda: val_score(val_logits()), say=say, progress=progress)
         logits_val = val_logits()
 
-    if config.lexical_weight:
+    if config.lexical_weight or config.combine == "stack":
         from governance.labelling.lexical import LexicalModel  # noqa: PLC0415
         t0 = time.perf_counter()
         clf.lexical = LexicalModel.fit(texts, stars_to_class(ratings))
+        how = "stacked" if config.combine == "stack" else f"blended with weight {config.lexical_weight}"
         say(f"lexical model (TF-IDF 1–2-grams, {len(clf.lexical.vocabulary):,} terms) fitted in "
-            f"{time.perf_counter() - t0:.1f}s; blended with weight {config.lexical_weight}")
+            f"{time.perf_counter() - t0:.1f}s; {how}")
+    if config.combine == "stack":
+        clf.combiner = _fit_combiner(net.encoder, pooled, texts, ratings, groups, targets, weights, pooled_val,
+                                     val_score, config, device, say)
     lp_val = clf.log3(val_texts, logits_val)
     if config.calibrate:
-        clf.calibration = fit_calibration_log3(lp_val, val_ratings)
+        clf.calibration = fit_calibration_log3(lp_val, val_ratings, neutral_only=config.combine == "stack")
         say(f"calibration: bias {clf.calibration.bias}, temperature {clf.calibration.temperature:.3f}")
     proba_val = apply_calibration_log3(lp_val, clf.calibration)
     validation = sentiment_report(val_ratings, proba_val)
@@ -570,6 +576,72 @@ def train_sentiment(texts: Sequence[str], ratings, config: SentimentConfig | str
     return TrainedSentiment(classifier=clf, config=config, validation=validation, epoch_seconds=epoch_seconds,
                             embed_seconds=embed_seconds, history=history, n_train=len(texts), n_val=len(val_texts),
                             backend_check=backend_check)
+
+
+def _fit_head(net, pooled, targets, weights, pooled_val, val_score, config: SentimentConfig, device: str):
+    """Train the head over cached pooled vectors; keep the epoch with the best validation score.
+    Returns (best score, history, seconds per epoch)."""
+    torch, _ = torch_and_transformers()
+    opt = torch.optim.AdamW(net.head.parameters(), lr=config.head_lr, weight_decay=config.weight_decay)
+    n = len(pooled)
+    bs = max(64, config.batch_size * 8)
+    best = (-1.0, None)
+    history, epoch_seconds = [], []
+    threads = torch.get_num_threads()
+    # tiny matrices: one thread is ~20x faster than two when the CPU is shared (no spin-waiting)
+    torch.set_num_threads(1)
+    try:
+        for ep in range(config.head_epochs):
+            t0 = time.perf_counter()
+            net.train()
+            perm = torch.randperm(n)
+            total = 0.0
+            for i in range(0, n, bs):
+                b = perm[i:i + bs]
+                logp = torch.log_softmax(net.head_logits(pooled[b].to(device)), -1)
+                loss = (-(targets[b].to(device) * logp).sum(-1) * weights[b].to(device)).sum() / weights[b].sum()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += loss.item() * len(b)
+            net.eval()
+            with torch.inference_mode():
+                vl = net.head_logits(pooled_val.to(device)).float().cpu().numpy()
+            score = val_score(vl)
+            epoch_seconds.append(time.perf_counter() - t0)
+            history.append({"epoch": ep + 1, "loss": total / n, "val_macro_f1": score})
+            if score > best[0]:
+                best = (score, copy.deepcopy(net.head.state_dict()))
+    finally:
+        torch.set_num_threads(threads)
+    net.head.load_state_dict(best[1])
+    net.eval()
+    return best[0], history, epoch_seconds
+
+
+def _fit_combiner(encoder, pooled, texts: list[str], ratings: np.ndarray, groups, targets, weights, pooled_val,
+                  val_score, config: SentimentConfig, device: str, say) -> Combiner:
+    """The ``stack`` combiner (``stacking.py``): each training text scored by a head and a TF-IDF model
+    trained without its group, then a balanced logistic regression over those scores and the lexicon's."""
+    torch, _ = torch_and_transformers()
+    from governance.labelling.lexical import LexicalModel  # noqa: PLC0415
+    t0 = time.perf_counter()
+    y3 = stars_to_class(ratings)
+    net_oof, lex_oof = np.zeros((len(texts), 3)), np.zeros((len(texts), 3))
+    folds = out_of_group_folds(groups, texts)
+    for held in folds:
+        keep = ~held
+        torch.manual_seed(config.seed)
+        fold_net = _build_net(encoder, 5, config.head_hidden, config.dropout, config.normalize_pooled).to(device)
+        keep_t, held_t = torch.from_numpy(keep), torch.from_numpy(held)
+        _fit_head(fold_net, pooled[keep_t], targets[keep_t], weights[keep_t], pooled_val, val_score, config, device)
+        with torch.inference_mode():
+            net_oof[held] = star_logits_to_log3(fold_net.head_logits(pooled[held_t].to(device)).float().cpu().numpy())
+        kept = [t for t, k in zip(texts, keep) if k]
+        lex_oof[held] = LexicalModel.fit(kept, y3[keep]).log_proba([t for t, h in zip(texts, held) if h])
+    combiner = Combiner.fit(stack_features(net_oof, lex_oof, lexicon_scores(texts)), y3)
+    say(f"combiner fitted on out-of-group scores ({len(folds)} groups) in {time.perf_counter() - t0:.1f}s")
+    return combiner
 
 
 def fine_tune(net, tokenizer, texts: Sequence[str], config: SentimentConfig, device: str, rng: np.random.Generator,

@@ -236,6 +236,7 @@ class TrainResult:
     title_used: bool = False
     figures: dict | None = None   # name -> path of the card's pictures (confusion, reliability)
     per_domain: dict | None = None  # domain -> figures on its held-out part ("this shop" = the source)
+    combiner: dict | None = None  # the stacked default's weights: feature -> (negative, neutral, positive)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -342,12 +343,14 @@ def train_sentiment_on_frame(df, text_column: str = "text", rating_column: str =
     config = config_for(setting, **overrides)
     t0 = time.perf_counter()
     own_n_train = len(tr_t)
+    groups = ["this shop"] * own_n_train  # the stacked combiner learns from scores on shops a part did not see
     domain_tests: dict[str, tuple[list[str], np.ndarray]] = {}
     if callable(other_shops):  # loaded only once this file has proved usable
         other_shops = other_shops()
     if other_shops is not None and other_shops.height:
         o_tr, domain_tests = other_shop_parts(other_shops, tr_t, te_t, other_per_domain, other_test_per_domain)
         tr_t, tr_y = tr_t + o_tr["composed"].to_list(), np.concatenate([tr_y, o_tr["rating"].to_numpy()])
+        groups += o_tr["domain"].to_list()
         say(f"plus {o_tr.height:,} reviews of {o_tr['domain'].n_unique()} other shops/domains "
             f"({', '.join(sorted(domain_tests))}); each scored on its own held-out part, none of this file's "
             f"held-out reviews trained on")
@@ -367,7 +370,7 @@ def train_sentiment_on_frame(df, text_column: str = "text", rating_column: str =
             domain_vectors[dom] = vecs[pos:pos + len(texts_)]
             pos += len(texts_)
     trained = train_sentiment(tr_t, tr_y, config, log_fn=log_fn, progress=progress, precomputed=precomputed,
-                              cache_dir=cache_dir if config.train_layers else None)
+                              cache_dir=cache_dir if config.train_layers else None, groups=groups)
     train_seconds = time.perf_counter() - t0
     clf = trained.classifier
     clf.input = {"title_used": bool(title_column), "title_column": title_column, "text_column": text_column,
@@ -395,14 +398,16 @@ def train_sentiment_on_frame(df, text_column: str = "text", rating_column: str =
         trained, models_root, metrics=metrics, eval_set=fingerprint(te_t, te_y), training_fp=fingerprint(tr_t, tr_y),
         notes={"source": source, "evaluation": "held-out 20% of the source", "input": clf.input,
                "train_seconds": round(train_seconds, 1), "per_domain": per_domain,
-               "trained_on": {"this shop": own_n_train, "other shops": len(tr_t) - own_n_train}},
+               "trained_on": {"this shop": own_n_train, "other shops": len(tr_t) - own_n_train},
+               "combiner": clf.combiner.weights() if clf.combiner is not None else None},
         evaluate_current=evaluate_current, figures=(te_y, proba_test))
     figures = ModelRegistry(models_root).card("sentiment", version).notes.get("figures", {})
     result = TrainResult(version=version, promoted=decision.promoted, reason=decision.reason, setting=setting,
                          metrics=metrics, validation=trained.validation, epoch_seconds=trained.epoch_seconds,
                          train_seconds=train_seconds, model_path=str(trained.classifier.path), n_train=len(tr_t),
                          n_test=len(te_t), title_used=bool(title_column), per_domain=per_domain,
-                         figures={k: str(Path(clf.path) / v) for k, v in figures.items()})
+                         figures={k: str(Path(clf.path) / v) for k, v in figures.items()},
+                         combiner=clf.combiner.weights() if clf.combiner is not None else None)
     from governance.labelling.figures import write_model_card  # noqa: PLC0415
     write_model_card(result)  # card.md beside card.json: the card for whoever opens the model's folder
     return result

@@ -1,0 +1,103 @@
+"""The stacked combiner: out-of-group folds, no part scores a text it was trained on, persistence."""
+
+import json
+
+import numpy as np
+import pytest
+
+from governance.labelling.stacking import (FEATURES, HASHED_FOLDS, Combiner, lexicon_scores, out_of_group_folds,
+                                           stack_features)
+from tests.test_labelling_sentiment import HELD_OUT, _data
+
+
+def test_folds_follow_groups_else_a_stable_text_hash():
+    texts = [f"review {i}" for i in range(40)]
+    by_group = out_of_group_folds(["a"] * 10 + ["b"] * 25 + ["c"] * 5, texts)
+    assert [m.sum() for m in by_group] == [10, 25, 5]
+    hashed = out_of_group_folds(["only"] * 40, texts)  # one group: nothing to hold out by group
+    assert len(hashed) == HASHED_FOLDS and sum(m.sum() for m in hashed) == 40
+    assert not np.logical_and(hashed[0], hashed[1]).any()
+    again = out_of_group_folds(None, texts[::-1])  # the same text lands in the same fold wherever it is
+    fold_of = {t: k for k, m in enumerate(hashed) for t, inside in zip(texts, m) if inside}
+    assert all(fold_of[t] == k for k, m in enumerate(again) for t, inside in zip(texts[::-1], m) if inside)
+
+
+def test_lexicon_scores_read_sentiment_and_tolerate_missing_text():
+    s = lexicon_scores(["I love it, wonderful", "awful, broken, I hate it", "", None])
+    assert s.shape == (4, 4)
+    assert s[0, 3] > 0.5 and s[1, 3] < -0.5 and (s[2:] == 0).all()
+
+
+def test_combiner_learns_which_part_to_trust_and_round_trips(tmp_path):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 600)
+    good = np.log(np.full((600, 3), 0.1))
+    good[np.arange(600), y] = np.log(0.8)
+    noise = np.log(rng.dirichlet(np.ones(3), 600))
+    F = stack_features(noise, good, np.zeros((600, 4)))
+    comb = Combiner.fit(F, y)
+    assert (comb.log_proba(F).argmax(1) == y).mean() > 0.95
+    w = comb.weights()
+    assert list(w) == list(FEATURES)
+    # the reliable part's own class carries the weight, the noisy one next to none
+    assert w["tfidf_positive"][2] > 5 * abs(w["net_positive"][2])
+    comb.save(tmp_path)
+    again = Combiner.load(tmp_path)
+    assert np.allclose(again.log_proba(F), comb.log_proba(F))
+    assert Combiner.load(tmp_path / "absent") is None
+    two = Combiner.fit(F[y != 1], y[y != 1])  # a class absent from training gets ~0 probability
+    assert np.exp(two.log_proba(F))[:, 1].max() < 1e-6
+
+
+def test_no_part_scores_a_text_of_its_own_training_group(monkeypatch):
+    """The combiner's inputs are out-of-group: the TF-IDF model that scores a group never saw it."""
+    from governance.labelling import lexical, sentiment
+    seen = []
+    real_fit = lexical.LexicalModel.fit
+
+    def spy(texts, y3, **kw):
+        seen.append(set(texts))
+        return real_fit(texts, y3, **kw)
+
+    monkeypatch.setattr(lexical.LexicalModel, "fit", staticmethod(spy))
+    texts, ratings = _data()
+    texts = [f"{t} ({k})" for k in range(2) for t in texts]
+    ratings = np.concatenate([ratings, ratings])
+    groups = ["shop a"] * 30 + ["shop b"] * 30
+    cfg = sentiment.config_for("demo", head_epochs=5, val_fraction=0.2)
+    trained = sentiment.train_sentiment(texts, ratings, cfg, check_backends=False, groups=groups)
+    train_part = set(seen[0])  # the final model's TF-IDF: every training text
+    out_of_group = seen[1:]
+    assert len(out_of_group) == 2
+    for fold in out_of_group:
+        shops = {g for t, g in zip(texts, groups) if t in fold}
+        assert len(shops) == 1 and fold < train_part
+    assert trained.classifier.combiner is not None
+    assert trained.classifier.calibration.bias[0] == 0.0  # the neutral shift leaves the negative/positive call
+
+
+def test_stacked_model_saves_loads_and_refuses_an_incomplete_copy(tmp_path):
+    from governance.labelling.sentiment import SentimentClassifier, config_for, train_sentiment
+    texts, ratings = _data()
+    trained = train_sentiment(texts, ratings, config_for("demo", head_epochs=40, val_fraction=0.2,
+                                                         class_weight_power=0.0), check_backends=False)
+    clf = trained.classifier
+    held = [t for t, _ in HELD_OUT]
+    assert clf.predict(held) == [y for _, y in HELD_OUT]
+    d = clf.save(tmp_path / "m", export_onnx=False)
+    assert json.loads((d / "sentiment.json").read_text())["config"]["combine"] == "stack"
+    loaded = SentimentClassifier.load(d)
+    assert np.allclose(loaded.predict_proba(held, backend="torch"), clf.predict_proba(held, backend="torch"),
+                       atol=1e-5)
+    (d / "combiner.json").unlink()
+    with pytest.raises(FileNotFoundError, match="combiner.json"):
+        SentimentClassifier.load(d)
+
+
+def test_stack_needs_the_frozen_setting_and_one_group_per_text():
+    from governance.labelling.sentiment import config_for, train_sentiment
+    texts, ratings = _data()
+    with pytest.raises(ValueError, match="frozen"):
+        train_sentiment(texts, ratings, config_for("upper", combine="stack"), check_backends=False)
+    with pytest.raises(ValueError, match="groups has 2 entries for 30 texts"):
+        train_sentiment(texts, ratings, config_for("demo"), check_backends=False, groups=["a", "b"])
