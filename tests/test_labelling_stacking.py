@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import polars as pl
 import pytest
 
 from governance.labelling.stacking import (FEATURES, HASHED_FOLDS, Combiner, lexicon_scores, out_of_group_folds,
@@ -101,3 +102,26 @@ def test_stack_needs_the_frozen_setting_and_one_group_per_text():
         train_sentiment(texts, ratings, config_for("upper", combine="stack"), check_backends=False)
     with pytest.raises(ValueError, match="groups has 2 entries for 30 texts"):
         train_sentiment(texts, ratings, config_for("demo"), check_backends=False, groups=["a", "b"])
+
+
+def test_a_tiny_skewed_shop_trains_and_a_one_class_shop_is_refused_in_one_line():
+    """20 reviews with one negative: some out-of-group fold sees positives only (its parts then say
+    "positive"); 20 positives: nothing to learn, said plainly rather than by sklearn."""
+    from governance.labelling.sentiment import config_for, train_sentiment
+    from tests.test_labelling_sentiment import NEG, POS
+    texts = [f"{t} ({i})" for i, t in enumerate(POS + POS[:9] + NEG[:1])]
+    trained = train_sentiment(texts, np.array([5] * 19 + [1]), config_for("demo", head_epochs=3),
+                              check_backends=False)
+    assert trained.classifier.predict(["lovely, great quality"]) == ["positive"]
+    with pytest.raises(ValueError, match="all 20 rated reviews are positive: a sentiment model needs"):
+        train_sentiment(texts, np.array([5] * 20), config_for("demo"), check_backends=False)
+
+
+def test_train_sentiment_refuses_a_one_class_file_before_embedding(tmp_path, capsys):
+    from governance.cli import main
+    csv = tmp_path / "all_five_stars.csv"
+    pl.DataFrame({"text": [f"great product number {i}, love it" for i in range(30)], "rating": [5] * 30}).write_csv(csv)
+    assert main(["train-sentiment", str(csv), "--models-root", str(tmp_path / "m"), "--other-shops", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"governance train-sentiment: {csv}: all 30 labelable rated reviews are positive; a sentiment "
+                   f"model needs at least two of negative (1–2★), neutral (3★) and positive (4–5★)"]

@@ -40,17 +40,20 @@ class LexicalModel:
                                  "min_df": params["min_df"] if len(texts) >= 200 else 1})
         X = vec.fit_transform(list(texts))
         y3 = np.asarray(y3)
-        lr = LogisticRegression(C=C, max_iter=3000, class_weight="balanced")
-        lr.fit(X, y3, sample_weight=sample_weight)
         coef = np.zeros((3, X.shape[1]))
         intercept = np.full(3, -30.0)  # a class absent from training gets ~0 probability
+        vocab = {k: int(v) for k, v in vec.vocabulary_.items()}
+        if len(np.unique(y3)) == 1:  # e.g. a fold of a tiny, skewed shop: the one class it saw, whatever the words
+            intercept[int(y3[0])] = 0.0
+            return cls(vocabulary=vocab, idf=vec.idf_.astype(np.float64), coef=coef, intercept=intercept, params=params)
+        lr = LogisticRegression(C=C, max_iter=3000, class_weight="balanced")
+        lr.fit(X, y3, sample_weight=sample_weight)
         classes = [int(c) for c in lr.classes_]
         if len(classes) == 2:  # sklearn's binary case: one decision function for classes[1]
             coef[classes[1]], intercept[classes[1]] = lr.coef_[0], lr.intercept_[0]
             coef[classes[0]], intercept[classes[0]] = 0.0, 0.0
         else:
             coef[classes], intercept[classes] = lr.coef_, lr.intercept_
-        vocab = {k: int(v) for k, v in vec.vocabulary_.items()}
         return cls(vocabulary=vocab, idf=vec.idf_.astype(np.float64), coef=coef, intercept=intercept, params=params)
 
     def _vectorizer(self):

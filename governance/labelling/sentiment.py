@@ -473,6 +473,11 @@ def train_sentiment(texts: Sequence[str], ratings, config: SentimentConfig | str
         raise ValueError(f"unknown combine {config.combine!r}; use 'blend' or 'stack'")
     if config.combine == "stack" and not config.freeze_encoder:
         raise ValueError("combine='stack' needs the frozen setting (it retrains the head once per group)")
+    present = sorted(set(stars_to_class(ratings).tolist()))
+    if len(present) < 2:
+        raise ValueError(f"all {len(texts):,} rated reviews are {LABELS[present[0]] if present else 'missing'}: a "
+                         f"sentiment model needs reviews of at least two of negative (1–2★), neutral (3★) and "
+                         f"positive (4–5★)")
     if groups is not None and len(groups) != len(texts):
         raise ValueError(f"groups has {len(groups)} entries for {len(texts)} texts")
     if precomputed is not None and (not config.freeze_encoder or val_texts is not None):
@@ -629,7 +634,11 @@ def _fit_combiner(encoder, pooled, texts: list[str], ratings: np.ndarray, groups
     y3 = stars_to_class(ratings)
     net_oof, lex_oof = np.zeros((len(texts), 3)), np.zeros((len(texts), 3))
     folds = out_of_group_folds(groups, texts)
-    for held in folds:
+    names = list(dict.fromkeys(groups)) if groups is not None and len(set(groups)) >= 2 else None
+    say(f"combiner: scoring {len(folds)} {'groups' if names else 'hashed folds'} of the training part, each by a "
+        f"head and a TF-IDF model trained without it")
+    for i, held in enumerate(folds):
+        t1 = time.perf_counter()
         keep = ~held
         torch.manual_seed(config.seed)
         fold_net = _build_net(encoder, 5, config.head_hidden, config.dropout, config.normalize_pooled).to(device)
@@ -639,6 +648,8 @@ def _fit_combiner(encoder, pooled, texts: list[str], ratings: np.ndarray, groups
             net_oof[held] = star_logits_to_log3(fold_net.head_logits(pooled[held_t].to(device)).float().cpu().numpy())
         kept = [t for t, k in zip(texts, keep) if k]
         lex_oof[held] = LexicalModel.fit(kept, y3[keep]).log_proba([t for t, h in zip(texts, held) if h])
+        say(f"  {names[i] if names else f'fold {i + 1}'} ({int(held.sum()):,} reviews) scored in "
+            f"{time.perf_counter() - t1:.1f}s ({i + 1}/{len(folds)})")
     combiner = Combiner.fit(stack_features(net_oof, lex_oof, lexicon_scores(texts)), y3)
     say(f"combiner fitted on out-of-group scores ({len(folds)} groups) in {time.perf_counter() - t0:.1f}s")
     return combiner

@@ -308,7 +308,7 @@ def train_sentiment_on_frame(df, text_column: str = "text", rating_column: str =
     import polars as pl  # noqa: PLC0415
 
     from governance.labelling.data import fingerprint  # noqa: PLC0415
-    from governance.labelling.metrics import sentiment_report  # noqa: PLC0415
+    from governance.labelling.metrics import LABELS, sentiment_report, stars_to_class  # noqa: PLC0415
     from governance.labelling.sentiment import SentimentClassifier, config_for, train_sentiment  # noqa: PLC0415
     from governance.labelling.text import compose_review_text, unlabelable_reason  # noqa: PLC0415
     from sklearn.model_selection import train_test_split  # noqa: PLC0415
@@ -331,6 +331,10 @@ def train_sentiment_on_frame(df, text_column: str = "text", rating_column: str =
     ratings = df[rating_column].to_numpy()[keep]
     if len(texts) < 20:
         raise ValueError(f"{source}: only {len(texts)} labelable rated reviews; need at least 20")
+    classes = sorted(set(stars_to_class(ratings).tolist()))
+    if len(classes) < 2:
+        raise ValueError(f"{source}: all {len(texts):,} labelable rated reviews are {LABELS[classes[0]]}; a sentiment "
+                         f"model needs at least two of negative (1–2★), neutral (3★) and positive (4–5★)")
     idx = np.arange(len(texts))
     strat = ratings if np.bincount(ratings, minlength=6)[1:][np.bincount(ratings, minlength=6)[1:] > 0].min() >= 2 \
         else None
