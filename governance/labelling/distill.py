@@ -55,7 +55,8 @@ def distill_sentiment(teacher: SentimentClassifier, texts: Sequence[str], rating
     torch, _ = torch_and_transformers()
     say = log_fn or print
     config = replace(teacher.config, setting=f"{teacher.config.setting}-distilled-{num_layers}l",
-                     freeze_encoder=False, epochs=epochs, lr=lr, batch_size=batch_size, num_layers=num_layers)
+                     freeze_encoder=False, epochs=epochs, lr=lr, batch_size=batch_size, num_layers=num_layers,
+                     combine="blend", lexical_weight=0.0)  # the student is a network alone: no TF-IDF, no combiner
     texts = [t if isinstance(t, str) else "" for t in texts]
     ratings = np.asarray(ratings, dtype=np.int64)
     tr, va = split_validation(texts, ratings, config.val_fraction, config.seed)

@@ -651,7 +651,8 @@ def _fit_combiner(encoder, pooled, texts: list[str], ratings: np.ndarray, groups
         say(f"  {names[i] if names else f'fold {i + 1}'} ({int(held.sum()):,} reviews) scored in "
             f"{time.perf_counter() - t1:.1f}s ({i + 1}/{len(folds)})")
     combiner = Combiner.fit(stack_features(net_oof, lex_oof, lexicon_scores(texts)), y3)
-    say(f"combiner fitted on out-of-group scores ({len(folds)} groups) in {time.perf_counter() - t0:.1f}s")
+    say(f"combiner fitted on out-of-group scores ({len(folds)} {'groups' if names else 'folds'}) in "
+        f"{time.perf_counter() - t0:.1f}s")
     return combiner
 
 
