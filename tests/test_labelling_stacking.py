@@ -44,7 +44,11 @@ def test_combiner_learns_which_part_to_trust_and_round_trips(tmp_path):
     assert w["tfidf_positive"][2] > 5 * abs(w["net_positive"][2])
     comb.save(tmp_path)
     again = Combiner.load(tmp_path)
-    assert np.allclose(again.log_proba(F), comb.log_proba(F))
+    assert np.allclose(again.log_proba(F), comb.log_proba(F)) and again.weights() == w
+    # standardised: the reliable part's scores on half the scale keep (about) their weight on the card
+    scaled = Combiner.fit(F * np.r_[np.ones(3), np.full(3, 0.5), np.ones(4)], y)
+    assert scaled.coef[2, 5] > 1.5 * comb.coef[2, 5]
+    assert abs(scaled.weights()["tfidf_positive"][2] - w["tfidf_positive"][2]) < 0.25 * w["tfidf_positive"][2]
     assert Combiner.load(tmp_path / "absent") is None
     two = Combiner.fit(F[y != 1], y[y != 1])  # a class absent from training gets ~0 probability
     assert np.exp(two.log_proba(F))[:, 1].max() < 1e-6

@@ -158,8 +158,9 @@ def model_card_markdown(result, inline: bool = True) -> str:
              "## Per domain", "", per_domain_markdown(result.per_domain), ""]
     if result.combiner:
         lines += ["## How the parts are combined", "",
-                  "Weights of the stacked combiner, learned on scores of shops each part was trained without "
-                  "(a large weight: that part carried over to unseen shops).", "",
+                  "Standardised weights of the stacked combiner (coefficient × the score's spread), learned on "
+                  "scores of shops each part was trained without: a large weight means that part's scores carried "
+                  "over to shops it had not seen.", "",
                   "| part | → negative | → neutral | → positive |", "| --- | ---: | ---: | ---: |",
                   *(f"| {name.replace('_', ' ')} | {w[0]:+.2f} | {w[1]:+.2f} | {w[2]:+.2f} |"
                     for name, w in result.combiner.items()), ""]

@@ -63,6 +63,9 @@ def out_of_group_folds(groups: Sequence[str] | None, texts: Sequence[str]) -> li
 class Combiner:
     coef: np.ndarray          # (3, len(FEATURES))
     intercept: np.ndarray     # (3,)
+    #: each feature's standard deviation over the scores it was fitted on (log-probabilities and VADER's
+    #: 0–1 shares are on different scales; coefficient × spread makes the parts comparable on the card)
+    spread: np.ndarray | None = None
     features: tuple[str, ...] = FEATURES
 
     @classmethod
@@ -70,9 +73,10 @@ class Combiner:
         from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
         y3 = np.asarray(y3)
         coef, intercept = np.zeros((3, features.shape[1])), np.full(3, -30.0)  # an absent class: ~0 probability
+        spread = features.std(0)
         if len(np.unique(y3)) == 1:  # a tiny training part with one class: that class
             intercept[int(y3[0])] = 0.0
-            return cls(coef=coef, intercept=intercept)
+            return cls(coef=coef, intercept=intercept, spread=spread)
         lr = LogisticRegression(C=C, max_iter=3000, class_weight="balanced").fit(features, y3)
         classes = [int(c) for c in lr.classes_]
         if len(classes) == 2:  # sklearn's binary case: one decision function for classes[1]
@@ -80,7 +84,7 @@ class Combiner:
             coef[classes[0]], intercept[classes[0]] = 0.0, 0.0
         else:
             coef[classes], intercept[classes] = lr.coef_, lr.intercept_
-        return cls(coef=coef, intercept=intercept)
+        return cls(coef=coef, intercept=intercept, spread=spread)
 
     def log_proba(self, features: np.ndarray) -> np.ndarray:
         z = features @ self.coef.T + self.intercept
@@ -88,14 +92,18 @@ class Combiner:
         return z - np.log(np.exp(z).sum(1, keepdims=True))
 
     def weights(self) -> dict[str, list[float]]:
-        """Per feature, its weight towards (negative, neutral, positive): what the card shows."""
-        return {f: [round(float(w), 3) for w in self.coef[:, j]] for j, f in enumerate(self.features)}
+        """Per feature, its standardised weight (coefficient × spread) towards (negative, neutral, positive):
+        what the card shows."""
+        spread = np.ones(len(self.features)) if self.spread is None else self.spread
+        return {f: [round(float(w * spread[j]), 3) for w in self.coef[:, j]] for j, f in enumerate(self.features)}
 
     def save(self, directory: Path | str) -> None:
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         (d / "combiner.json").write_text(json.dumps({"features": list(self.features), "coef": self.coef.tolist(),
-                                                     "intercept": self.intercept.tolist()}, indent=1))
+                                                     "intercept": self.intercept.tolist(),
+                                                     "spread": None if self.spread is None else self.spread.tolist()},
+                                                    indent=1))
 
     @classmethod
     def load(cls, directory: Path | str) -> Combiner | None:
@@ -104,4 +112,5 @@ class Combiner:
             return None
         meta = json.loads(path.read_text())
         return cls(coef=np.asarray(meta["coef"]), intercept=np.asarray(meta["intercept"]),
+                   spread=None if meta.get("spread") is None else np.asarray(meta["spread"]),
                    features=tuple(meta["features"]))
