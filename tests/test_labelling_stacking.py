@@ -99,11 +99,15 @@ def test_stacked_model_saves_loads_and_refuses_an_incomplete_copy(tmp_path):
         SentimentClassifier.load(d)
 
 
-def test_stack_needs_the_frozen_setting_and_one_group_per_text():
+def test_a_fine_tuned_encoder_stacks_on_the_validation_scores_and_groups_must_match_texts():
     from governance.labelling.sentiment import config_for, train_sentiment
     texts, ratings = _data()
-    with pytest.raises(ValueError, match="frozen"):
-        train_sentiment(texts, ratings, config_for("upper", combine="stack"), check_backends=False)
+    logs = []
+    trained = train_sentiment(texts * 2, np.concatenate([ratings, ratings]),
+                              config_for("full", combine="stack", epochs=1, max_steps=2, batch_size=8, max_length=32,
+                                         num_layers=1), check_backends=False, log_fn=logs.append)
+    assert trained.classifier.combiner is not None and trained.classifier.lexical is not None
+    assert any("combiner fitted on the validation split's scores (6 reviews)" in m for m in logs)
     with pytest.raises(ValueError, match="groups has 2 entries for 30 texts"):
         train_sentiment(texts, ratings, config_for("demo"), check_backends=False, groups=["a", "b"])
 

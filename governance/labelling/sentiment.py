@@ -471,8 +471,6 @@ def train_sentiment(texts: Sequence[str], ratings, config: SentimentConfig | str
     pre_val = None
     if config.combine not in ("blend", "stack"):
         raise ValueError(f"unknown combine {config.combine!r}; use 'blend' or 'stack'")
-    if config.combine == "stack" and not config.freeze_encoder:
-        raise ValueError("combine='stack' needs the frozen setting (it retrains the head once per group)")
     present = sorted(set(stars_to_class(ratings).tolist()))
     if len(present) < 2:
         raise ValueError(f"all {len(texts):,} rated reviews are {LABELS[present[0]] if present else 'missing'}: a "
@@ -566,9 +564,13 @@ def train_sentiment(texts: Sequence[str], ratings, config: SentimentConfig | str
         how = "stacked" if config.combine == "stack" else f"blended with weight {config.lexical_weight}"
         say(f"lexical model (TF-IDF 1–2-grams, {len(clf.lexical.vocabulary):,} terms) fitted in "
             f"{time.perf_counter() - t0:.1f}s; {how}")
-    if config.combine == "stack":
+    if config.combine == "stack" and config.freeze_encoder:
         clf.combiner = _fit_combiner(net.encoder, pooled, texts, ratings, groups, targets, weights, pooled_val,
                                      val_score, config, device, say)
+    elif config.combine == "stack":  # an encoder trained once per group is too dear: the validation split's scores
+        clf.combiner = Combiner.fit(stack_features(star_logits_to_log3(logits_val), clf.lexical.log_proba(val_texts),
+                                                   lexicon_scores(val_texts)), stars_to_class(val_ratings))
+        say(f"combiner fitted on the validation split's scores ({len(val_texts):,} reviews)")
     lp_val = clf.log3(val_texts, logits_val)
     if config.calibrate:
         clf.calibration = fit_calibration_log3(lp_val, val_ratings, neutral_only=config.combine == "stack")
