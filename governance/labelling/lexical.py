@@ -23,6 +23,27 @@ PARAMS = {"ngram_range": [1, 2], "min_df": 2, "sublinear_tf": True, "max_feature
           "strip_accents": "unicode"}
 
 
+
+def fit_three_class(X, y3, *, C: float, sample_weight=None) -> tuple[np.ndarray, np.ndarray]:
+    """A class-balanced logistic regression as (3, n_features) coefficients and 3 intercepts, whichever
+    of negative / neutral / positive the data holds: an absent class gets ~0 probability, and data of
+    one class (e.g. a fold of a tiny, skewed shop) gives that class whatever the input."""
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
+    y3 = np.asarray(y3)
+    coef, intercept = np.zeros((3, X.shape[1])), np.full(3, -30.0)
+    if len(np.unique(y3)) == 1:
+        intercept[int(y3[0])] = 0.0
+        return coef, intercept
+    lr = LogisticRegression(C=C, max_iter=3000, class_weight="balanced").fit(X, y3, sample_weight=sample_weight)
+    classes = [int(c) for c in lr.classes_]
+    if len(classes) == 2:  # sklearn's binary case: one decision function for classes[1]
+        coef[classes[1]], intercept[classes[1]] = lr.coef_[0], lr.intercept_[0]
+        coef[classes[0]], intercept[classes[0]] = 0.0, 0.0
+    else:
+        coef[classes], intercept[classes] = lr.coef_, lr.intercept_
+    return coef, intercept
+
+
 @dataclass
 class LexicalModel:
     vocabulary: dict[str, int]
@@ -34,26 +55,12 @@ class LexicalModel:
     @classmethod
     def fit(cls, texts: Sequence[str], y3: np.ndarray, *, C: float = 4.0, sample_weight=None) -> LexicalModel:
         from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: PLC0415
-        from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
         params = dict(PARAMS)
         vec = TfidfVectorizer(**{**params, "ngram_range": tuple(params["ngram_range"]),
                                  "min_df": params["min_df"] if len(texts) >= 200 else 1})
         X = vec.fit_transform(list(texts))
-        y3 = np.asarray(y3)
-        coef = np.zeros((3, X.shape[1]))
-        intercept = np.full(3, -30.0)  # a class absent from training gets ~0 probability
+        coef, intercept = fit_three_class(X, y3, C=C, sample_weight=sample_weight)
         vocab = {k: int(v) for k, v in vec.vocabulary_.items()}
-        if len(np.unique(y3)) == 1:  # e.g. a fold of a tiny, skewed shop: the one class it saw, whatever the words
-            intercept[int(y3[0])] = 0.0
-            return cls(vocabulary=vocab, idf=vec.idf_.astype(np.float64), coef=coef, intercept=intercept, params=params)
-        lr = LogisticRegression(C=C, max_iter=3000, class_weight="balanced")
-        lr.fit(X, y3, sample_weight=sample_weight)
-        classes = [int(c) for c in lr.classes_]
-        if len(classes) == 2:  # sklearn's binary case: one decision function for classes[1]
-            coef[classes[1]], intercept[classes[1]] = lr.coef_[0], lr.intercept_[0]
-            coef[classes[0]], intercept[classes[0]] = 0.0, 0.0
-        else:
-            coef[classes], intercept[classes] = lr.coef_, lr.intercept_
         return cls(vocabulary=vocab, idf=vec.idf_.astype(np.float64), coef=coef, intercept=intercept, params=params)
 
     def _vectorizer(self):

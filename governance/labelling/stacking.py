@@ -70,21 +70,9 @@ class Combiner:
 
     @classmethod
     def fit(cls, features: np.ndarray, y3: np.ndarray, *, C: float = 1.0) -> Combiner:
-        from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
-        y3 = np.asarray(y3)
-        coef, intercept = np.zeros((3, features.shape[1])), np.full(3, -30.0)  # an absent class: ~0 probability
-        spread = features.std(0)
-        if len(np.unique(y3)) == 1:  # a tiny training part with one class: that class
-            intercept[int(y3[0])] = 0.0
-            return cls(coef=coef, intercept=intercept, spread=spread)
-        lr = LogisticRegression(C=C, max_iter=3000, class_weight="balanced").fit(features, y3)
-        classes = [int(c) for c in lr.classes_]
-        if len(classes) == 2:  # sklearn's binary case: one decision function for classes[1]
-            coef[classes[1]], intercept[classes[1]] = lr.coef_[0], lr.intercept_[0]
-            coef[classes[0]], intercept[classes[0]] = 0.0, 0.0
-        else:
-            coef[classes], intercept[classes] = lr.coef_, lr.intercept_
-        return cls(coef=coef, intercept=intercept, spread=spread)
+        from governance.labelling.lexical import fit_three_class  # noqa: PLC0415
+        coef, intercept = fit_three_class(features, y3, C=C)
+        return cls(coef=coef, intercept=intercept, spread=features.std(0))
 
     def log_proba(self, features: np.ndarray) -> np.ndarray:
         z = features @ self.coef.T + self.intercept
