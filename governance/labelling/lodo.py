@@ -149,8 +149,8 @@ def main(argv=None) -> int:
     ap.add_argument("--test-per-domain", type=int, default=1000, help="test reviews per domain (default %(default)s)")
     ap.add_argument("--json", action="store_true", help="print the full results as JSON too")
     ap.add_argument("--lexical-weight", type=float, default=None,
-                    help="a fixed TF-IDF blend weight instead of the setting's combination (implies --combine blend unless "
-                         "given; 0 = the network alone)")
+                    help="a fixed TF-IDF blend weight instead of the setting's combination (implies --combine "
+                         "blend; 0 = the network alone)")
     ap.add_argument("--setting", default="demo", help="the sentiment setting to evaluate (default %(default)s)")
     ap.add_argument("--only", default=None, help="one fold: a held-out domain, or 'all' (default: every fold)")
     ap.add_argument("--epochs", type=int, default=None, help="override the setting's epochs")

