@@ -49,9 +49,10 @@ class SentimentTraining(dg.Config):
     setting: str = Field(
         default="demo",
         description="training recipe: demo (frozen MiniLM + small head stacked with TF-IDF and the VADER "
-                    "lexicon, minutes on a CPU), full (whole encoder fine-tuned and stacked the same way, ~18 min "
-                    "for ~24k reviews on 2 CPU cores) or upper (top 2 encoder layers fine-tuned over cached "
-                    "lower-layer states, about a third of full's cost)")
+                    "lexicon, under a minute for the demo shop), budget (whole encoder fine-tuned on at most 4,000 "
+                    "of the shop's reviews and stacked the same way, ~7 min on 2 CPU cores; what `governance "
+                    "train-sentiment` uses), full (budget on every review, ~18 min for ~24k reviews) or upper "
+                    "(top 2 encoder layers fine-tuned over cached lower-layer states)")
 
 
 def _progress(context, what: str):

@@ -207,3 +207,21 @@ def test_lexical_model_learns_sentiment_words_and_round_trips(tmp_path):
     assert np.allclose(blend_log3(net, None, 0.5), net)
     mixed = np.exp(blend_log3(net, lp[:1], 0.5))
     assert np.isclose(mixed.sum(), 1) and mixed[0, 2] > 0.2
+
+
+def test_own_sample_caps_the_shops_training_reviews_but_not_its_held_out_part(tmp_path):
+    """The budget setting's cap: fewer of the shop's own reviews trained on, every star level kept, the
+    held-out part (what promotion compares) the same as without the cap."""
+    from governance.labelling import train_sentiment_from_csv
+    from governance.labelling.registry import ModelRegistry
+    texts, ratings = _data()
+    rows = [{"text": t + f" ({k})", "rating": int(r)} for k in range(4) for t, r in zip(texts, ratings)]
+    csv = tmp_path / "reviews.csv"
+    pl.DataFrame(rows).write_csv(csv)
+    logs = []
+    r = train_sentiment_from_csv(csv, models_root=tmp_path / "models", other_shops=None, own_sample=40,
+                                 head_epochs=5, log_fn=logs.append)
+    card = ModelRegistry(tmp_path / "models").card("sentiment", r.version)
+    own = card.notes["trained_on"]["this shop"]
+    assert 30 <= own <= 40 and r.n_test == 24  # 20 % of 120, as without the cap
+    assert any(f"{own} of the 96 training reviews, every star level" in m for m in logs)

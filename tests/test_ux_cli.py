@@ -94,7 +94,8 @@ def test_help_gives_every_default_and_explains_every_setting(capsys):
         description = out.split("\n\n", 1)[1].split("positional arguments:")[0]
         assert all(len(line) <= 100 for line in description.splitlines()), command
         if command == "train-sentiment":
-            for setting in ("demo  (default)", "full  the whole encoder", "upper the top 2", "In every setting"):
+            for setting in ("budget (default) the whole encoder", "demo   the frozen", "full   budget on all",
+                            "upper  the top 2", "In every setting"):
                 assert setting in out
 
 

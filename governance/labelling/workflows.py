@@ -346,6 +346,12 @@ def train_sentiment_on_frame(df, text_column: str = "text", rating_column: str =
         f"reading {'title ' + repr(title_column) + ' + ' if title_column else ''}text {text_column!r}")
     config = config_for(setting, **overrides)
     t0 = time.perf_counter()
+    if config.own_sample and len(tr_t) > config.own_sample:
+        from governance.labelling.review_sets import domain_sample  # noqa: PLC0415
+        own = domain_sample(pl.DataFrame({"domain": "this shop", "text": tr_t, "rating": tr_y}), config.own_sample)
+        say(f"setting {config.setting}: {own.height:,} of the {len(tr_t):,} training reviews, every star level at "
+            f"least a tenth of them (the held-out part is unchanged)")
+        tr_t, tr_y = own["text"].to_list(), own["rating"].to_numpy()
     own_n_train = len(tr_t)
     groups = ["this shop"] * own_n_train  # the stacked combiner learns from scores on shops a part did not see
     domain_tests: dict[str, tuple[list[str], np.ndarray]] = {}
