@@ -139,3 +139,33 @@ def test_embedding_cache_merges_shards(tmp_path):
     n = len(emb.seen)
     cache.encode(emb, [f"text {i}" for i in range(20)])
     assert len(emb.seen) == n
+
+
+def test_evidence_weights_are_chosen_on_the_shops_held_out_clicks_not_fixed():
+    """A catalog whose product texts read unlike the queries (each leaf's products use the next leaf's word)
+    misleads the exemplar vote; the held-out fifth of the clicked queries shows it, so the vote is turned
+    down. With products that read like the queries it stays on."""
+    from governance.labelling.categories import SELECTION_GRID, select_weights
+    emb = BagEmbedder()
+    words = ["apple", "bread", "cheese", "donut", "eggs", "flour"]
+    cats = [f"food > {w}" for w in words]
+    products = [f"{words[(i + 1) % 6]} item {k}" for i in range(6) for k in range(20)]
+    product_cats = [cats[i] for i in range(6) for _ in range(20)]
+    queries = [f"{words[i]} please {k}" for i in range(6) for k in range(40)]
+    qv = emb.encode(queries)
+    dist = np.zeros((len(queries), 6))
+    dist[np.arange(len(queries)), np.repeat(np.arange(6), 40)] = 1.0
+    chosen = select_weights(cats, emb.encode, products, product_cats, qv, dist)
+    assert (chosen.knn_weight, chosen.blend_prior) in SELECTION_GRID and chosen.knn_weight < 0.5
+    default = CategoryModel.build(cats, emb.encode, product_texts=products, product_categories=product_cats,
+                                  query_vectors=qv, query_distributions=dist, params=CategoryParams())
+    selected = CategoryModel.build(cats, emb.encode, product_texts=products, product_categories=product_cats,
+                                   query_vectors=qv, query_distributions=dist)
+    fresh = emb.encode([f"{w} wanted" for w in words])
+    assert selected.params == chosen
+    assert (selected.proba(fresh).argmax(1) == np.arange(6)).mean() > (default.proba(fresh).argmax(1)
+                                                                      == np.arange(6)).mean()
+    honest = [f"{words[i]} item {k}" for i in range(6) for k in range(20)]  # products that read like the queries
+    assert select_weights(cats, emb.encode, honest, product_cats, qv, dist).knn_weight > 0  # the vote stays on
+    # too little held-out evidence to judge: the defaults
+    assert select_weights(cats, emb.encode, products[:40], product_cats[:40], None, None) == CategoryParams()
