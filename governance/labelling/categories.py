@@ -147,7 +147,7 @@ class CategoryModel:
         if params is None:
             params = select_weights(categories, encode, product_texts, product_categories, query_vectors,
                                     query_distributions, use_exemplars)
-        cats = list(dict.fromkeys(c for c in categories if isinstance(c, str) and c.strip()))
+        cats = _leaves(categories)
         if not cats:
             raise ValueError("no categories to label with")
         col = {c: j for j, c in enumerate(cats)}
@@ -177,9 +177,7 @@ class CategoryModel:
         pmeans, npro = np.zeros((len(cats), dim), dtype=np.float32), np.zeros(len(cats))
         ex, ex_leaf = np.zeros((0, dim), dtype=np.float16), np.zeros(0, dtype=np.int32)
         if product_texts is not None and product_categories is not None and len(product_texts):
-            lab = np.array([col.get(c, -1) if isinstance(c, str) else -1 for c in product_categories])
-            texts = [normalize_text(t) for t in product_texts]
-            keep = (lab >= 0) & np.array([bool(t) for t in texts])
+            texts, lab, keep = _labelled_products(product_texts, product_categories, col)
             if keep.any():
                 idx = np.flatnonzero(keep)
                 pv = encode([texts[i] for i in idx])
@@ -357,8 +355,7 @@ def select_weights(categories, encode: Encode, product_texts, product_categories
     products — with a model built from the other four fifths. Defaults when there is too little to judge
     (fewer than ``MIN_SELECTION_TEXTS`` held-out items). Never sees the texts it will label."""
     default = CategoryParams()
-    cats = list(dict.fromkeys(c for c in categories if isinstance(c, str) and c.strip()))
-    col = {c: j for j, c in enumerate(cats)}
+    cats = _leaves(categories)
     kw = {"product_texts": product_texts, "product_categories": product_categories, "query_vectors": query_vectors,
           "query_distributions": query_distributions, "use_exemplars": use_exemplars, "params": default}
     if query_vectors is not None and query_distributions is not None and len(query_vectors):
@@ -369,9 +366,8 @@ def select_weights(categories, encode: Encode, product_texts, product_categories
         kw.update(query_vectors=np.asarray(query_vectors)[~held], query_distributions=d[~held])
         val_vectors, val_truth = np.asarray(query_vectors)[held], d[held].argmax(1)
     elif product_texts is not None and product_categories is not None and len(product_texts):
-        lab = np.array([col.get(c, -1) if isinstance(c, str) else -1 for c in product_categories])
-        texts = [normalize_text(t) for t in product_texts]
-        usable = np.flatnonzero((lab >= 0) & np.array([bool(t) for t in texts]))
+        texts, lab, keep = _labelled_products(product_texts, product_categories, {c: j for j, c in enumerate(cats)})
+        usable = np.flatnonzero(keep)
         held = np.zeros(len(texts), dtype=bool)
         held[usable[::5]] = True
         if held.sum() < MIN_SELECTION_TEXTS:
@@ -389,6 +385,18 @@ def select_weights(categories, encode: Encode, product_texts, product_categories
         if top1 > best[0] + 1e-9:
             best = (top1, model.params)
     return best[1]
+
+
+def _leaves(categories: Sequence[str]) -> list[str]:
+    """The distinct, non-blank category paths, in first-seen order."""
+    return list(dict.fromkeys(c for c in categories if isinstance(c, str) and c.strip()))
+
+
+def _labelled_products(product_texts, product_categories, col: dict[str, int]):
+    """(normalised texts, leaf index or -1, usable mask): products of a known leaf with some text."""
+    lab = np.array([col.get(c, -1) if isinstance(c, str) else -1 for c in product_categories])
+    texts = [normalize_text(t) for t in product_texts]
+    return texts, lab, (lab >= 0) & np.array([bool(t) for t in texts], dtype=bool)
 
 
 def _group_mean(v: np.ndarray, groups: np.ndarray, n: int) -> np.ndarray:

@@ -107,14 +107,13 @@ class SentimentConfig:
     own_sample: int | None = None
 
 
+_FULL = SentimentConfig(setting="full", freeze_encoder=False, epochs=2, batch_size=32, max_length=128, lr=8e-5,
+                        layer_decay=0.85, head_lr=1e-3, warmup_frac=0.06, combine="stack")
 SETTINGS: dict[str, SentimentConfig] = {
     "demo": SentimentConfig(setting="demo", freeze_encoder=True, head_epochs=60, head_hidden=256, head_lr=1e-3,
                             dropout=0.1, normalize_pooled=True, combine="stack"),
-    "full": SentimentConfig(setting="full", freeze_encoder=False, epochs=2, batch_size=32, max_length=128,
-                            lr=8e-5, layer_decay=0.85, head_lr=1e-3, warmup_frac=0.06, combine="stack"),
-    "budget": SentimentConfig(setting="budget", freeze_encoder=False, epochs=2, batch_size=32, max_length=128,
-                              lr=8e-5, layer_decay=0.85, head_lr=1e-3, warmup_frac=0.06, combine="stack",
-                              own_sample=4000),
+    "full": _FULL,
+    "budget": replace(_FULL, setting="budget", own_sample=4000),
     "upper": SentimentConfig(setting="upper", freeze_encoder=False, train_layers=2, epochs=2, batch_size=32,
                              max_length=128, lr=1e-4, layer_decay=0.85, head_lr=1e-3, warmup_frac=0.06),
 }
@@ -352,11 +351,16 @@ class SentimentClassifier:
         """Uncalibrated 3-class log-probabilities: the network's (from its star logits), stacked with the
         lexical model's and the lexicon's, or blended with the lexical model's when there is one."""
         texts = list(texts)
-        net3 = star_logits_to_log3(logits)
         if self.combiner is not None:
-            return self.combiner.log_proba(stack_features(net3, self.lexical.log_proba(texts), lexicon_scores(texts)))
+            return self.combiner.log_proba(self.stack_inputs(texts, logits))
         lex = self.lexical.log_proba(texts) if self.lexical is not None and self.config.lexical_weight else None
-        return blend_log3(net3, lex, self.config.lexical_weight)
+        return blend_log3(star_logits_to_log3(logits), lex, self.config.lexical_weight)
+
+    def stack_inputs(self, texts: Sequence[str], logits: np.ndarray) -> np.ndarray:
+        """What the combiner reads (``stacking.FEATURES``): the network's, the TF-IDF model's and the lexicon's
+        scores of `texts`."""
+        texts = list(texts)
+        return stack_features(star_logits_to_log3(logits), self.lexical.log_proba(texts), lexicon_scores(texts))
 
     def predict_proba(self, texts: Sequence[str], **kwargs) -> np.ndarray:
         """Calibrated (negative, neutral, positive) probabilities, shape (n, 3)."""
@@ -578,8 +582,7 @@ def train_sentiment(texts: Sequence[str], ratings, config: SentimentConfig | str
         clf.combiner = _fit_combiner(net.encoder, pooled, texts, ratings, groups, targets, weights, pooled_val,
                                      val_score, config, device, say)
     elif config.combine == "stack":  # an encoder trained once per group is too dear: the validation split's scores
-        clf.combiner = Combiner.fit(stack_features(star_logits_to_log3(logits_val), clf.lexical.log_proba(val_texts),
-                                                   lexicon_scores(val_texts)), stars_to_class(val_ratings))
+        clf.combiner = Combiner.fit(clf.stack_inputs(val_texts, logits_val), stars_to_class(val_ratings))
         say(f"combiner fitted on the validation split's scores ({len(val_texts):,} reviews)")
     lp_val = clf.log3(val_texts, logits_val)
     if config.calibrate:
@@ -646,10 +649,10 @@ def _fit_combiner(encoder, pooled, texts: list[str], ratings: np.ndarray, groups
     y3 = stars_to_class(ratings)
     net_oof, lex_oof = np.zeros((len(texts), 3)), np.zeros((len(texts), 3))
     folds = out_of_group_folds(groups, texts)
-    names = list(dict.fromkeys(groups)) if groups is not None and len(set(groups)) >= 2 else None
-    say(f"combiner: scoring {len(folds)} {'groups' if names else 'hashed folds'} of the training part, each by a "
-        f"head and a TF-IDF model trained without it")
-    for i, held in enumerate(folds):
+    kind = "groups" if groups is not None and len(set(groups)) >= 2 else "hashed folds"
+    say(f"combiner: scoring {len(folds)} {kind} of the training part, each by a head and a TF-IDF model trained "
+        f"without it")
+    for i, (name, held) in enumerate(folds):
         t1 = time.perf_counter()
         keep = ~held
         torch.manual_seed(config.seed)
@@ -660,10 +663,10 @@ def _fit_combiner(encoder, pooled, texts: list[str], ratings: np.ndarray, groups
             net_oof[held] = star_logits_to_log3(fold_net.head_logits(pooled[held_t].to(device)).float().cpu().numpy())
         kept = [t for t, k in zip(texts, keep) if k]
         lex_oof[held] = LexicalModel.fit(kept, y3[keep]).log_proba([t for t, h in zip(texts, held) if h])
-        say(f"  {names[i] if names else f'fold {i + 1}'} ({int(held.sum()):,} reviews) scored in "
+        say(f"  {name} ({int(held.sum()):,} reviews) scored in "
             f"{time.perf_counter() - t1:.1f}s ({i + 1}/{len(folds)})")
     combiner = Combiner.fit(stack_features(net_oof, lex_oof, lexicon_scores(texts)), y3)
-    say(f"combiner fitted on out-of-group scores ({len(folds)} {'groups' if names else 'folds'}) in "
+    say(f"combiner fitted on out-of-group scores ({len(folds)} {kind}) in "
         f"{time.perf_counter() - t0:.1f}s")
     return combiner
 

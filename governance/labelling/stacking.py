@@ -46,17 +46,18 @@ def stack_features(net_log3: np.ndarray, lexical_log3: np.ndarray, lexicon: np.n
     return np.hstack([net_log3, lexical_log3, lexicon])
 
 
-def out_of_group_folds(groups: Sequence[str] | None, texts: Sequence[str]) -> list[np.ndarray]:
-    """Boolean masks of the rows each out-of-group model must not see: one per group when there are
-    at least two, else ``HASHED_FOLDS`` folds by a stable hash of the text (the same text, the same fold)."""
+def out_of_group_folds(groups: Sequence[str] | None, texts: Sequence[str]) -> list[tuple[str, np.ndarray]]:
+    """(name, mask of the rows an out-of-group model must not see): one per group when there are at
+    least two, else ``HASHED_FOLDS`` folds ("fold 1", …) by a stable hash of the text (the same text,
+    the same fold)."""
     if groups is not None:
         g = np.asarray(list(groups), dtype=object)
         names = list(dict.fromkeys(g.tolist()))
         if len(names) >= 2:
-            return [g == name for name in names]
+            return [(name, g == name) for name in names]
     fold = np.array([int.from_bytes(hashlib.sha256(t.encode()).digest()[:4], "little") % HASHED_FOLDS
                      for t in texts])
-    return [fold == k for k in range(HASHED_FOLDS) if (fold == k).any()]
+    return [(f"fold {k + 1}", fold == k) for k in range(HASHED_FOLDS) if (fold == k).any()]
 
 
 @dataclass
