@@ -159,8 +159,8 @@ def model_card_markdown(result, inline: bool = True) -> str:
     if result.combiner:
         lines += ["## How the parts are combined", "",
                   "Standardised weights of the stacked combiner (coefficient × the score's spread), learned on "
-                  "scores of shops each part was trained without: a large weight means that part's scores carried "
-                  "over to shops it had not seen.", "",
+                  "scores of reviews each part was not trained on (whole shops, when it was trained on several): "
+                  "a large weight means that part's scores carried over to reviews it had not seen.", "",
                   "| part | → negative | → neutral | → positive |", "| --- | ---: | ---: | ---: |",
                   *(f"| {name.replace('_', ' ')} | {w[0]:+.2f} | {w[1]:+.2f} | {w[2]:+.2f} |"
                     for name, w in result.combiner.items()), ""]
